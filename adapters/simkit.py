@@ -1,0 +1,129 @@
+"""Shared parts of the partner simulators: failure switches and side-effect counting.
+
+Every simulator mounts ``sim_router(state)`` under ``/_sim`` so tests and the
+demo can switch faults on and off over HTTP and read the side effects the
+partner actually made. Side effects are counted here, at the partner, never
+from the hub's own log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+__all__ = ["EffectLog", "Fault", "FaultKind", "SimState", "sim_router"]
+
+FaultKind = Literal["timeout", "http_5xx", "soap_fault", "reject", "duplicate", "slow",
+                    "http_4xx", "bad_signature"]
+
+
+class Fault(BaseModel):
+    """One failure rule. ``count`` None means forever; ``match`` narrows it to keys containing it."""
+
+    kind: FaultKind
+    rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    count: int | None = Field(default=None, ge=0)
+    delay_s: float = Field(default=0.0, ge=0.0, le=120.0)
+    code: str = "E999"
+    text: str = "simulated rejection"
+    match: str = ""
+    operation: str = ""
+
+
+@dataclass
+class EffectLog:
+    """What the partner really did: effects per key, in arrival order."""
+
+    effects: Counter[str] = field(default_factory=Counter)
+    order: dict[str, list[Any]] = field(default_factory=dict)
+    replays: int = 0
+    calls: int = 0
+
+    def record(self, key: str, entity: str = "", value: Any = None) -> None:
+        self.effects[key] += 1
+        if entity:
+            self.order.setdefault(entity, []).append(value)
+
+    def summary(self) -> dict[str, Any]:
+        dup = {k: n for k, n in self.effects.items() if n > 1}
+        return {"calls": self.calls, "effects": sum(self.effects.values()),
+                "distinct": len(self.effects), "duplicates": dup, "replays": self.replays}
+
+
+@dataclass
+class SimState:
+    """Faults and effects of one simulator; thread-safe enough for one event loop."""
+
+    faults: list[Fault] = field(default_factory=list)
+    log: EffectLog = field(default_factory=EffectLog)
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def draw(self, key: str = "", operation: str = "") -> Fault | None:
+        """The fault that applies to this call, if any (consumes one of its count)."""
+        with self._lock:
+            self.log.calls += 1
+            for f in self.faults:
+                if f.count is not None and f.count <= 0:
+                    continue
+                if f.match and f.match not in key:
+                    continue
+                if f.operation and f.operation != operation:
+                    continue
+                if f.rate < 1.0 and self.rng.random() >= f.rate:
+                    continue
+                if f.count is not None:
+                    f.count -= 1
+                return f
+        return None
+
+    async def sleep_for(self, fault: Fault | None) -> None:
+        if fault and fault.kind in ("slow", "timeout"):
+            await asyncio.sleep(fault.delay_s or (30.0 if fault.kind == "timeout" else 1.0))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.log = EffectLog()
+
+
+def sim_router(state: SimState) -> APIRouter:
+    """``/_sim/faults`` (GET, PUT replaces, POST appends, DELETE) and ``/_sim/effects``."""
+    r = APIRouter(prefix="/_sim", tags=["simulator"])
+
+    @r.get("/faults")
+    async def get_faults() -> list[Fault]:
+        return state.faults
+
+    @r.put("/faults")
+    async def put_faults(faults: list[Fault]) -> list[Fault]:
+        state.faults[:] = faults
+        return state.faults
+
+    @r.post("/faults")
+    async def add_fault(fault: Fault) -> list[Fault]:
+        state.faults.append(fault)
+        return state.faults
+
+    @r.delete("/faults")
+    async def clear_faults() -> dict[str, str]:
+        state.faults.clear()
+        return {"status": "cleared"}
+
+    @r.get("/effects")
+    async def effects() -> dict[str, Any]:
+        return {**state.log.summary(), "order": state.log.order}
+
+    @r.delete("/effects")
+    async def reset_effects() -> dict[str, str]:
+        state.reset()
+        return {"status": "reset"}
+
+    return r

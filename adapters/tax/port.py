@@ -1,0 +1,19 @@
+"""What the hub needs from the tax bureau (税务 统模式), independent of SOAP."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from contracts.employee import EmployeeEnrollment, TaxAck
+
+__all__ = ["TaxPort"]
+
+
+class TaxPort(Protocol):
+    """Raises only ``retry.errors`` exceptions: TransientError or PermanentError subclasses."""
+
+    async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
+        """职工参保登记. ``serial`` is the 业务流水号 tax deduplicates on (the idempotency key)."""
+        ...
+
+    async def aclose(self) -> None: ...

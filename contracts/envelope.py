@@ -1,0 +1,104 @@
+"""The canonical envelope every message inside the hub carries.
+
+The body on the wire is the whole envelope as JSON; the ids are mirrored in
+AMQP properties (``message_id``, ``correlation_id``, ``type``) and headers so
+that operators and the broker UI see them without parsing bodies. The
+``x-attempt`` header is authoritative for the retry count: every replica reads
+the same number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "HEADER_ATTEMPT",
+    "HEADER_CAUSATION",
+    "HEADER_ENTITY",
+    "HEADER_FIRST_SEEN",
+    "HEADER_HISTORY",
+    "HEADER_IDEMPOTENCY",
+    "HEADER_SOURCE",
+    "HEADER_TARGET",
+    "HubMessage",
+    "canonical_json",
+    "idempotency_key",
+    "new_id",
+]
+
+HEADER_ATTEMPT = "x-attempt"
+HEADER_CAUSATION = "x-causation-id"
+HEADER_IDEMPOTENCY = "x-idempotency-key"
+HEADER_SOURCE = "x-source"
+HEADER_TARGET = "x-target"
+HEADER_ENTITY = "x-entity"
+HEADER_HISTORY = "x-failures"
+HEADER_FIRST_SEEN = "x-first-seen"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON (sorted keys, no spaces): the basis of content hashes."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def idempotency_key(type_: str, business_key: str, payload: dict[str, Any], salt: str = "") -> str:
+    """Derived from what the message means, not from when it was sent.
+
+    The same business fact sent twice gets the same key; an intended resend
+    passes its resend id as ``salt`` so that it is a new attempt on purpose.
+    """
+    digest = hashlib.sha256(
+        f"{type_}|{business_key}|{canonical_json(payload)}|{salt}".encode()
+    ).hexdigest()
+    return f"{type_}:{digest[:32]}"
+
+
+class HubMessage(BaseModel):
+    """A message in flight through the hub: ids, routing facts and a payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    type: str = Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$", max_length=80)
+    source: str = Field(min_length=1, max_length=40)
+    target: str = Field(min_length=1, max_length=40)
+    correlation_id: str = Field(min_length=1, max_length=64)
+    causation_id: str | None = Field(default=None, max_length=64)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    entity_key: str = Field(default="", max_length=120)
+    attempt: int = Field(default=0, ge=0)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    payload: dict[str, Any]
+
+    def child(self, *, type: str, source: str, target: str, payload: dict[str, Any],
+              business_key: str, salt: str = "") -> HubMessage:
+        """The next message of the same business transaction, caused by this one."""
+        return HubMessage(
+            type=type, source=source, target=target,
+            correlation_id=self.correlation_id, causation_id=self.message_id,
+            idempotency_key=idempotency_key(type, business_key, payload, salt),
+            entity_key=self.entity_key, payload=payload,
+        )
+
+    def headers(self) -> dict[str, Any]:
+        return {
+            HEADER_ATTEMPT: self.attempt,
+            HEADER_CAUSATION: self.causation_id or "",
+            HEADER_IDEMPOTENCY: self.idempotency_key,
+            HEADER_SOURCE: self.source,
+            HEADER_TARGET: self.target,
+            HEADER_ENTITY: self.entity_key,
+        }
+
+    def to_body(self) -> bytes:
+        return self.model_dump_json().encode()

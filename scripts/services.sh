@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install (when absent) and start the servers the hub needs: RabbitMQ and Redis.
+# Idempotent: a server that already answers is left alone. Uses Debian packages
+# as root; where a Docker engine answers instead, `docker compose up -d` is used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+AMQP_PORT=${HUB_AMQP_PORT:-5672}
+REDIS_PORT=${HUB_REDIS_PORT:-6379}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+need_apt=()
+command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if port_open "$AMQP_PORT" && port_open "$REDIS_PORT"; then
+    need_apt=()
+  elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "services: installing ${need_apt[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    echo "services: starting rabbitmq and redis with docker compose"
+    docker compose up -d rabbitmq redis
+  else
+    echo "services: need ${need_apt[*]}: run as root on Debian, or start them yourself" >&2
+    exit 1
+  fi
+fi
+
+if ! port_open "$REDIS_PORT"; then
+  echo "services: starting redis on $REDIS_PORT"
+  mkdir -p .run/redis
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes \
+    --dir "$PWD/.run/redis" --appendonly yes --save "" \
+    --logfile "$PWD/.run/redis/redis.log" --pidfile "$PWD/.run/redis/redis.pid"
+fi
+
+if ! port_open "$AMQP_PORT"; then
+  echo "services: starting rabbitmq on $AMQP_PORT"
+  # The Debian wrapper drops to the rabbitmq user; -detached returns at once.
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$AMQP_PORT rabbitmq-server -detached
+fi
+
+for _ in $(seq 1 120); do
+  port_open "$REDIS_PORT" && break; sleep 0.5
+done
+port_open "$REDIS_PORT" || { echo "services: redis did not start" >&2; exit 1; }
+if command -v rabbitmqctl >/dev/null 2>&1; then
+  rabbitmqctl -q await_startup --timeout 120 >/dev/null 2>&1 || true
+fi
+for _ in $(seq 1 240); do
+  port_open "$AMQP_PORT" && break; sleep 0.5
+done
+port_open "$AMQP_PORT" || { echo "services: rabbitmq did not start" >&2; exit 1; }
+echo "services: rabbitmq :$AMQP_PORT and redis :$REDIS_PORT are up"
