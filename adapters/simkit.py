@@ -25,7 +25,7 @@ FaultKind = Literal["timeout", "http_5xx", "soap_fault", "reject", "duplicate", 
 
 
 class Fault(BaseModel):
-    """One failure rule. ``count`` None means forever; ``match`` narrows it to keys containing it."""
+    """One failure rule: ``count`` None means forever; ``match`` narrows it by key."""
 
     kind: FaultKind
     rate: float = Field(default=1.0, ge=0.0, le=1.0)

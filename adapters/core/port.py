@@ -16,8 +16,10 @@ class CorePort(Protocol):
         """Record tax sync status in core (hub infno H9201). Idempotent on ``serial``."""
         ...
 
-    async def get_employee(self, id_number: str, unit_credit_code: str) -> EmployeeEnrollment | None:
-        """Current state of an employee's enrollment in core, for resend (补发) (hub infno H1102)."""
+    async def get_employee(
+        self, id_number: str, unit_credit_code: str
+    ) -> EmployeeEnrollment | None:
+        """Current enrollment in core, for resend (补发) (hub infno H1102)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,0 +1,143 @@
+"""CorePort over HTTP: the national envelope as JSON, posted to core's hub endpoint.
+
+This is the only module of the core adapter that imports httpx. It maps httpx
+errors and core's answers to ``retry.errors`` here, at the boundary:
+
+    httpx.TimeoutException              -> PartnerTimeout
+    other transport errors, 5xx, 429    -> PartnerUnavailable
+    an answer that is not the envelope  -> PartnerUnavailable (core is misbehaving; retry)
+    other 4xx                           -> ClientError
+    infcode -1                          -> BusinessRejected(output.err_code or "CORE", err_msg)
+"""
+
+from __future__ import annotations
+
+import itertools
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from pydantic import ValidationError
+
+from adapters.core.translate import (
+    INFNO_EMPLOYEE_QUERY,
+    INFNO_SYNC_STATUS,
+    NOT_FOUND,
+    employee_query_input,
+    event_to_enrollment,
+    sync_status_to_input,
+)
+from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.national import (
+    NationalRequest,
+    NationalResponse,
+    format_inf_time,
+    make_msgid,
+    now_cst,
+)
+from retry.errors import (
+    BusinessRejected,
+    ClientError,
+    PartnerTimeout,
+    PartnerUnavailable,
+    ValidationFailed,
+)
+
+if TYPE_CHECKING:
+    from adapters.core.port import CorePort
+
+__all__ = ["HUB_PATH", "CoreClient"]
+
+PARTNER = "core"
+HUB_PATH = "/fsi/api/hub"
+_RECEIVER = "NJYBCORE"
+
+
+class CoreClient:
+    """Talks to core (医保核心业务系统). It receives its transport so tests can swap the I/O.
+
+    msgids are ``sender`` + time + a per-client sequence (mod 10000), so they are
+    unique for up to 10000 calls per second per client. Replicas must use
+    distinct ``sender`` codes.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float, sender: str = "NJYBHUB00001",
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        make_msgid(sender, now_cst(), 0)  # fail fast on a bad sender code
+        self._sender = sender
+        self._timeout = timeout
+        self._seq = itertools.count()
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout,
+                                       transport=transport)
+
+    async def update_sync_status(self, update: SyncStatusUpdate, *, serial: str) -> None:
+        """H9201. Core deduplicates on ``serial``, so a retry after a timeout is safe."""
+        if not serial:
+            raise ValidationFailed([("serial", "required")], partner=PARTNER)
+        await self._call(INFNO_SYNC_STATUS, {**sync_status_to_input(update), "serial": serial})
+
+    async def get_employee(self, id_number: str,
+                           unit_credit_code: str) -> EmployeeEnrollment | None:
+        """H1102. Returns None when core has no such record (infcode -1 with ``NOT_FOUND``)."""
+        try:
+            response = await self._call(INFNO_EMPLOYEE_QUERY,
+                                        employee_query_input(id_number, unit_credit_code))
+        except BusinessRejected as exc:
+            if exc.reason_code == NOT_FOUND:
+                return None
+            raise
+        if not response.output or not isinstance(response.output.get("data"), dict):
+            raise PartnerUnavailable("core answered H1102 without output.data", partner=PARTNER)
+        return event_to_enrollment(response.output)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CoreClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def _request(self, infno: str, input: dict[str, Any]) -> NationalRequest:
+        now = now_cst()
+        return NationalRequest(infno=infno, msgid=make_msgid(self._sender, now,
+                                                             next(self._seq) % 10000),
+                               recer_sys_code=_RECEIVER, opter="hub", opter_name="集成平台",
+                               inf_time=format_inf_time(now), input=input)
+
+    async def _call(self, infno: str, input: dict[str, Any]) -> NationalResponse:
+        request = self._request(infno, input)
+        try:
+            r = await self._http.post(HUB_PATH, json=request.to_wire())
+        except httpx.TimeoutException as exc:
+            raise PartnerTimeout(f"core did not answer {infno} within {self._timeout}s "
+                                 f"(msgid {request.msgid})", partner=PARTNER) from exc
+        except httpx.RequestError as exc:
+            raise PartnerUnavailable(f"core unreachable for {infno}: {type(exc).__name__}: "
+                                     f"{exc}", partner=PARTNER) from exc
+        if r.status_code >= 500 or r.status_code == 429:
+            raise PartnerUnavailable(f"core answered {infno} with HTTP {r.status_code}",
+                                     partner=PARTNER)
+        if 400 <= r.status_code < 500:
+            raise ClientError(f"core refused {infno} with HTTP {r.status_code}: "
+                              f"{r.text[:200]}", partner=PARTNER)
+        if r.status_code != 200:
+            raise PartnerUnavailable(f"core answered {infno} with unexpected HTTP "
+                                     f"{r.status_code}", partner=PARTNER)
+        try:
+            response = NationalResponse.model_validate_json(r.content)
+        except ValidationError as exc:
+            raise PartnerUnavailable(f"core sent a malformed {infno} answer: "
+                                     f"{exc.errors(include_url=False)[0]['msg']}",
+                                     partner=PARTNER) from exc
+        if not response.ok:
+            code = (response.output or {}).get("err_code")
+            raise BusinessRejected(str(code) if code else "CORE",
+                                   response.err_msg or f"core rejected {infno}", partner=PARTNER)
+        return response
+
+
+if TYPE_CHECKING:
+    _conforms: type[CorePort] = CoreClient

@@ -1,0 +1,295 @@
+"""Medical-insurance core simulator (医保核心业务系统) speaking the national envelope.
+
+It acts like the partner the hub has to survive, not like a mock. It validates
+the envelope and payload, deduplicates H9201 on ``serial`` (a replay gets the
+first answer again), and counts each real side effect in ``SimState.log``. The
+hub's own log is never used for that count. Faults come from ``SimState.draw``,
+so tests and the demo switch them over ``/_sim``:
+
+    http_5xx, soap_fault  HTTP 503 before any effect
+    http_4xx              HTTP 400 before any effect
+    reject, bad_signature infcode -1 with ``fault.code`` / ``fault.text``, no effect
+    slow                  sleep, then answer normally
+    timeout               make the effect, then sleep (the caller gives up; the effect stays)
+    duplicate             answer normally (core's dedup on ``serial`` is the point)
+
+Core is also a source of events: ``emit_enrollments`` posts H2101 职工参保登记
+events to the hub, as core does when a unit enrolls an employee.
+
+Routes: ``POST /fsi/api/hub``, ``GET /core/sync-status``,
+``GET /core/sync-status/{business_key}``, ``GET /core/health``, ``/_sim/*``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from adapters.core.translate import (
+    INFNO_EMPLOYEE_QUERY,
+    INFNO_ENROLL,
+    INFNO_SYNC_STATUS,
+    NOT_FOUND,
+    enrollment_to_event,
+    input_to_sync_status,
+    parse_national_request,
+    query_from_input,
+)
+from adapters.simkit import Fault, SimState, sim_router
+from contracts.employee import EmployeeEnrollment
+from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
+from contracts.national import (
+    NationalRequest,
+    NationalResponse,
+    format_inf_time,
+    make_msgid,
+    make_refmsgid,
+    now_cst,
+)
+from retry.errors import ValidationFailed
+
+__all__ = ["CORE_SENDER", "CoreStore", "corrupt_check_char", "create_app", "emit_enrollments"]
+
+CORE_SENDER = "NJYBCORE0001"
+"""Core's 12-character sender code: the first part of every msgid it emits."""
+
+INVALID_INPUT = "INVALID_INPUT"
+INVALID_ENVELOPE = "INVALID_ENVELOPE"
+_AREA = "320100"
+_ID_CHARS = "0123456789X"
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红建文辉力"
+_UNIT_WORDS = ("紫金", "钟山", "秦淮", "玄武", "金陵", "石城", "栖霞", "雨花", "江宁", "鼓楼")
+_UNIT_TRADES = ("科技", "医药", "物流", "建设", "软件", "贸易", "餐饮", "制造", "咨询", "电子")
+
+
+def corrupt_check_char(id_number: str) -> str:
+    """The same ID number with a wrong check character (for invalid demo events)."""
+    last = id_number[-1].upper()
+    return id_number[:-1] + _ID_CHARS[(_ID_CHARS.index(last) + 1) % len(_ID_CHARS)]
+
+
+@dataclass
+class CoreStore:
+    """What core holds: units, their employees, sync statuses, and answered serials."""
+
+    units: dict[str, str] = field(default_factory=dict)
+    """uscc -> unit name."""
+    persons: dict[str, EmployeeEnrollment] = field(default_factory=dict)
+    """business_key (``uscc:id_number``) -> the employee's current enrollment."""
+    sync_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """business_key -> the latest H9201 status, in canonical names plus ``serial``."""
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """serial -> the H9201 answer already given (replayed as-is)."""
+    _cursor: int = 0
+    _emitted: int = 0
+
+    @classmethod
+    def seed(cls, n_units: int, n_persons: int, rng_seed: int) -> CoreStore:
+        """A store of synthetic units and employees; the same seed gives the same store."""
+        if n_units < 0 or n_persons < 0 or (n_persons and not n_units):
+            raise ValueError("need n_units >= 1 to seed persons, and no negative counts")
+        rng = random.Random(rng_seed)
+        store = cls()
+        while len(store.units) < n_units:
+            name = f"南京{rng.choice(_UNIT_WORDS)}{rng.choice(_UNIT_TRADES)}有限公司"
+            store.units.setdefault(make_credit_code(rng), name)
+        units = list(store.units.items())
+        seen: set[str] = set()
+        for i in range(n_persons):
+            uscc, unit_name = units[i % len(units)]
+            id_number = make_id_number(rng)
+            while id_number in seen:
+                id_number = make_id_number(rng)
+            seen.add(id_number)
+            store.add(EmployeeEnrollment(
+                unit_credit_code=uscc, unit_name=unit_name, id_number=id_number,
+                name=rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.randint(1, 2))),
+                gender=gender_of(id_number),
+                birth_date=birth_date_of(id_number),
+                phone=f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}",
+                start_month=f"{rng.randint(2015, 2024)}{rng.randint(1, 12):02d}",
+                admdvs=uscc[2:8], wage=rng.randrange(250_000, 3_000_000, 100), entity_seq=1,
+            ))
+        return store
+
+    def add(self, e: EmployeeEnrollment) -> None:
+        self.persons[e.business_key] = e
+
+    def find(self, id_number: str, unit_credit_code: str) -> EmployeeEnrollment | None:
+        return self.persons.get(f"{unit_credit_code}:{id_number}")
+
+    def next_event(self) -> EmployeeEnrollment:
+        """The next employee in turn, with ``entity_seq`` bumped, as core does on each change."""
+        if not self.persons:
+            raise ValueError("the store has no persons to emit")
+        keys = list(self.persons)
+        key = keys[self._cursor % len(keys)]
+        self._cursor += 1
+        current = self.persons[key]
+        bumped = current.model_copy(update={"entity_seq": current.entity_seq + 1})
+        self.persons[key] = bumped
+        return bumped
+
+    def take_msg_numbers(self, n: int) -> range:
+        """Reserve ``n`` event numbers. msgids derived from them stay unique across calls."""
+        first = self._emitted
+        self._emitted += n
+        return range(first, first + n)
+
+
+def _json(response: NationalResponse, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(response.model_dump(mode="json"), status_code=status_code)
+
+
+def _early_fault(fault: Fault | None, refmsgid: str) -> JSONResponse | None:
+    """The answer of a fault that acts before any effect, if this is one."""
+    if fault is None:
+        return None
+    if fault.kind in ("http_5xx", "soap_fault"):
+        return JSONResponse({"detail": "core unavailable (simulated)"}, status_code=503)
+    if fault.kind == "http_4xx":
+        return JSONResponse({"detail": "bad request (simulated)"}, status_code=400)
+    if fault.kind in ("reject", "bad_signature"):
+        return _json(NationalResponse.failure(fault.text, code=fault.code, refmsgid=refmsgid))
+    return None
+
+
+def create_app(state: SimState | None = None, *, store: CoreStore | None = None) -> FastAPI:
+    """The core simulator; ``store`` defaults to a deterministic seed of 5 units, 50 persons."""
+    sim = state or SimState()
+    core = store if store is not None else CoreStore.seed(5, 50, rng_seed=2101)
+    serials = itertools.count(1)
+    app = FastAPI(title="Core simulator (医保核心业务系统)")
+    app.state.sim = sim
+    app.state.store = core
+    app.include_router(sim_router(sim))
+
+    def refmsgid() -> str:
+        return make_refmsgid(_AREA, now_cst(), next(serials))
+
+    async def sync_status(req: NationalRequest) -> JSONResponse:
+        ref = refmsgid()
+        try:
+            update = input_to_sync_status(req.input)
+            serial = req.input.get("serial")
+            if not isinstance(serial, str) or not serial:
+                raise ValidationFailed([("serial", "required")])
+        except ValidationFailed as exc:
+            return _json(NationalResponse.failure(exc.reason, code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{INFNO_SYNC_STATUS}:{update.business_key}", INFNO_SYNC_STATUS)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        if fault and fault.kind == "slow":
+            await sim.sleep_for(fault)
+        answer = core.answers.get(serial)
+        if answer is not None:
+            sim.log.replays += 1
+        else:
+            sim.log.record(key=f"{INFNO_SYNC_STATUS}:{update.business_key}:{update.status}",
+                           entity=update.id_number or update.business_key, value=update.status)
+            core.sync_status[update.business_key] = {**update.model_dump(), "serial": serial,
+                                                     "updated_at": format_inf_time(now_cst())}
+            answer = NationalResponse.success({"biz_key": update.business_key},
+                                              refmsgid=ref).model_dump(mode="json")
+            core.answers[serial] = answer
+        if fault and fault.kind == "timeout":
+            await sim.sleep_for(fault)
+        return JSONResponse(answer)
+
+    async def employee_query(req: NationalRequest) -> JSONResponse:
+        ref = refmsgid()
+        try:
+            id_number, uscc = query_from_input(req.input)
+        except ValidationFailed as exc:
+            return _json(NationalResponse.failure(exc.reason, code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{INFNO_EMPLOYEE_QUERY}:{uscc}:{id_number}", INFNO_EMPLOYEE_QUERY)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)  # slow or timeout: a read has no effect to make first
+        person = core.find(id_number, uscc)
+        if person is None:
+            return _json(NationalResponse.failure(f"person {id_number} of unit {uscc} not found",
+                                                  code=NOT_FOUND, refmsgid=ref))
+        return _json(NationalResponse.success({"data": enrollment_to_event(person)},
+                                              refmsgid=ref))
+
+    handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query}
+
+    @app.post("/fsi/api/hub")
+    async def hub(request: Request) -> JSONResponse:
+        try:
+            req = parse_national_request(await request.body(), known_infnos=handlers)
+        except ValidationFailed as exc:
+            return _json(NationalResponse.failure(exc.reason, code=INVALID_ENVELOPE), 400)
+        return await handlers[req.infno](req)
+
+    @app.get("/core/sync-status")
+    async def all_sync_status() -> dict[str, dict[str, Any]]:
+        return core.sync_status
+
+    @app.get("/core/sync-status/{business_key}")
+    async def one_sync_status(business_key: str) -> dict[str, Any]:
+        if business_key not in core.sync_status:
+            raise HTTPException(404, f"no sync status for {business_key}")
+        return core.sync_status[business_key]
+
+    @app.get("/core/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "units": len(core.units), "persons": len(core.persons),
+                "sync_status": len(core.sync_status)}
+
+    return app
+
+
+async def emit_enrollments(hub_url: str, store: CoreStore, n: int, *, client: httpx.AsyncClient,
+                           concurrency: int = 20, invalid_every: int = 0) -> list[str]:
+    """Post ``n`` H2101 events to ``{hub_url}/partners/core/events``; returns their msgids.
+
+    Employees are taken in turn from ``store``, and each event bumps the
+    employee's ``seq``. msgids never repeat for one store, even across calls
+    within the same second. ``invalid_every=k`` gives every k-th event (k, 2k, ...) a
+    wrong ID check character, to show the demo the hub refusing it. The hub's
+    answers are the hub's business: 2xx and 4xx are accepted. A 404/405 (a
+    misrouted URL) or a 5xx raises ``httpx.HTTPStatusError``, because then the
+    events did not reach the hub at all.
+    """
+    if n < 0 or concurrency < 1 or invalid_every < 0:
+        raise ValueError("need n >= 0, concurrency >= 1 and invalid_every >= 0")
+    url = f"{hub_url.rstrip('/')}/partners/core/events"
+    start = now_cst()
+    requests: list[NationalRequest] = []
+    for i, number in enumerate(store.take_msg_numbers(n)):
+        data = enrollment_to_event(store.next_event())
+        if invalid_every and (i + 1) % invalid_every == 0:
+            data["certno"] = corrupt_check_char(data["certno"])
+        # One second per 10000 events keeps (time, seq) unique for this store's lifetime.
+        when = start + timedelta(seconds=number // 10000)
+        requests.append(NationalRequest(
+            infno=INFNO_ENROLL, msgid=make_msgid(CORE_SENDER, when, number % 10000),
+            insuplc_admdvs=data["insu_admdvs"], recer_sys_code="NJYBHUB", opter="core",
+            opter_name="医保核心", inf_time=format_inf_time(start), input={"data": data},
+        ))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def send(req: NationalRequest) -> None:
+        async with gate:
+            r = await client.post(url, json=req.to_wire())
+        if r.status_code >= 500 or r.status_code in (404, 405):
+            r.raise_for_status()
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for req in requests:
+                tg.create_task(send(req))
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from None
+    return [r.msgid for r in requests]

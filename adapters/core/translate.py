@@ -1,0 +1,286 @@
+"""Core's wire format <-> the hub's canonical contracts: pure functions, no I/O.
+
+Core (医保核心业务系统) sends and receives the national envelope
+(``contracts.national``), and its payload names follow the national style
+(``certno``, ``psn_name``, ``gend``, ``brdy``...). The national table has no
+numbers for bureau-internal transactions, so the hub assigns them:
+
+    H2101  core -> hub   职工参保登记 event        input  {"data": <enrollment>}
+    H9201  hub -> core   税务同步状态 update       input  {"data": <sync status>, "serial": str}
+    H1102  hub -> core   query one employee        input  {"data": {"certno", "uscc"}}
+                                                   output {"data": <enrollment>}
+
+The hub owns these payload layouts, so it is strict about them: an unknown
+payload field is an error and is not dropped. Every error names the field by
+*core's* wire name, because that is the name core's engineers will search for.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.national import NationalRequest
+from retry.errors import ValidationFailed
+
+__all__ = [
+    "CORE_EVENT_TYPES",
+    "ENROLLMENT_WIRE_FIELDS",
+    "INFNO_EMPLOYEE_QUERY",
+    "INFNO_ENROLL",
+    "INFNO_SYNC_STATUS",
+    "NOT_FOUND",
+    "SYNC_STATUS_CODES",
+    "SYNC_WIRE_FIELDS",
+    "employee_query_input",
+    "enrollment_to_event",
+    "event_to_enrollment",
+    "input_to_sync_status",
+    "parse_national_request",
+    "query_from_input",
+    "sync_status_to_input",
+]
+
+PARTNER = "core"
+INFNO_ENROLL = "H2101"
+INFNO_SYNC_STATUS = "H9201"
+INFNO_EMPLOYEE_QUERY = "H1102"
+
+CORE_EVENT_TYPES: dict[str, str] = {
+    INFNO_ENROLL: "tax.employee.enroll",  # 职工参保登记
+}
+"""Events core sends to the hub: infno -> hub message type."""
+
+NOT_FOUND = "NOT_FOUND"
+"""``output.err_code`` with infcode -1 when core has no such record (not an error for H1102)."""
+
+ENROLLMENT_WIRE_FIELDS: dict[str, str] = {
+    "uscc": "unit_credit_code",
+    "emp_name": "unit_name",
+    "psn_cert_type": "psn_cert_type",
+    "certno": "id_number",
+    "psn_name": "name",
+    "gend": "gender",
+    "brdy": "birth_date",
+    "tel": "phone",
+    "insutype": "insutype",
+    "psn_type": "psn_type",
+    "begn_ym": "start_month",
+    "insu_admdvs": "admdvs",
+    "wag": "wage",
+    "seq": "entity_seq",
+}
+"""Core wire name -> EmployeeEnrollment field."""
+
+SYNC_WIRE_FIELDS: dict[str, str] = {
+    "corr_id": "correlation_id",
+    "biz_type": "biz_type",
+    "biz_key": "business_key",
+    "certno": "id_number",
+    "sync_stas": "status",
+    "fail_rea_code": "reason_code",
+    "fail_rea": "reason_text",
+    "tax_acpt_no": "accept_no",
+}
+"""Core wire name -> SyncStatusUpdate field."""
+
+SYNC_STATUS_CODES: dict[str, str] = {"synced": "1", "rejected": "2", "failed": "3"}
+"""Canonical status -> core's ``sync_stas`` code (national style: codes, not words)."""
+
+_CODE_FIELDS = frozenset({"psn_cert_type", "gend", "insutype", "psn_type", "sync_stas"})
+_WIRE_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+M = TypeVar("M", bound=BaseModel)
+
+Decoder = Callable[[object], object]
+"""Turns one wire value into its canonical value; raises ValueError with the reason."""
+
+
+def _brdy(value: object) -> object:
+    if not (isinstance(value, str) and _WIRE_DATE.match(value)):
+        raise ValueError(f"must be a date yyyy-MM-dd, got {value!r}")
+    return value
+
+
+def _sync_stas(value: object) -> object:
+    by_code = {code: status for status, code in SYNC_STATUS_CODES.items()}
+    if not isinstance(value, str) or value not in by_code:
+        raise ValueError(f"must be one of {', '.join(sorted(by_code))}, got {value!r}")
+    return by_code[value]
+
+
+def _data_of(input: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The payload object: accepts the national ``input`` ({"data": {...}}) or the bare data."""
+    if not isinstance(input, Mapping):
+        raise ValidationFailed([("input", "must be a JSON object")], partner=PARTNER)
+    data = input.get("data", input)
+    if not isinstance(data, Mapping):
+        raise ValidationFailed([("data", "must be a JSON object")], partner=PARTNER)
+    return data
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    if error["type"] == "missing":
+        return "required"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _to_canonical(model: type[M], data: Mapping[str, Any], wire: Mapping[str, str],
+                  decoders: Mapping[str, Decoder]) -> M:
+    """Validate wire ``data`` as ``model``; errors carry wire names and plain reasons."""
+    to_wire = {canonical: name for name, canonical in wire.items()}
+    errors: list[tuple[str, str]] = []
+    fields: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in wire:
+            errors.append((name, "unknown field"))
+            continue
+        if name in _CODE_FIELDS and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # some clients send codes as numbers
+        if name in decoders:
+            try:
+                value = decoders[name](value)
+            except ValueError as exc:
+                errors.append((name, str(exc)))
+                continue
+        fields[wire[name]] = value
+    try:
+        result = model.model_validate(fields)
+    except ValidationError as exc:
+        named = {field for field, _ in errors}
+        for err in exc.errors(include_url=False):
+            reason = _reason(err)
+            if err["loc"]:
+                field = to_wire.get(str(err["loc"][0]), str(err["loc"][0]))
+            else:
+                # A cross-field rule: its message starts with the canonical field it blames.
+                first, _, rest = reason.partition(" ")
+                field = to_wire.get(first, "data")
+                if first in to_wire:
+                    reason = f"{field} {rest}"
+            if field not in named:
+                errors.append((field, reason))
+        raise ValidationFailed(errors, partner=PARTNER) from None
+    if errors:
+        raise ValidationFailed(errors, partner=PARTNER)
+    return result
+
+
+def event_to_enrollment(input: Mapping[str, Any]) -> EmployeeEnrollment:
+    """Core's H2101 payload -> EmployeeEnrollment, or ValidationFailed naming core's fields."""
+    return _to_canonical(EmployeeEnrollment, _data_of(input), ENROLLMENT_WIRE_FIELDS,
+                         {"brdy": _brdy})
+
+
+def enrollment_to_event(e: EmployeeEnrollment) -> dict[str, Any]:
+    """The inverse of ``event_to_enrollment``: the ``data`` object of an H2101 event."""
+    return {
+        "uscc": e.unit_credit_code,
+        "emp_name": e.unit_name,
+        "psn_cert_type": e.psn_cert_type,
+        "certno": e.id_number,
+        "psn_name": e.name,
+        "gend": e.gender,
+        "brdy": e.birth_date.isoformat(),
+        "tel": e.phone,
+        "insutype": e.insutype,
+        "psn_type": e.psn_type,
+        "begn_ym": e.start_month,
+        "insu_admdvs": e.admdvs,
+        "wag": e.wage,
+        "seq": e.entity_seq,
+    }
+
+
+def sync_status_to_input(u: SyncStatusUpdate) -> dict[str, Any]:
+    """The H9201 ``input`` ({"data": {...}}); the caller adds ``serial``, core's dedup key."""
+    return {"data": {
+        "corr_id": u.correlation_id,
+        "biz_type": u.biz_type,
+        "biz_key": u.business_key,
+        "certno": u.id_number,
+        "sync_stas": SYNC_STATUS_CODES[u.status],
+        "fail_rea_code": u.reason_code,
+        "fail_rea": u.reason_text,
+        "tax_acpt_no": u.accept_no,
+    }}
+
+
+def input_to_sync_status(input: Mapping[str, Any]) -> SyncStatusUpdate:
+    """The inverse of ``sync_status_to_input`` (what core does with an H9201 payload)."""
+    return _to_canonical(SyncStatusUpdate, _data_of(input), SYNC_WIRE_FIELDS,
+                         {"sync_stas": _sync_stas})
+
+
+def employee_query_input(id_number: str, unit_credit_code: str) -> dict[str, Any]:
+    """The H1102 ``input``: one employee of one unit."""
+    return {"data": {"certno": id_number, "uscc": unit_credit_code}}
+
+
+def query_from_input(input: Mapping[str, Any]) -> tuple[str, str]:
+    """The inverse of ``employee_query_input``: (id_number, unit_credit_code)."""
+    data = _data_of(input)
+    errors = [(name, "unknown field") for name in data if name not in ("certno", "uscc")]
+    for name in ("certno", "uscc"):
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            errors.append((name, "required"))
+    if errors:
+        raise ValidationFailed(errors, partner=PARTNER)
+    return str(data["certno"]).strip().upper(), str(data["uscc"]).strip()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_national_request(body: bytes, max_bytes: int = 1_048_576, *,
+                           known_infnos: Collection[str] | None = None) -> NationalRequest:
+    """Bytes from the wire -> NationalRequest, or ValidationFailed naming the field.
+
+    The size check comes first, so an oversize body is never parsed. NaN and
+    Infinity are refused because they are not JSON and no partner can read them
+    back. ``known_infnos`` defaults to the events core sends (``CORE_EVENT_TYPES``).
+    """
+    if len(body) > max_bytes:
+        raise ValidationFailed([("body", f"is {len(body)} bytes, more than the {max_bytes} "
+                                         "allowed")], partner=PARTNER)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed([("body", f"is not UTF-8: byte {exc.start} "
+                                         f"({body[exc.start]:#04x})")], partner=PARTNER) from None
+    try:
+        raw = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed([("body", f"malformed JSON: {exc.msg} at line {exc.lineno} "
+                                         f"column {exc.colno} (char {exc.pos})")],
+                               partner=PARTNER) from None
+    except ValueError as exc:
+        raise ValidationFailed([("body", str(exc))], partner=PARTNER) from None
+    except RecursionError:
+        raise ValidationFailed([("body", "is nested too deeply")], partner=PARTNER) from None
+    if not isinstance(raw, dict):
+        raise ValidationFailed([("body", f"must be a JSON object, got {type(raw).__name__}")],
+                               partner=PARTNER)
+    known = CORE_EVENT_TYPES if known_infnos is None else known_infnos
+    errors: list[tuple[str, str]] = []
+    infno = raw.get("infno")
+    if isinstance(infno, str) and re.fullmatch(r"[0-9A-Z]{4,5}", infno) and infno not in known:
+        errors.append(("infno", f"unknown transaction {infno}; expected one of "
+                                f"{', '.join(sorted(known))}"))
+    try:
+        request = NationalRequest.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend((".".join(str(p) for p in err["loc"]) or "body", _reason(err))
+                      for err in exc.errors(include_url=False))
+        raise ValidationFailed(errors, partner=PARTNER) from None
+    if errors:
+        raise ValidationFailed(errors, partner=PARTNER)
+    return request
