@@ -1,0 +1,71 @@
+"""FastStream wiring: the broker, the confirmed persistent publisher, the route consumers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.rabbit import RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.schemas import Channel
+
+from broker.topology import DELAY_HEADER, Names
+from contracts.envelope import HubMessage
+from routes.deps import Deps
+from routes.runtime import Delivery, Route, process
+
+__all__ = ["RabbitPublisher", "attach_routes", "make_broker"]
+
+
+def make_broker(url: str) -> RabbitBroker:
+    """Confirms on; unroutable publishes raise (a type nobody is bound to is an error)."""
+    return RabbitBroker(
+        url, log_level=logging.DEBUG, graceful_timeout=10.0,
+        default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+    )
+
+
+class RabbitPublisher:
+    """Every publish is persistent, mandatory and awaited for its confirm."""
+
+    def __init__(self, broker: RabbitBroker, names: Names) -> None:
+        self._b = broker
+        self._work, self._retry, self._dlx = names.work, names.retry, names.dlx
+
+    async def publish(self, msg: HubMessage) -> None:
+        await self._b.publish(
+            msg.to_body(), exchange=self._work, routing_key=msg.type, persist=True,
+            message_id=msg.message_id, correlation_id=msg.correlation_id,
+            message_type=msg.type, headers=msg.headers(), content_type="application/json")
+
+    async def delay(self, msg: HubMessage, queue: str, delay_ms: int,
+                    headers: dict[str, Any]) -> None:
+        await self._b.publish(
+            msg.to_body(), exchange=self._retry, routing_key=queue, persist=True,
+            message_id=msg.message_id, correlation_id=msg.correlation_id,
+            message_type=msg.type, headers=headers | {DELAY_HEADER: delay_ms},
+            content_type="application/json")
+
+    async def park(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
+        await self._b.publish(body, exchange=self._dlx, routing_key=queue, persist=True,
+                              headers=headers, content_type="application/json")
+
+
+def attach_routes(broker: RabbitBroker, routes: Iterable[Route], deps: Deps,
+                  prefetch: int) -> None:
+    """One manual-ack consumer per route; prefetch bounds its concurrency."""
+    for route in routes:
+
+        def make(r: Route) -> Any:
+            async def consume(message: RabbitMessage) -> None:
+                await process(r, Delivery(
+                    body=message.body, headers=dict(message.headers or {}),
+                    message_id=message.message_id, ack=message.ack,
+                    nack=lambda: message.nack(requeue=True)), deps)
+            consume.__name__ = f"consume_{r.name.replace('.', '_')}"
+            return consume
+
+        broker.subscriber(deps.names.work_queue(route.name), ack_policy=AckPolicy.MANUAL,
+                          channel=Channel(prefetch_count=prefetch))(make(route))

@@ -1,0 +1,144 @@
+"""One settings object for the hub: environment variables over a TOML file over defaults.
+
+Nothing reads settings at import time: ``load_settings()`` is called by
+``main.py`` and the result is passed down. A wrong or missing setting stops
+the start with ``ConfigError`` naming the setting and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from retry.policy import RetryPolicy
+
+__all__ = ["ConfigError", "HubSettings", "PartnerConfig", "load_settings"]
+
+Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
+
+
+class ConfigError(Exception):
+    """Raised at start-up; the message names each bad setting."""
+
+
+class PartnerConfig(BaseModel):
+    """How to reach one partner and how to retry each of its message types."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    protocol: Protocol
+    endpoint: str = Field(min_length=1)
+    credentials_ref: str | None = Field(
+        default=None, description="name of the env var / secret holding credentials")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    policies: dict[str, RetryPolicy] = Field(default_factory=dict)
+
+    def policy(self, message_type: str) -> RetryPolicy:
+        return self.policies.get(message_type) or self.policies.get("default") or RetryPolicy()
+
+
+def _default_partners() -> dict[str, PartnerConfig]:
+    return {
+        "core": PartnerConfig(protocol="http-json", endpoint="http://127.0.0.1:8101",
+                              timeout_s=5.0),
+        "tax": PartnerConfig(protocol="soap", endpoint="http://127.0.0.1:8102/tax/ws",
+                             timeout_s=5.0),
+    }
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub needs to start. Env prefix ``HUB_``; nested with ``__``."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_nested_delimiter="__",
+                                      extra="forbid", frozen=True)
+
+    namespace: str = Field(default="hub", pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+                           description="prefix of every exchange, queue and Redis key")
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite+aiosqlite:///./.run/hub.db"
+    auto_migrate: bool = Field(default=True, description="run alembic upgrade at start")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    callback_base: str = "http://127.0.0.1:8000"
+    core_url: str | None = Field(default=None, description="shortcut for partners.core.endpoint")
+    tax_url: str | None = Field(default=None, description="shortcut for partners.tax.endpoint")
+    sim_core_port: int = Field(default=8101, ge=1, le=65535)
+    sim_tax_port: int = Field(default=8102, ge=1, le=65535)
+    prefetch: int = Field(default=64, ge=1, le=2000, description="per-queue concurrency bound")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    idempotency_ttl_s: int = Field(default=7 * 86400, ge=60)
+    inflight_lock_s: int = Field(default=120, ge=5)
+    delay_tiers_ms: tuple[int, ...] = Field(
+        default=(1_000, 5_000, 30_000, 120_000, 600_000),
+        description="broker wait queues; a policy's delays are rounded up to one of them")
+    log_flush_ms: int = Field(default=20, ge=1, le=5000)
+    log_level: str = "WARNING"
+    partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
+    settings_file: str = "config/hub.toml"
+
+    @model_validator(mode="after")
+    def _check(self) -> HubSettings:
+        for name in ("core", "tax"):
+            if name not in self.partners:
+                raise ValueError(f"partner {name!r} is required")
+        if not self.amqp_url.startswith(("amqp://", "amqps://")):
+            raise ValueError("amqp_url must start with amqp:// or amqps://")
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if "+" not in self.database_url.split("://")[0]:
+            raise ValueError("database_url needs an async driver, e.g. sqlite+aiosqlite:// "
+                             "or postgresql+asyncpg://")
+        if list(self.delay_tiers_ms) != sorted(set(self.delay_tiers_ms)):
+            raise ValueError("delay_tiers_ms must be strictly increasing")
+        return self
+
+    def partner(self, name: str) -> PartnerConfig:
+        """The partner's config, with the ``*_url`` shortcuts applied."""
+        p = self.partners[name]
+        url = {"core": self.core_url, "tax": self.tax_url}.get(name)
+        return p.model_copy(update={"endpoint": url}) if url else p
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> HubSettings:
+    """Environment over file over defaults; ``overrides`` (tests) over everything."""
+    env = os.environ if env is None else env
+    path = Path(overrides.get("settings_file") or env.get("HUB_SETTINGS_FILE")
+                or "config/hub.toml")
+    file_data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            file_data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"settings file {path}: {exc}") from exc
+    elif "HUB_SETTINGS_FILE" in env:
+        raise ConfigError(f"setting HUB_SETTINGS_FILE: file {path} does not exist")
+    merged = {**file_data, **overrides, "settings_file": str(path)}
+    saved = dict(os.environ)
+    try:
+        if env is not os.environ:
+            os.environ.clear()
+            os.environ.update(env)
+        return HubSettings(**merged)
+    except ValidationError as exc:
+        lines = [f"setting {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+                 for e in exc.errors()]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    finally:
+        if env is not os.environ:
+            os.environ.clear()
+            os.environ.update(saved)

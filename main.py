@@ -1,0 +1,167 @@
+"""Entry point and the one place that wires the hub together.
+
+    python main.py run            the hub: route consumers + HTTP API (default :8000)
+    python main.py simulate       partner simulators (core :8101, tax :8102)
+    python main.py demo           hub + simulators + a realistic scenario, then a summary
+    python main.py replay PATH    send contract fixtures through a running hub, diff outputs
+    python main.py migrate        alembic upgrade head
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from adapters.core.client import CoreClient
+from adapters.tax.client import LeanTaxClient
+from broker.rabbit import RabbitPublisher, attach_routes, make_broker
+from broker.topology import Names, declare_topology
+from config.settings import ConfigError, HubSettings, load_settings
+from contracts.masking import MaskingFilter
+from retry.idempotency import RedisIdempotencyStore
+from routes.deps import Deps
+from routes.employee import ROUTES
+from routes.runtime import Route
+from storage.journal import Journal, make_engine
+
+__all__ = ["Hub", "build_hub", "configure_logging", "main"]
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+@dataclass
+class Hub:
+    """Everything the hub process owns; ``start``/``stop`` do all the I/O."""
+
+    settings: HubSettings
+    deps: Deps
+    routes: tuple[Route, ...]
+    redis: Redis
+    api: FastAPI = field(init=False)
+    _broker: Any = None
+
+    def __post_init__(self) -> None:
+        from api.app import create_api
+        self.api = create_api(self.deps, on_start=self.start, on_stop=self.stop,
+                              health=self.health)
+
+    async def start(self) -> None:
+        s = self.settings
+        await self.deps.journal.start()
+        broker = make_broker(s.amqp_url)
+        self._broker = broker
+        self.deps.publisher = RabbitPublisher(broker, self.deps.names)
+        await broker.connect()
+        await declare_topology(broker, self.deps.names,
+                               [(r.name, r.bindings) for r in self.routes], s.delay_tiers_ms)
+        attach_routes(broker, self.routes, self.deps, s.prefetch)
+        await broker.start()
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+        await self.deps.journal.stop()
+        await self.deps.tax.aclose()
+        await self.deps.core.aclose()
+        await self.redis.aclose()
+        await self.deps.journal.engine.dispose()
+
+    async def health(self) -> dict[str, Any]:
+        broker_ok = bool(self._broker and await self._broker.ping(timeout=2.0))
+        try:
+            redis_ok = bool(await self.redis.ping())
+        except Exception:
+            redis_ok = False
+        ok = broker_ok and redis_ok
+        return {"status": "ok" if ok else "degraded", "broker": broker_ok, "redis": redis_ok}
+
+
+def build_hub(settings: HubSettings) -> Hub:
+    """Wire objects; no connection is opened until ``Hub.start``."""
+    redis = Redis.from_url(settings.redis_url)
+    tax = settings.partner("tax")
+    core = settings.partner("core")
+    deps = Deps(
+        settings=settings,
+        tax=LeanTaxClient(tax.endpoint, timeout=tax.timeout_s),
+        core=CoreClient(core.endpoint, timeout=core.timeout_s),
+        idem=RedisIdempotencyStore(redis, prefix=f"{settings.namespace}:idem:"),
+        journal=Journal(make_engine(settings.database_url), flush_ms=settings.log_flush_ms),
+        publisher=None,  # type: ignore[arg-type]  # set in Hub.start, once the broker exists
+        owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        names=Names(settings.namespace),
+    )
+    return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis)
+
+
+async def serve(settings: HubSettings) -> None:
+    import uvicorn
+
+    hub = build_hub(settings)
+    config = uvicorn.Config(hub.api, host=settings.http_host, port=settings.http_port,
+                            log_level="warning", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the hub")
+    sub.add_parser("simulate", help="run the partner simulators")
+    demo = sub.add_parser("demo", help="hub + simulators + scenario, then a summary")
+    demo.add_argument("--count", type=int, default=200)
+    demo.add_argument("--transient-rate", type=float, default=0.10)
+    demo.add_argument("--timeout", type=float, default=120.0)
+    replay = sub.add_parser("replay", help="send fixtures through a running hub and diff")
+    replay.add_argument("path")
+    sub.add_parser("migrate", help="alembic upgrade head")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"hub: cannot start: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+
+    from storage.migrate import upgrade
+    if args.command == "migrate":
+        upgrade(settings.database_url)
+        print("hub: database is at the latest revision")
+        return 0
+    if args.command in ("run", "demo") and settings.auto_migrate:
+        upgrade(settings.database_url)
+    if args.command == "run":
+        asyncio.run(serve(settings))
+        return 0
+    if args.command == "simulate":
+        from tools.simulate import run_simulators
+        asyncio.run(run_simulators(settings))
+        return 0
+    if args.command == "demo":
+        from tools.demo import run_demo
+        return int(asyncio.run(run_demo(settings, count=args.count,
+                                    transient_rate=args.transient_rate, timeout=args.timeout)))
+    from tools.replay import run_replay
+    return int(asyncio.run(run_replay(settings, args.path)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The ports a route handler may use, wired once in ``main.bootstrap``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from adapters.core.port import CorePort
+from adapters.tax.port import TaxPort
+from broker.topology import Names
+from config.settings import HubSettings
+from contracts.envelope import HubMessage
+from retry.idempotency import IdempotencyStore
+from storage.journal import Journal
+
+__all__ = ["Deps", "Publisher"]
+
+
+class Publisher(Protocol):
+    """Publishes with confirms and persistence; raises if the broker refuses."""
+
+    async def publish(self, msg: HubMessage) -> None:
+        """To the work exchange, routing key = ``msg.type``."""
+        ...
+
+    async def delay(self, msg: HubMessage, queue: str, delay_ms: int,
+                    headers: dict[str, Any]) -> None:
+        """To a wait tier; it comes back to ``queue`` after ``delay_ms``."""
+        ...
+
+    async def park(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
+        """To the dead-letter queue of ``queue``, with the reason in ``headers``."""
+        ...
+
+
+@dataclass
+class Deps:
+    settings: HubSettings
+    tax: TaxPort
+    core: CorePort
+    idem: IdempotencyStore
+    journal: Journal
+    publisher: Publisher
+    owner: str
+    names: Names

@@ -1,0 +1,283 @@
+"""The one place that turns a delivery into exactly one outcome.
+
+For every message on every route: parse the envelope, take the idempotency
+key, run the handler with a few in-process retries, then exactly one of
+
+- delivered: outputs published (confirmed), journal committed, key completed;
+- retrying: the same envelope, ``x-attempt`` + 1, to a wait tier;
+- rejected: the originator told through ``on_failure`` outputs, key completed
+  with the rejection so a repeat gets the same answer;
+- dead-lettered: parked with a reason where nobody can be told, when attempts
+  or age run out, or when the envelope itself is unreadable;
+
+and only then the delivery is acked. If recording the outcome fails (broker or
+database down), the delivery is nacked back to the queue: the quorum queue's
+delivery limit dead-letters it should that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HubMessage
+from retry.errors import HubError, PermanentError, TransientError, ValidationFailed
+from retry.idempotency import BeginState
+from retry.policy import RetryPolicy, delay_for, exhausted, tier_for
+from routes.deps import Deps
+from storage.journal import LogEntry, RequestRecord, TxnUpdate
+
+__all__ = ["Delivery", "Outcome", "Route", "process", "validation_error"]
+
+log = logging.getLogger("hub.runtime")
+
+INFLIGHT_WAIT_MS = 1_000
+HEADER_REASON = "x-dead-reason"
+HEADER_REASON_CODE = "x-dead-code"
+HEADER_ROUTE = "x-route"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler (or a failure handler) wants done; the runtime does it."""
+
+    outputs: tuple[HubMessage, ...] = ()
+    txn: TxnUpdate | None = None
+    requests: tuple[RequestRecord, ...] = ()
+    detail: Any = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[HubMessage, Deps], Awaitable[Outcome]]
+FailureHandler = Callable[[HubMessage, HubError, Deps], Awaitable[Outcome | None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A work lane: which types it takes, which partner it calls, how it fails."""
+
+    name: str
+    bindings: tuple[str, ...]
+    partner: str
+    handler: Handler
+    on_failure: FailureHandler | None = None
+
+    def policy(self, deps: Deps, type_: str) -> RetryPolicy:
+        return deps.settings.partner(self.partner).policy(type_) \
+            if self.partner in deps.settings.partners else RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A broker delivery, decoupled from FastStream so tests can build one."""
+
+    body: bytes
+    headers: dict[str, Any]
+    message_id: str | None
+    ack: Callable[[], Awaitable[None]]
+    nack: Callable[[], Awaitable[None]]
+
+
+def validation_error(exc: ValidationError, *, prefix: str = "") -> ValidationFailed:
+    """pydantic's errors as (field, reason) pairs, with dotted field paths."""
+    errs = [((prefix + ".".join(str(p) for p in e["loc"])) or "payload",
+             e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
+    return ValidationFailed(errs)
+
+
+def parse_envelope(body: bytes, max_bytes: int) -> HubMessage:
+    if len(body) > max_bytes:
+        raise ValidationFailed([("body", f"{len(body)} bytes is over the {max_bytes} limit")])
+    try:
+        return HubMessage.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            reason = "not valid JSON: " + exc.errors()[0]["msg"]
+            raise ValidationFailed([("body", reason)]) from None
+        raise validation_error(exc, prefix="envelope.") from None
+
+
+def _age_s(headers: dict[str, Any], msg: HubMessage) -> float:
+    first = headers.get(HEADER_FIRST_SEEN)
+    start = datetime.fromisoformat(first) if isinstance(first, str) else msg.created_at
+    return (datetime.now(UTC) - start).total_seconds()
+
+
+async def _call(route: Route, msg: HubMessage, deps: Deps, policy: RetryPolicy) -> Outcome:
+    """The handler with short in-process retries for blips (transient errors only)."""
+    if policy.inprocess_attempts <= 1:
+        return await route.handler(msg, deps)
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(policy.inprocess_attempts),
+        wait=wait_random_exponential(multiplier=policy.inprocess_min_s,
+                                     max=policy.inprocess_max_s),
+        retry=retry_if_exception_type(TransientError), reraise=True,
+    ):
+        with attempt:
+            return await route.handler(msg, deps)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _txn(msg: HubMessage, status: str, exc: HubError, attempt: int) -> TxnUpdate:
+    """Status-only update for states the runtime decides (retrying, dead)."""
+    return TxnUpdate(msg.correlation_id, msg.type, msg.entity_key or "-", msg.source, status,
+                     exc.code, exc.reason[:1000], attempts=attempt)
+
+
+def _log(msg: HubMessage, route: Route, outcome: str, attempt: int, t0: float,
+         detail: Any) -> LogEntry:
+    return LogEntry(message_id=msg.message_id, correlation_id=msg.correlation_id,
+                    type=msg.type, partner=route.partner, direction="out", hop=route.name,
+                    outcome=outcome, attempt=attempt,
+                    duration_ms=int((time.perf_counter() - t0) * 1000), detail=detail)
+
+
+async def process(route: Route, d: Delivery, deps: Deps) -> str:
+    """Handle one delivery to exactly one outcome; returns the outcome's name."""
+    t0 = time.perf_counter()
+    try:
+        msg = parse_envelope(d.body, deps.settings.max_body_bytes)
+    except ValidationFailed as exc:
+        # Nobody can be told: the envelope names no originator we can trust.
+        await deps.publisher.park(d.body, deps.names.queue(route.name), {
+            HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
+            HEADER_ROUTE: route.name})
+        await deps.journal.write(LogEntry(
+            message_id=d.message_id or "-", correlation_id="-", type="-",
+            partner=route.partner, direction="in", hop=route.name, outcome="dead",
+            detail=f"unreadable envelope: {exc.reason}"))
+        await d.ack()
+        return "dead"
+
+    attempt = int(d.headers.get(HEADER_ATTEMPT, msg.attempt) or 0)
+    policy = route.policy(deps, msg.type)
+    key = msg.idempotency_key
+    lock_s = deps.settings.inflight_lock_s
+    try:
+        begin = await deps.idem.begin(key, deps.owner, lock_s)
+        if begin.state is BeginState.DONE:
+            await deps.journal.write(_log(msg, route, "duplicate", attempt, t0, begin.result or ""))
+            await d.ack()
+            return "duplicate"
+        if begin.state is BeginState.INFLIGHT:
+            # Another worker holds it: look again later, without spending an attempt.
+            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
+                INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
+            await d.ack()
+            return "inflight"
+        return await _run(route, msg, d, deps, policy, attempt, t0)
+    except Exception:
+        log.exception("recording the outcome of %s on %s failed; returning it to the queue",
+                      msg.message_id, route.name)
+        try:
+            await deps.idem.release(key, deps.owner)
+        finally:
+            await asyncio.sleep(0.2)
+            await d.nack()
+        return "nacked"
+
+
+async def _run(route: Route, msg: HubMessage, d: Delivery, deps: Deps, policy: RetryPolicy,
+               attempt: int, t0: float) -> str:
+    try:
+        out = await _call(route, msg, deps, policy)
+    except PermanentError as exc:
+        return await _permanent(route, msg, d, deps, exc, attempt, t0)
+    except TransientError as exc:
+        return await _transient(route, msg, d, deps, policy, exc, attempt, t0)
+    except Exception as exc:  # a bug or a surprise: count it, so a poison message ends in the DLQ
+        log.warning("unexpected %s on %s: %s", type(exc).__name__, route.name, exc)
+        err = TransientError(f"unexpected {type(exc).__name__}: {exc}", partner=route.partner)
+        return await _transient(route, msg, d, deps, policy, err, attempt, t0)
+    if out.outputs:
+        await asyncio.gather(*(deps.publisher.publish(o) for o in out.outputs))
+    entries: list[Any] = [_log(msg, route, "ok", attempt, t0, out.detail), *out.requests]
+    if out.txn:
+        entries.append(out.txn)
+    await deps.journal.write(*entries)
+    await deps.idem.complete(msg.idempotency_key, out.result or {"outcome": "ok"},
+                             deps.settings.idempotency_ttl_s)
+    await d.ack()
+    return "ok"
+
+
+async def _tell(route: Route, msg: HubMessage, exc: HubError, deps: Deps) -> Outcome | None:
+    return await route.on_failure(msg, exc, deps) if route.on_failure else None
+
+
+async def _permanent(route: Route, msg: HubMessage, d: Delivery, deps: Deps,
+                     exc: PermanentError, attempt: int, t0: float) -> str:
+    told = await _tell(route, msg, exc, deps)
+    if told and told.outputs:
+        await asyncio.gather(*(deps.publisher.publish(o) for o in told.outputs))
+    else:
+        await deps.publisher.park(msg.to_body(), deps.names.queue(route.name),
+                                  _dead_headers(d, route, exc))
+    entries: list[Any] = [_log(msg, route, "rejected" if told else "dead", attempt, t0,
+                               exc.to_dict())]
+    entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
+    await deps.journal.write(*entries)
+    await deps.idem.complete(msg.idempotency_key, {"outcome": "rejected", **exc.to_dict()},
+                             deps.settings.idempotency_ttl_s)
+    await d.ack()
+    return "rejected" if told else "dead"
+
+
+async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: Deps,
+                     policy: RetryPolicy, exc: TransientError, attempt: int, t0: float) -> str:
+    attempt += 1
+    history = _history(d.headers, exc, attempt)
+    if exhausted(attempt, _age_s(d.headers, msg), policy):
+        told = await _tell(route, msg, exc, deps)
+        if told and told.outputs:
+            await asyncio.gather(*(deps.publisher.publish(o) for o in told.outputs))
+        headers = _dead_headers(d, route, exc) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
+        bumped = msg.model_copy(update={"attempt": attempt})
+        await deps.publisher.park(bumped.to_body(), deps.names.queue(route.name), headers)
+        entries: list[Any] = [_log(msg, route, "dead", attempt, t0, exc.to_dict())]
+        entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
+        await deps.journal.write(*entries)
+        await deps.idem.release(msg.idempotency_key, deps.owner)
+        await d.ack()
+        return "dead"
+    delay = tier_for(delay_for(attempt, policy), deps.settings.delay_tiers_ms)
+    headers = dict(d.headers) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
+    headers.setdefault(HEADER_FIRST_SEEN, msg.created_at.isoformat())
+    await deps.publisher.delay(msg.model_copy(update={"attempt": attempt}),
+                               deps.names.queue(route.name), delay, headers)
+    await deps.journal.write(_log(msg, route, "retry", attempt, t0,
+                                  exc.to_dict() | {"delay_ms": str(delay)}),
+                             _txn(msg, "retrying", exc, attempt))
+    await deps.idem.release(msg.idempotency_key, deps.owner)
+    await d.ack()
+    return "retry"
+
+
+def _history(headers: dict[str, Any], exc: HubError, attempt: int) -> str:
+    """The last few failures, newest last, as a compact JSON string header."""
+    try:
+        past = json.loads(headers.get(HEADER_HISTORY) or "[]")
+    except (TypeError, ValueError):
+        past = []
+    past.append({"attempt": attempt, "code": exc.code, "reason": exc.reason[:200],
+                 "at": datetime.now(UTC).isoformat(timespec="seconds")})
+    return json.dumps(past[-5:], ensure_ascii=False)
+
+
+def _dead_headers(d: Delivery, route: Route, exc: HubError) -> dict[str, Any]:
+    return dict(d.headers) | {HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
+                              HEADER_ROUTE: route.name}

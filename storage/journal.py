@@ -1,0 +1,238 @@
+"""The journal: interaction log, transaction state and partner requests, group-committed.
+
+Handlers ``await journal.write(...)``: the entries join the current batch and
+the call returns once that batch is committed, so a message is acked only
+after its outcome is recorded, while the database sees one transaction per
+batch instead of one per message (the benchmark's hot path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contracts.masking import mask_text, mask_value
+from storage.models import InteractionLog, PartnerRequest, Transaction
+
+__all__ = ["Journal", "LogEntry", "RequestRecord", "TxnUpdate", "make_engine", "now"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    message_id: str
+    correlation_id: str
+    type: str
+    partner: str
+    direction: str
+    hop: str
+    outcome: str
+    attempt: int = 0
+    duration_ms: int = 0
+    detail: Any = ""
+    at: datetime = field(default_factory=now)
+
+    def row(self) -> dict[str, Any]:
+        d = self.detail
+        text = mask_text(d) if isinstance(d, str) else mask_text(str(mask_value(d)))
+        return {"at": self.at, "message_id": self.message_id,
+                "correlation_id": self.correlation_id, "type": self.type,
+                "partner": self.partner, "direction": self.direction, "hop": self.hop,
+                "outcome": self.outcome, "attempt": self.attempt,
+                "duration_ms": self.duration_ms, "detail": text[:4000]}
+
+
+@dataclass(frozen=True)
+class TxnUpdate:
+    correlation_id: str
+    type: str
+    business_key: str
+    source: str
+    status: str
+    reason_code: str = ""
+    reason: str = ""
+    attempts: int = 0
+    at: datetime = field(default_factory=now)
+    only_if_new: bool = False
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    serial: str
+    partner: str
+    correlation_id: str
+    type: str
+    business_key: str
+    entity_key: str = ""
+    accept_no: str = ""
+    created_at: datetime = field(default_factory=now)
+
+
+Item = LogEntry | TxnUpdate | RequestRecord
+
+
+def _txn_row(t: TxnUpdate) -> dict[str, Any]:
+    return {"correlation_id": t.correlation_id, "type": t.type, "business_key": t.business_key,
+            "source": t.source, "status": t.status, "reason_code": t.reason_code,
+            "reason": mask_text(t.reason), "attempts": t.attempts, "created_at": t.at,
+            "updated_at": t.at}
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL so readers do not block the writer."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(conn: Any, _rec: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+class Journal:
+    def __init__(self, engine: AsyncEngine, *, flush_ms: int = 20, max_batch: int = 1000) -> None:
+        self.engine = engine
+        self._flush_s = flush_ms / 1000
+        self._max_batch = max_batch
+        self._pending: list[tuple[Sequence[Item], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._insert = (postgresql.insert if engine.dialect.name == "postgresql"
+                        else sqlite.insert)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="journal-writer")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._pending:
+            await self._flush()
+
+    async def write(self, *items: Item) -> None:
+        """Return once ``items`` are committed (raises if the commit failed)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((items, fut))
+        self._wake.set()
+        if self._task is None:
+            await self._flush()
+        await fut
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self._pending) < self._max_batch:
+                await asyncio.sleep(self._flush_s)
+            try:
+                await self._flush()
+            except Exception:
+                await asyncio.sleep(0.5)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        logs: list[dict[str, Any]] = []
+        txns: dict[str, TxnUpdate] = {}
+        fresh: dict[str, TxnUpdate] = {}
+        reqs: dict[str, RequestRecord] = {}
+        for items, _ in batch:
+            for it in items:
+                if isinstance(it, LogEntry):
+                    logs.append(it.row())
+                elif isinstance(it, TxnUpdate):
+                    if not it.only_if_new:
+                        txns[it.correlation_id] = it
+                    elif it.correlation_id not in txns:
+                        fresh[it.correlation_id] = it
+                else:
+                    reqs[it.serial] = it
+        try:
+            async with self.engine.begin() as conn:
+                if logs:
+                    await conn.execute(insert(InteractionLog), logs)
+                if fresh:
+                    await conn.execute(self._insert(Transaction).values(
+                        [_txn_row(t) for t in fresh.values()]).on_conflict_do_nothing())
+                if txns:
+                    stmt = self._insert(Transaction).values([_txn_row(t) for t in txns.values()])
+                    ex = stmt.excluded
+                    await conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["correlation_id"],
+                        set_={"status": ex.status, "reason_code": ex.reason_code,
+                              "reason": ex.reason, "attempts": ex.attempts,
+                              "updated_at": ex.updated_at}))
+                if reqs:
+                    rrows = [dict(vars(r)) for r in reqs.values()]
+                    rstmt = self._insert(PartnerRequest).values(rrows)
+                    await conn.execute(rstmt.on_conflict_do_update(
+                        index_elements=["serial"],
+                        set_={"accept_no": rstmt.excluded.accept_no}))
+        except Exception as exc:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- reads (admin API, feedback correlation, demo summary) --------------------------
+
+    async def request(self, serial: str) -> RequestRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(PartnerRequest).where(
+                PartnerRequest.serial == serial))).mappings().first()
+        return RequestRecord(**dict(row)) if row else None
+
+    async def transaction(self, correlation_id: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(Transaction).where(
+                Transaction.correlation_id == correlation_id))).mappings().first()
+        return dict(row) if row else None
+
+    async def status_counts(self, type_: str | None = None) -> dict[str, int]:
+        q = select(Transaction.status, func.count()).group_by(Transaction.status)
+        if type_:
+            q = q.where(Transaction.type == type_)
+        async with self.engine.connect() as conn:
+            return {s: n for s, n in (await conn.execute(q)).all()}
+
+    async def reasons(self, status: str, limit: int = 10) -> list[tuple[str, str, int]]:
+        q = (select(Transaction.reason_code, Transaction.reason, func.count())
+             .where(Transaction.status == status)
+             .group_by(Transaction.reason_code, Transaction.reason)
+             .order_by(func.count().desc()).limit(limit))
+        async with self.engine.connect() as conn:
+            return [(c, r, n) for c, r, n in (await conn.execute(q)).all()]
+
+    async def log_for(self, correlation_id: str) -> list[dict[str, Any]]:
+        q = (select(InteractionLog).where(InteractionLog.correlation_id == correlation_id)
+             .order_by(InteractionLog.id))
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(q)).mappings().all()]

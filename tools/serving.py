@@ -1,0 +1,74 @@
+"""Run an ASGI app under uvicorn inside the current event loop (port 0 = a free one).
+
+The demo, the simulators command and integration tests use real sockets
+(simulators, callback receivers) without threads or subprocesses:
+
+    async with serve_app(app) as base_url:
+        ...  # e.g. "http://127.0.0.1:54321"
+
+The port is bound before uvicorn starts (port 0), so there is no race for a
+"free" port; lifespan runs, and shutdown is bounded so a handler that is still
+sleeping (a simulated timeout) cannot hang the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Generator
+from typing import Any
+
+import uvicorn
+
+__all__ = ["serve_app"]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without signal capture: the test runner owns Ctrl-C, not the server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0,
+                    startup_timeout_s: float = 10.0,
+                    graceful_timeout_s: float = 2.0) -> AsyncIterator[str]:
+    """Serve ``app`` until the block exits; yields its base URL (no trailing slash)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", log_config=None,
+                            access_log=False,
+                            timeout_graceful_shutdown=graceful_timeout_s)  # type: ignore[arg-type]
+    server = _Server(config)
+
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits on lifespan startup failure
+            raise RuntimeError(f"uvicorn exited with {exc.code}") from None
+
+    task = asyncio.create_task(run())
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + startup_timeout_s
+        while not server.started:
+            if task.done():
+                exc = task.exception() if not task.cancelled() else None
+                raise RuntimeError(f"uvicorn failed to start: {exc!r}")
+            if loop.time() > deadline:
+                raise RuntimeError("uvicorn did not start in time")
+            await asyncio.sleep(0.01)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(task, timeout=graceful_timeout_s + 5.0)
+        except (TimeoutError, RuntimeError):
+            task.cancel()
+        finally:
+            sock.close()
