@@ -2,7 +2,7 @@
 
     <ns>.work (topic)       routing key = message type -> <ns>.q.<route>    (quorum)
     <ns>.redeliver (direct) routing key = queue name   -> <ns>.q.<route>    (back from waiting)
-    <ns>.retry (headers)    x-delay-ms = <tier>        -> <ns>.wait.<tier>ms (classic, TTL)
+    <ns>.retry (headers)    hub-delay-ms = <tier>        -> <ns>.wait.<tier>ms (classic, TTL)
          a wait queue's TTL dead-letters to <ns>.redeliver, keeping the routing key
          the message was published with: the work queue it came from
     <ns>.dlx (direct)       routing key = queue name   -> <ns>.dlq.<route>  (quorum)
@@ -24,7 +24,8 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExcha
 __all__ = ["DELAY_HEADER", "DELIVERY_LIMIT", "Names", "declare_topology", "delete_topology",
            "queue_depths"]
 
-DELAY_HEADER = "x-delay-ms"
+# Not "x-...": a headers exchange ignores x- headers when matching (RabbitMQ 3.8+).
+DELAY_HEADER = "hub-delay-ms"
 DELIVERY_LIMIT = 10
 
 

@@ -133,9 +133,9 @@ async def _call(route: Route, msg: HubMessage, deps: Deps, policy: RetryPolicy) 
 
 
 def _txn(msg: HubMessage, status: str, exc: HubError, attempt: int) -> TxnUpdate:
-    """Status-only update for states the runtime decides (retrying, dead)."""
+    """Status-only update of a known transaction, for states the runtime decides."""
     return TxnUpdate(msg.correlation_id, msg.type, msg.entity_key or "-", msg.source, status,
-                     exc.code, exc.reason[:1000], attempts=attempt)
+                     exc.code, exc.reason[:1000], attempts=attempt, only_if_exists=True)
 
 
 def _log(msg: HubMessage, route: Route, outcome: str, attempt: int, t0: float,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -66,6 +66,7 @@ class TxnUpdate:
     attempts: int = 0
     at: datetime = field(default_factory=now)
     only_if_new: bool = False
+    only_if_exists: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,16 @@ class Journal:
         logs: list[dict[str, Any]] = []
         txns: dict[str, TxnUpdate] = {}
         fresh: dict[str, TxnUpdate] = {}
+        known: dict[str, TxnUpdate] = {}
         reqs: dict[str, RequestRecord] = {}
         for items, _ in batch:
             for it in items:
                 if isinstance(it, LogEntry):
                     logs.append(it.row())
                 elif isinstance(it, TxnUpdate):
-                    if not it.only_if_new:
+                    if it.only_if_exists:
+                        known[it.correlation_id] = it
+                    elif not it.only_if_new:
                         txns[it.correlation_id] = it
                     elif it.correlation_id not in txns:
                         fresh[it.correlation_id] = it
@@ -187,6 +191,16 @@ class Journal:
                         set_={"status": ex.status, "reason_code": ex.reason_code,
                               "reason": ex.reason, "attempts": ex.attempts,
                               "updated_at": ex.updated_at}))
+                if known:
+                    await conn.execute(
+                        update(Transaction)
+                        .where(Transaction.correlation_id == bindparam("cid"))
+                        .values(status=bindparam("st"), reason_code=bindparam("rc"),
+                                reason=bindparam("rs"), attempts=bindparam("at"),
+                                updated_at=bindparam("ua")),
+                        [{"cid": t.correlation_id, "st": t.status, "rc": t.reason_code,
+                          "rs": mask_text(t.reason), "at": t.attempts, "ua": t.at}
+                         for t in known.values()])
                 if reqs:
                     rrows = [dict(vars(r)) for r in reqs.values()]
                     rstmt = self._insert(PartnerRequest).values(rrows)
