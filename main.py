@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.core.client import CoreClient
 from adapters.tax.client import LeanTaxClient
@@ -94,7 +94,8 @@ class Hub:
 
 def build_hub(settings: HubSettings) -> Hub:
     """Wire objects; no connection is opened until ``Hub.start``."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=64, timeout=10))
     tax = settings.partner("tax")
     core = settings.partner("core")
     deps = Deps(

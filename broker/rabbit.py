@@ -22,7 +22,7 @@ __all__ = ["RabbitPublisher", "attach_routes", "make_broker"]
 def make_broker(url: str) -> RabbitBroker:
     """Confirms on; unroutable publishes raise (a type nobody is bound to is an error)."""
     return RabbitBroker(
-        url, log_level=logging.DEBUG, graceful_timeout=10.0,
+        url, log_level=logging.DEBUG, graceful_timeout=10.0, apply_types=False,
         default_channel=Channel(publisher_confirms=True, on_return_raises=True),
     )
 
@@ -53,9 +53,19 @@ class RabbitPublisher:
                               headers=headers, content_type="application/json")
 
 
+async def _raw(message: RabbitMessage) -> RabbitMessage:
+    """Hand the handler the message itself: the runtime parses bodies, not FastStream."""
+    return message
+
+
 def attach_routes(broker: RabbitBroker, routes: Iterable[Route], deps: Deps,
                   prefetch: int) -> None:
-    """One manual-ack consumer per route; prefetch bounds its concurrency."""
+    """One manual-ack consumer per route; prefetch bounds its concurrency.
+
+    ``apply_types=False`` and a pass-through decoder skip FastStream's
+    dependency injection and body decoding on the hot path (about a third of
+    its per-message cost); the runtime does its own parsing and validation.
+    """
     for route in routes:
 
         def make(r: Route) -> Any:
@@ -68,4 +78,5 @@ def attach_routes(broker: RabbitBroker, routes: Iterable[Route], deps: Deps,
             return consume
 
         broker.subscriber(deps.names.work_queue(route.name), ack_policy=AckPolicy.MANUAL,
-                          channel=Channel(prefetch_count=prefetch))(make(route))
+                          channel=Channel(prefetch_count=prefetch),
+                          decoder=_raw)(make(route))

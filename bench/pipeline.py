@@ -1,0 +1,200 @@
+"""Pipeline benchmark: the hub's own route against raw aio-pika, same broker, same run.
+
+Hub: FastStream consumer -> runtime (envelope parse, idempotency in Redis,
+contract validation, SOAP translation, partner stub that answers at once,
+confirmed persistent publish of the result, group-committed interaction log
+in SQLite) -> manual ack. Raw: aio-pika consume -> confirmed persistent
+republish -> ack. Both drain N prefilled persistent messages from a quorum
+queue into a sink queue with the same prefetch; the clock stops when the sink
+holds N. Prints ``pipeline: hub=N/s raw=N/s ratio=R``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+
+from adapters.tax.soap import build_enroll_request
+from broker.rabbit import RabbitPublisher, attach_routes, make_broker
+from broker.topology import Names, declare_topology, delete_topology
+from config.settings import load_settings
+from contracts.employee import EmployeeEnrollment, TaxAck
+from contracts.envelope import HubMessage, idempotency_key
+from contracts.ids import make_credit_code, make_id_number
+from retry.idempotency import RedisIdempotencyStore
+from routes.deps import Deps
+from routes.runtime import Outcome, Route, validation_error
+from storage.journal import Journal, TxnUpdate, make_engine
+from storage.migrate import upgrade
+
+SINK_TYPE = "bench.sink"
+
+
+class StubTax:
+    """A partner that answers at once, after the real request translation."""
+
+    async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
+        build_enroll_request(req, serial)
+        return TaxAck(accept_no=serial[:20])
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def bench_handler(msg: HubMessage, deps: Deps) -> Outcome:
+    try:
+        req = EmployeeEnrollment.model_validate(msg.payload)
+    except Exception as exc:  # pydantic ValidationError
+        raise validation_error(exc) from None  # type: ignore[arg-type]
+    ack = await deps.tax.enroll_employee(req, serial=msg.message_id)
+    out = msg.child(type=SINK_TYPE, source="hub", target="core",
+                    payload={"accept_no": ack.accept_no}, business_key=req.business_key)
+    return Outcome(outputs=(out,),
+                   txn=TxnUpdate(msg.correlation_id, msg.type, req.business_key, "core",
+                                 "submitted"),
+                   detail={"accept_no": ack.accept_no})
+
+
+def make_messages(n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    units = [make_credit_code(rng) for _ in range(20)]
+    out = []
+    for i in range(n):
+        pid = make_id_number(rng)
+        from contracts.ids import birth_date_of, gender_of
+        payload = {"unit_credit_code": units[i % 20], "unit_name": "南京测试有限公司",
+                   "psn_cert_type": "01", "id_number": pid, "name": "张三",
+                   "gender": gender_of(pid), "birth_date": birth_date_of(pid).isoformat(),
+                   "phone": "13800000000", "start_month": "202601", "admdvs": "320102"}
+        out.append(HubMessage(type="bench.enroll", source="core", target="tax",
+                              correlation_id=uuid.uuid4().hex,
+                              idempotency_key=idempotency_key("bench.enroll", pid, payload,
+                                                              str(seed)),
+                              payload=payload).to_body())
+    return out
+
+
+async def _prefill(url: str, queue: str, bodies: list[bytes], *, exchange: str = "",
+                   routing_key: str | None = None) -> None:
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel()
+        ex = await ch.get_exchange(exchange) if exchange else ch.default_exchange
+        for i in range(0, len(bodies), 500):
+            await asyncio.gather(*(ex.publish(aio_pika.Message(b, delivery_mode=2),
+                                              routing_key=routing_key or queue)
+                                   for b in bodies[i:i + 500]))
+
+
+async def _wait_depth(url: str, queue: str, n: int, timeout: float = 600) -> float:
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel()
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            q = await ch.declare_queue(queue, passive=True)
+            if (q.declaration_result.message_count or 0) >= n:
+                return time.perf_counter()
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"{queue} did not reach {n}")
+
+
+async def bench_raw(url: str, bodies: list[bytes], prefetch: int) -> float:
+    tag = uuid.uuid4().hex[:8]
+    src, sink = f"bench.raw.{tag}.in", f"bench.raw.{tag}.sink"
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel()
+        await ch.declare_queue(src, durable=True, arguments={"x-queue-type": "quorum"})
+        await ch.declare_queue(sink, durable=True, arguments={"x-queue-type": "quorum"})
+        await _prefill(url, src, bodies)
+        cch = await conn.channel()
+        await cch.set_qos(prefetch_count=prefetch)
+        q = await cch.declare_queue(src, passive=True)
+
+        async def on_message(m: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await cch.default_exchange.publish(
+                aio_pika.Message(m.body, delivery_mode=2, message_id=m.message_id),
+                routing_key=sink)
+            await m.ack()
+
+        t0 = time.perf_counter()
+        await q.consume(on_message)
+        t1 = await _wait_depth(url, sink, len(bodies))
+        await ch.queue_delete(src)
+        await ch.queue_delete(sink)
+    return len(bodies) / (t1 - t0)
+
+
+async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    ns = f"bench{uuid.uuid4().hex[:6]}"
+    settings = load_settings().model_copy(update={
+        "namespace": ns, "prefetch": prefetch,
+        "database_url": f"sqlite+aiosqlite:///./.run/{ns}.db"})
+    await asyncio.to_thread(upgrade, settings.database_url)
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=64, timeout=10))
+    names = Names(ns)
+    journal = Journal(make_engine(settings.database_url), flush_ms=settings.log_flush_ms)
+    await journal.start()
+    broker = make_broker(url)
+    deps = Deps(settings=settings, tax=StubTax(), core=None,  # type: ignore[arg-type]
+                idem=RedisIdempotencyStore(redis, prefix=f"{ns}:idem:"), journal=journal,
+                publisher=RabbitPublisher(broker, names), owner="bench", names=names)
+    route = Route("bench", ("bench.enroll",), "tax", bench_handler)
+    sink = Route("sink", (SINK_TYPE,), "core", bench_handler)
+    await broker.connect()
+    await declare_topology(broker, names, [(route.name, route.bindings),
+                                           (sink.name, sink.bindings)], (1000,))
+    await _prefill(url, names.queue(route.name), bodies)
+    attach_routes(broker, [route], deps, prefetch)
+    t0 = time.perf_counter()
+    await broker.start()
+    t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))
+    await broker.stop()
+    await journal.stop()
+    await journal.engine.dispose()
+    await redis.aclose()
+    await delete_topology(url, names, [route.name, sink.name], (1000,))
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.remove(f".run/{ns}.db{suffix}")
+        except FileNotFoundError:
+            pass
+    return len(bodies) / (t1 - t0)
+
+
+async def main_async(n: int, prefetch: int, rounds: int) -> dict[str, Any]:
+    url = load_settings().amqp_url
+    hub_rates, raw_rates = [], []
+    for r in range(rounds):
+        bodies = make_messages(n, seed=int(time.time()) + r)
+        raw_rates.append(await bench_raw(url, bodies, prefetch))
+        hub_rates.append(await bench_hub(url, bodies, prefetch))
+        print(f"  round {r + 1}: raw={raw_rates[-1]:.0f}/s hub={hub_rates[-1]:.0f}/s")
+    hub, raw = max(hub_rates), max(raw_rates)
+    return {"hub": hub, "raw": raw, "ratio": hub / raw}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--messages", type=int, default=int(os.environ.get("BENCH_MESSAGES", 5000)))
+    p.add_argument("--prefetch", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=2)
+    a = p.parse_args()
+    print(f"pipeline bench: {a.messages} messages, prefetch {a.prefetch}, best of {a.rounds}")
+    res = asyncio.run(main_async(a.messages, a.prefetch, a.rounds))
+    print(f"pipeline: hub={res['hub']:.0f}/s raw={res['raw']:.0f}/s ratio={res['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
