@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -27,7 +28,7 @@ from broker.topology import Names, declare_topology, delete_topology
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment, TaxAck
 from contracts.envelope import HubMessage, idempotency_key
-from contracts.ids import make_credit_code, make_id_number
+from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
 from retry.idempotency import RedisIdempotencyStore
 from routes.deps import Deps
 from routes.runtime import Outcome, Route, validation_error
@@ -68,7 +69,6 @@ def make_messages(n: int, seed: int) -> list[bytes]:
     out = []
     for i in range(n):
         pid = make_id_number(rng)
-        from contracts.ids import birth_date_of, gender_of
         payload = {"unit_credit_code": units[i % 20], "unit_name": "南京测试有限公司",
                    "psn_cert_type": "01", "id_number": pid, "name": "张三",
                    "gender": gender_of(pid), "birth_date": birth_date_of(pid).isoformat(),
@@ -126,8 +126,9 @@ async def bench_raw(url: str, bodies: list[bytes], prefetch: int) -> float:
             await m.ack()
 
         t0 = time.perf_counter()
-        await q.consume(on_message)
+        tag = await q.consume(on_message)
         t1 = await _wait_depth(url, sink, len(bodies))
+        await q.cancel(tag)
         await ch.queue_delete(src)
         await ch.queue_delete(sink)
     return len(bodies) / (t1 - t0)
@@ -166,10 +167,8 @@ async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
     await redis.aclose()
     await delete_topology(url, names, [route.name, sink.name], (1000,))
     for suffix in ("", "-wal", "-shm"):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(f".run/{ns}.db{suffix}")
-        except FileNotFoundError:
-            pass
     return len(bodies) / (t1 - t0)
 
 
