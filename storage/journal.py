@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -82,6 +82,9 @@ class RequestRecord:
 
 
 Item = LogEntry | TxnUpdate | RequestRecord
+
+
+TERMINAL = ("delivered", "rejected", "dead")
 
 
 def _txn_row(t: TxnUpdate) -> dict[str, Any]:
@@ -168,12 +171,13 @@ class Journal:
                 if isinstance(it, LogEntry):
                     logs.append(it.row())
                 elif isinstance(it, TxnUpdate):
-                    if it.only_if_exists:
-                        known[it.correlation_id] = it
-                    elif not it.only_if_new:
-                        txns[it.correlation_id] = it
-                    elif it.correlation_id not in txns:
-                        fresh[it.correlation_id] = it
+                    bucket = known if it.only_if_exists else txns
+                    prev = bucket.get(it.correlation_id)
+                    if it.only_if_new:
+                        if it.correlation_id not in txns:
+                            fresh[it.correlation_id] = it
+                    elif not (prev and prev.status in TERMINAL and it.status not in TERMINAL):
+                        bucket[it.correlation_id] = it
                 else:
                     reqs[it.serial] = it
         try:
@@ -186,20 +190,26 @@ class Journal:
                 if txns:
                     stmt = self._insert(Transaction).values([_txn_row(t) for t in txns.values()])
                     ex = stmt.excluded
+                    # A redelivered step must not move a finished transaction back.
                     await conn.execute(stmt.on_conflict_do_update(
                         index_elements=["correlation_id"],
                         set_={"status": ex.status, "reason_code": ex.reason_code,
                               "reason": ex.reason, "attempts": ex.attempts,
-                              "updated_at": ex.updated_at}))
+                              "updated_at": ex.updated_at},
+                        where=or_(Transaction.status.not_in(TERMINAL),
+                                  ex.status.in_(TERMINAL))))
                 if known:
                     await conn.execute(
                         update(Transaction)
                         .where(Transaction.correlation_id == bindparam("cid"))
+                        .where(or_(and_(*(Transaction.status != st for st in TERMINAL)),
+                                   bindparam("fin")))
                         .values(status=bindparam("st"), reason_code=bindparam("rc"),
                                 reason=bindparam("rs"), attempts=bindparam("at"),
                                 updated_at=bindparam("ua")),
                         [{"cid": t.correlation_id, "st": t.status, "rc": t.reason_code,
-                          "rs": mask_text(t.reason), "at": t.attempts, "ua": t.at}
+                          "rs": mask_text(t.reason), "at": t.attempts, "ua": t.at,
+                          "fin": t.status in TERMINAL}
                          for t in known.values()])
                 if reqs:
                     rrows = [dict(vars(r)) for r in reqs.values()]

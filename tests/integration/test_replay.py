@@ -1,0 +1,60 @@
+"""``main.py replay``: the committed fixtures pass through a real hub; a tampered one fails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from config.settings import load_settings
+from tools.replay import run_replay
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[2] / "contracts" / "fixtures"
+
+
+@pytest.mark.parametrize("folder", ["core/employee_enroll", "core/employee_enroll_invalid",
+                                    "tax/employee_enroll"])
+async def test_committed_fixtures_pass(folder: str, capsys: pytest.CaptureFixture[str]) -> None:
+    n = len(list((FIXTURES / folder).glob("*.input.json")))
+    assert await run_replay(load_settings(), str(FIXTURES / folder)) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS ") == n and "FAIL" not in out
+    assert f"replay: {n} passed, 0 failed" in out
+
+
+def _copy(folder: str, dest: Path) -> Path:
+    target = dest / folder
+    shutil.copytree(FIXTURES / folder, target)
+    return target
+
+
+async def test_tampered_core_expectation_fails(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _copy("core/employee_enroll", tmp_path)
+    expected = folder / "001_basic_male.expected.json"
+    record = json.loads(expected.read_text(encoding="utf-8"))
+    record["phone"] = "13900000000"
+    expected.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+    assert await run_replay(load_settings(), str(folder)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL core/employee_enroll/001_basic_male" in out
+    assert '-    "phone": "13900000000",' in out and '+    "phone": "13381823792",' in out
+    assert "PASS core/employee_enroll/002_numeric_codes_lowercase_x" in out
+    assert "replay: 2 passed, 1 failed" in out
+
+
+async def test_tampered_tax_golden_fails(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _copy("tax/employee_enroll", tmp_path)
+    golden = folder / "003_female.expected.xml"
+    golden.write_text(golden.read_text(encoding="utf-8").replace("<tax:xb>2</tax:xb>",
+                                                                 "<tax:xb>1</tax:xb>"),
+                      encoding="utf-8")
+    assert await run_replay(load_settings(), str(tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL tax/employee_enroll/003_female" in out
+    assert "replay: 3 passed, 1 failed" in out

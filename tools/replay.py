@@ -1,0 +1,318 @@
+"""``main.py replay PATH``: send contract fixtures through a real hub and diff what comes out.
+
+PATH is a fixture folder, or any folder above some (``contracts/fixtures`` walks
+every known kind). Kinds are recognised by ``<partner>/<folder>``:
+
+    core/employee_enroll          POST each H2101 event to a hub on real sockets; once it
+                                  settles, the enrollment the TAX simulator received (read
+                                  back from the SOAP request) must equal ``.expected.json``,
+                                  the transaction must be delivered and core told "synced"
+    core/employee_enroll_invalid  the hub's own answer: infcode -1 and the (field, reason)
+                                  list of ``.expected.json`` ``{"errors": [...]}``
+    tax/employee_enroll           ``build_enroll_request`` with the fixture conventions
+                                  (serial, send time) equals ``.expected.xml`` (canonical XML)
+
+What tax received is captured by a pass-through in front of the tax simulator
+(the stack's ``tax_url`` override), so neither the simulator nor the harness is
+touched. ``entity_seq`` is core's counter and is not carried to tax, so it is not
+compared. One line per fixture (``PASS``/``FAIL`` name, a unified diff on failure),
+then ``replay: N passed, M failed``; the exit code is 0 only when nothing failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import re
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from lxml import etree
+
+from adapters.core.simulator import CoreStore
+from adapters.tax.soap import CN_TZ, build_enroll_request, parse_enroll_request
+from config.settings import HubSettings
+from contracts.employee import EmployeeEnrollment
+from retry.errors import HubError
+from tools.harness import Stack, fast_policies, running_stack, wait_until_settled
+from tools.serving import serve_app
+
+__all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial"]
+
+Kind = Literal["core", "core_invalid", "tax"]
+
+KINDS: Final[dict[tuple[str, str], Kind]] = {
+    ("core", "employee_enroll"): "core",
+    ("core", "employee_enroll_invalid"): "core_invalid",
+    ("tax", "employee_enroll"): "tax",
+}
+"""(partner folder, fixture folder) -> how its fixtures are replayed."""
+
+TAX_SENT_AT: Final = datetime(2025, 1, 15, 9, 30, 0, tzinfo=CN_TZ)
+"""``fssj`` of every tax fixture (as in tests/unit/contracts/test_tax_fixtures.py)."""
+
+SETTLE_TIMEOUT_S: Final = 30.0
+
+#: EmployeeEnroll body element -> EmployeeEnrollment field, stated here independently of
+#: ``enroll_fields`` so a mapping mistake there shows up as a diff.
+_TAX_TO_CANONICAL: Final[dict[str, str]] = {
+    "shxydm": "unit_credit_code", "dwmc": "unit_name", "zjlx": "psn_cert_type",
+    "zjhm": "id_number", "xm": "name", "xb": "gender", "csrq": "birth_date", "lxdh": "phone",
+    "xzlx": "insutype", "rylb": "psn_type", "ksjfny": "start_month", "sbjbjgdm": "admdvs",
+    "jfgz": "wage",
+}
+_NOT_ON_TAX_WIRE: Final = frozenset({"entity_seq"})
+_ERROR_SPLIT: Final = re.compile(r"; (?=[A-Za-z_][\w.]*: )")
+
+
+def tax_serial(stem: str) -> str:
+    """The fixed 业务流水号 of a tax fixture, from its number (``001_ok`` -> ``...-001``)."""
+    return f"NJYBHUB-FIXTURE-{stem.split('_', 1)[0]}"
+
+
+@dataclass(frozen=True)
+class Fixture:
+    kind: Kind
+    name: str
+    """``<partner>/<folder>/<stem>``, as printed."""
+    input: Path
+    expected: Path
+
+
+def discover(root: Path) -> tuple[list[Fixture], list[Path]]:
+    """Fixtures under ``root`` (itself included), and the folders of inputs of no known kind."""
+    fixtures: list[Fixture] = []
+    unknown: list[Path] = []
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        inputs = sorted(folder.glob("*.input.json"))
+        if not inputs:
+            continue
+        kind = KINDS.get((folder.parent.name, folder.name))
+        if kind is None:
+            unknown.append(folder)
+            continue
+        suffix = ".expected.xml" if kind == "tax" else ".expected.json"
+        for path in inputs:
+            stem = path.name.removesuffix(".input.json")
+            fixtures.append(Fixture(kind, f"{folder.parent.name}/{folder.name}/{stem}", path,
+                                    folder / f"{stem}{suffix}"))
+    return fixtures, unknown
+
+
+# ---------------------------------------------------------------- comparing
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def _diff(name: str, expected: str, actual: str) -> list[str]:
+    """Unified diff lines (empty when equal)."""
+    return list(difflib.unified_diff(expected.splitlines(), actual.splitlines(),
+                                     f"{name} (expected)", f"{name} (actual)", lineterm=""))
+
+
+def _pretty_xml(xml: bytes) -> str:
+    """Canonical (C14N 2.0) form, indented, so formatting never counts as a difference."""
+    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True,
+                             load_dtd=False)
+    canonical = etree.tostring(etree.fromstring(xml, parser), method="c14n2")
+    return str(etree.tostring(etree.fromstring(canonical, parser), pretty_print=True,
+                              encoding="unicode"))
+
+
+def _ordered(record: dict[str, Any]) -> dict[str, Any]:
+    """Canonical fields in model order, then anything unexpected."""
+    order = [f for f in EmployeeEnrollment.model_fields if f in record]
+    return {k: record[k] for k in [*order, *(k for k in record if k not in order)]}
+
+
+def _canonical_from_tax(fields: dict[str, str]) -> dict[str, Any]:
+    """What tax received, in canonical names (``jfgz`` back to an integer amount)."""
+    out: dict[str, Any] = {_TAX_TO_CANONICAL.get(k, k): v for k, v in fields.items()}
+    if isinstance(out.get("wage"), str) and out["wage"].isdigit():
+        out["wage"] = int(out["wage"])
+    return _ordered(out)
+
+
+def _answer_errors(answer: dict[str, Any]) -> list[list[str]]:
+    """(field, reason) pairs of a national failure answer (``output.errors`` or ``err_msg``)."""
+    listed = (answer.get("output") or {}).get("errors")
+    if isinstance(listed, list):
+        return [[str(f), str(r)] for f, r in listed]
+    message = str(answer.get("err_msg") or "")
+    return [list(part.partition(": ")[::2]) for part in _ERROR_SPLIT.split(message) if part]
+
+
+def replay_tax(fx: Fixture) -> list[str]:
+    """Build the fixture's SOAP request and diff it against its golden XML."""
+    req = EmployeeEnrollment.model_validate_json(fx.input.read_text(encoding="utf-8"))
+    stem = fx.input.name.removesuffix(".input.json")
+    built = build_enroll_request(req, tax_serial(stem), sent_at=TAX_SENT_AT)
+    return _diff(fx.name, _pretty_xml(fx.expected.read_bytes()), _pretty_xml(built))
+
+
+# ---------------------------------------------------------------- capturing tax
+
+class TaxTap:
+    """A pass-through in front of the tax simulator that keeps every request body it forwards."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.upstream = ""
+        self.bodies: list[bytes] = []
+        self._http = http
+        self.app = FastAPI(title="tax tap (replay)")
+        self.app.add_api_route("/{path:path}", self._forward, methods=["POST"])
+
+    async def _forward(self, request: Request) -> Response:
+        body = await request.body()
+        self.bodies.append(body)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("content-type", "soapaction")}
+        r = await self._http.post(self.upstream, content=body, headers=headers,
+                                  params=request.query_params)
+        return Response(r.content, status_code=r.status_code,
+                        media_type=r.headers.get("content-type"))
+
+    def received(self) -> tuple[dict[str, dict[str, str]], list[str]]:
+        """EmployeeEnroll bodies by ``ywlsh`` (the last one wins), and unreadable requests."""
+        by_serial: dict[str, dict[str, str]] = {}
+        unreadable: list[str] = []
+        for body in self.bodies:
+            try:
+                serial, fields = parse_enroll_request(body)
+            except HubError as exc:
+                unreadable.append(exc.reason)
+                continue
+            by_serial[serial] = fields
+        return by_serial, unreadable
+
+
+# ---------------------------------------------------------------- core fixtures
+
+@dataclass
+class _Sent:
+    fx: Fixture
+    status: int
+    answer: dict[str, Any]
+
+
+async def _post(http: httpx.AsyncClient, url: str, fx: Fixture) -> _Sent:
+    r = await http.post(url, content=fx.input.read_bytes(),
+                        headers={"content-type": "application/json"})
+    try:
+        answer = r.json()
+    except ValueError:
+        answer = {"_body": r.text[:500]}
+    return _Sent(fx, r.status_code, answer if isinstance(answer, dict) else {"_body": answer})
+
+
+def _check_invalid(sent: _Sent) -> list[str]:
+    expected = json.loads(sent.fx.expected.read_text(encoding="utf-8"))
+    want = {"infcode": -1, "errors": expected["errors"]}
+    got = {"infcode": sent.answer.get("infcode"), "errors": _answer_errors(sent.answer)}
+    return _diff(sent.fx.name, _json_text(want), _json_text(got))
+
+
+async def _check_valid(sent: _Sent, stack: Stack, tap: TaxTap) -> list[str]:
+    expected = json.loads(sent.fx.expected.read_text(encoding="utf-8"))
+    business_key = f"{expected.get('unit_credit_code')}:{expected.get('id_number')}"
+    want = {"hub_answer": 0, "outcome": "delivered", "core_sync_status": "synced",
+            "tax_received": _ordered({k: v for k, v in expected.items()
+                                      if k not in _NOT_ON_TAX_WIRE})}
+    output = sent.answer.get("output") or {}
+    got: dict[str, Any] = {"hub_answer": sent.answer.get("infcode")}
+    if sent.answer.get("infcode") != 0:
+        got["err_msg"] = sent.answer.get("err_msg", f"HTTP {sent.status}")
+    txn = None
+    if output.get("correlation_id"):
+        txn = await stack.hub.deps.journal.transaction(output["correlation_id"])
+    got["outcome"] = txn["status"] if txn else None
+    if txn and txn["status"] != "delivered" and txn.get("reason"):
+        got["outcome_reason"] = txn["reason"]
+    got["core_sync_status"] = stack.store.sync_status.get(business_key, {}).get("status")
+    by_serial, unreadable = tap.received()
+    fields = by_serial.get(str(output.get("hub_msg_id")))
+    got["tax_received"] = _canonical_from_tax(fields) if fields is not None else None
+    if fields is None and unreadable:
+        got["tax_unreadable_requests"] = unreadable
+    return _diff(sent.fx.name, _json_text(want), _json_text(got))
+
+
+async def _replay_core(settings: HubSettings, fixtures: Sequence[Fixture]) -> dict[str, list[str]]:
+    """Run the core fixtures through one stack (tax behind a ``TaxTap``); name -> diff lines.
+
+    Core's store starts empty: H9201 does not require core to know the person.
+    """
+    results: dict[str, list[str]] = {}
+    async with contextlib.AsyncExitStack() as ctx:
+        http = await ctx.enter_async_context(httpx.AsyncClient(timeout=30))
+        tap = TaxTap(http)
+        tap_url = await ctx.enter_async_context(serve_app(tap.app))
+        tmp = ctx.enter_context(tempfile.TemporaryDirectory(prefix="replay-"))
+        stack = await ctx.enter_async_context(running_stack(
+            settings, store=CoreStore(), reject_suffixes=(),
+            namespace=f"replay{uuid.uuid4().hex[:8]}",
+            database_url=f"sqlite+aiosqlite:///{tmp}/hub.db",
+            overrides={**fast_policies(settings), "tax_url": f"{tap_url}/tax/ws"}))
+        tap.upstream = stack.tax_url
+        url = f"{stack.hub_url}/partners/core/events"
+        sent = [await _post(http, url, fx) for fx in fixtures]
+        if any(s.fx.kind == "core" and s.answer.get("infcode") == 0 for s in sent):
+            # every answered event (accepted or refused) is one transaction
+            await wait_until_settled(stack, sum(s.status < 500 for s in sent),
+                                     SETTLE_TIMEOUT_S)
+        for s in sent:
+            try:
+                results[s.fx.name] = (await _check_valid(s, stack, tap)
+                                      if s.fx.kind == "core" else _check_invalid(s))
+            except Exception as exc:  # e.g. an unreadable expected file
+                results[s.fx.name] = _failure(exc)
+    return results
+
+
+def _failure(exc: Exception) -> list[str]:
+    return [f"  error: {type(exc).__name__}: {exc}"]
+
+
+async def run_replay(settings: HubSettings, path: str) -> int:
+    """Replay every fixture under ``path``; prints PASS/FAIL lines and a summary.
+
+    Returns 0 when all passed, 1 when any failed, 2 when ``path`` holds no fixtures.
+    """
+    root = Path(path)
+    fixtures, unknown = discover(root) if root.is_dir() else ([], [])
+    for folder in unknown:
+        print(f"SKIP {folder}: no replayer for this kind of fixture")
+    if not fixtures:
+        print(f"replay: no fixtures of a known kind under {path}")
+        return 2
+    results: dict[str, list[str]] = {}
+    for fx in fixtures:
+        if fx.kind == "tax":
+            try:
+                results[fx.name] = replay_tax(fx)
+            except Exception as exc:  # a broken fixture fails itself, not the run
+                results[fx.name] = _failure(exc)
+    core = [fx for fx in fixtures if fx.kind != "tax"]
+    if core:
+        try:
+            results.update(await _replay_core(settings, core))
+        except Exception as exc:
+            results.update({fx.name: _failure(exc) for fx in core if fx.name not in results})
+    failed = 0
+    for fx in fixtures:
+        diff = results.get(fx.name, ["  error: not replayed"])
+        print(f"{'FAIL' if diff else 'PASS'} {fx.name}")
+        for line in diff:
+            print(line)
+        failed += bool(diff)
+    print(f"replay: {len(fixtures) - failed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
