@@ -33,6 +33,7 @@ class RabbitPublisher:
     def __init__(self, broker: RabbitBroker, names: Names) -> None:
         self._b = broker
         self._work, self._retry, self._dlx = names.work, names.retry, names.dlx
+        self._redeliver = names.redeliver
 
     async def publish(self, msg: HubMessage) -> None:
         await self._b.publish(
@@ -50,6 +51,10 @@ class RabbitPublisher:
 
     async def park(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
         await self._b.publish(body, exchange=self._dlx, routing_key=queue, persist=True,
+                              headers=headers, content_type="application/json")
+
+    async def requeue(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
+        await self._b.publish(body, exchange=self._redeliver, routing_key=queue, persist=True,
                               headers=headers, content_type="application/json")
 
 

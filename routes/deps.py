@@ -32,6 +32,10 @@ class Publisher(Protocol):
         """To the dead-letter queue of ``queue``, with the reason in ``headers``."""
         ...
 
+    async def requeue(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
+        """Straight back to the work queue ``queue`` (re-drive from the DLQ, resend)."""
+        ...
+
 
 @dataclass
 class Deps:

@@ -63,7 +63,7 @@ async def test_sigkill_mid_batch_then_restart_exactly_one_outcome_each() -> None
     store = CoreStore.seed(20, N, rng_seed=int(time.time()))
     core_state, tax_state = SimState(), SimState()
     # slow tax a little so the kill lands while work is in flight
-    tax_state.faults[:] = [Fault(kind="slow", delay_s=1.0, operation="EmployeeEnroll")]
+    tax_state.faults[:] = [Fault(kind="slow", delay_s=3.0, operation="EmployeeEnroll")]
     async with serve_app(core_app(core_state, store=store)) as core_url, \
             serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback")) as tax:
         env = {**os.environ, "HUB_NAMESPACE": ns, "HUB_DATABASE_URL": db,

@@ -170,7 +170,7 @@ def test_missing_settings_file_named_by_env_raises(tmp_path: Path) -> None:
 
 def test_broken_toml_raises_config_error_naming_the_file(tmp_path: Path) -> None:
     path = _file(tmp_path, "prefetch = = 3\n")
-    with pytest.raises(ConfigError, match="hub.toml"):
+    with pytest.raises(ConfigError, match=r"hub\.toml"):
         load_settings(env={"HUB_SETTINGS_FILE": path})
 
 

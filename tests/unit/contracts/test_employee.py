@@ -121,7 +121,8 @@ def test_id_number_is_stripped_and_upper_cased() -> None:
     assert e.id_number == female_x
 
 
-@pytest.mark.parametrize("name", ["张三", "欧阳娜娜", "阿卜杜·热合曼", "John Smith", "Anne-Marie O"])
+@pytest.mark.parametrize("name", ["张三", "欧阳娜娜", "阿卜杜·热合曼", "John Smith",
+                                  "Anne-Marie O"])
 def test_acceptable_names(name: str) -> None:
     assert EmployeeEnrollment.model_validate(_payload(name=name)).name == name
 
