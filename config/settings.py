@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,7 +112,24 @@ class HubSettings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings
+        return init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get())
+
+
+_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("hub_settings_file", default={})
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The TOML file's values, ranked below the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> HubSettings:
@@ -127,18 +145,19 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Hub
             raise ConfigError(f"settings file {path}: {exc}") from exc
     elif "HUB_SETTINGS_FILE" in env:
         raise ConfigError(f"setting HUB_SETTINGS_FILE: file {path} does not exist")
-    merged = {**file_data, **overrides, "settings_file": str(path)}
+    token = _FILE_DATA.set(file_data)
     saved = dict(os.environ)
     try:
         if env is not os.environ:
             os.environ.clear()
             os.environ.update(env)
-        return HubSettings(**merged)
+        return HubSettings(**{**overrides, "settings_file": str(path)})
     except ValidationError as exc:
         lines = [f"setting {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
                  for e in exc.errors()]
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     finally:
+        _FILE_DATA.reset(token)
         if env is not os.environ:
             os.environ.clear()
             os.environ.update(saved)

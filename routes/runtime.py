@@ -94,7 +94,8 @@ class Delivery:
 
 def validation_error(exc: ValidationError, *, prefix: str = "") -> ValidationFailed:
     """pydantic's errors as (field, reason) pairs, with dotted field paths."""
-    errs = [((prefix + ".".join(str(p) for p in e["loc"])) or "payload",
+    errs = [(prefix + ".".join(str(p) for p in e["loc"]) if e["loc"]
+             else prefix.rstrip(".") or "payload",
              e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
     return ValidationFailed(errs)
 
@@ -152,18 +153,9 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
     try:
         msg = parse_envelope(d.body, deps.settings.max_body_bytes)
     except ValidationFailed as exc:
-        # Nobody can be told: the envelope names no originator we can trust.
-        await deps.publisher.park(d.body, deps.names.queue(route.name), {
-            HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
-            HEADER_ROUTE: route.name})
-        await deps.journal.write(LogEntry(
-            message_id=d.message_id or "-", correlation_id="-", type="-",
-            partner=route.partner, direction="in", hop=route.name, outcome="dead",
-            detail=f"unreadable envelope: {exc.reason}"))
-        await d.ack()
-        return "dead"
+        return await _unreadable(route, d, deps, exc)
 
-    attempt = int(d.headers.get(HEADER_ATTEMPT, msg.attempt) or 0)
+    attempt = _attempt(d.headers, msg.attempt)
     policy = route.policy(deps, msg.type)
     key = msg.idempotency_key
     lock_s = deps.settings.inflight_lock_s
@@ -189,6 +181,33 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
             await asyncio.sleep(0.2)
             await d.nack()
         return "nacked"
+
+
+def _attempt(headers: dict[str, Any], default: int) -> int:
+    """The attempt count from the header; a garbled header falls back to the body's."""
+    try:
+        return max(0, int(headers.get(HEADER_ATTEMPT, default) or 0))
+    except (TypeError, ValueError):
+        return default
+
+
+async def _unreadable(route: Route, d: Delivery, deps: Deps, exc: ValidationFailed) -> str:
+    """Nobody can be told: the envelope names no originator we can trust. Park it."""
+    try:
+        await deps.publisher.park(d.body, deps.names.queue(route.name), {
+            HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
+            HEADER_ROUTE: route.name})
+        await deps.journal.write(LogEntry(
+            message_id=d.message_id or "-", correlation_id="-", type="-",
+            partner=route.partner, direction="in", hop=route.name, outcome="dead",
+            detail=f"unreadable envelope: {exc.reason}"))
+    except Exception:
+        log.exception("parking an unreadable message on %s failed; returning it", route.name)
+        await asyncio.sleep(0.2)
+        await d.nack()
+        return "nacked"
+    await d.ack()
+    return "dead"
 
 
 async def _run(route: Route, msg: HubMessage, d: Delivery, deps: Deps, policy: RetryPolicy,

@@ -9,7 +9,6 @@ batch instead of one per message (the benchmark's hot path).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -121,6 +120,7 @@ class Journal:
         self._pending: list[tuple[Sequence[Item], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._insert = (postgresql.insert if engine.dialect.name == "postgresql"
                         else sqlite.insert)
 
@@ -129,10 +129,11 @@ class Journal:
             self._task = asyncio.create_task(self._run(), name="journal-writer")
 
     async def stop(self) -> None:
+        """Flush what is pending and end the writer; never strands a waiting writer."""
+        self._closing = True
+        self._wake.set()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         if self._pending:
             await self._flush()
@@ -147,14 +148,14 @@ class Journal:
         await fut
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
-            if len(self._pending) < self._max_batch:
+            if not self._closing and len(self._pending) < self._max_batch:
                 await asyncio.sleep(self._flush_s)
             try:
                 await self._flush()
-            except Exception:
+            except Exception:  # noqa: BLE001 - the futures carry the error to the writers
                 await asyncio.sleep(0.5)
 
     async def _flush(self) -> None:

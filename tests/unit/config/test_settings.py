@@ -70,19 +70,12 @@ def test_env_over_the_repository_file() -> None:
     assert s.partner("core").policy("core.sync_status").max_attempts == 12
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: load_settings passes the TOML data as init kwargs, and init_settings outranks "
-    "env_settings in settings_customise_sources, so the file overrides HUB_* variables "
-    "(contrary to 'environment variables over a TOML file over defaults')"))
 def test_env_overrides_a_value_set_in_the_file(tmp_path: Path) -> None:
     path = _file(tmp_path, "prefetch = 3\n" + PARTNERS_TOML)
     s = load_settings(env={"HUB_SETTINGS_FILE": path, "HUB_PREFETCH": "7"})
     assert s.prefetch == 7
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: same precedence inversion for nested settings: "
-    "HUB_PARTNERS__TAX__ENDPOINT loses to the file's partners.tax.endpoint"))
 def test_nested_env_overrides_the_file(tmp_path: Path) -> None:
     path = _file(tmp_path, PARTNERS_TOML)
     s = load_settings(env={"HUB_SETTINGS_FILE": path,

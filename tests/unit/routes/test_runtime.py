@@ -529,10 +529,6 @@ async def test_a_bad_envelope_field_is_named(world: World) -> None:
     assert reason.startswith("envelope.type: ")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: in process() the unreadable-envelope branch (park + journal.write) runs outside "
-    "the try/except that nacks; a broker or database failure there escapes process(), so "
-    "the delivery is neither acked nor nacked (it stays unacked on the channel)"))
 async def test_unreadable_envelope_with_the_journal_down_is_nacked(world: World) -> None:
     world.journal.fail = RuntimeError("database down")
     d, acks = world.delivery(b"{not json", {})
@@ -541,9 +537,6 @@ async def test_unreadable_envelope_with_the_journal_down_is_nacked(world: World)
     assert (acks.acked, acks.nacked) == (0, 1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: process() parses the x-attempt header with int() outside its try/except; a "
-    "non-numeric header raises ValueError out of process() with no ack, nack or park"))
 async def test_a_garbled_attempt_header_does_not_escape(world: World) -> None:
     msg = _msg()
     d, acks = world.delivery(msg, msg.headers() | {HEADER_ATTEMPT: "three"})
@@ -778,10 +771,6 @@ async def test_core_refusing_a_sync_is_parked(world: World) -> None:
     assert world.publisher.parked[0][2][HEADER_REASON_CODE] == "REJECTED"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: validation_error() names a model-level error (empty loc, e.g. the gender/ID "
-    "cross-check) 'payload.' with a dangling dot: the `or \"payload\"` fallback never applies "
-    "once a prefix is given"))
 def test_a_model_level_payload_error_is_named_payload() -> None:
     with pytest.raises(ValidationError) as ei:
         EmployeeEnrollment.model_validate(_enrollment(gender="1"))

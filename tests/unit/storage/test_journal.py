@@ -235,10 +235,6 @@ async def test_stop_flushes_pending_writes(template_db: Path, tmp_path: Path) ->
         await j.engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Journal.stop() cancels the writer task in the middle of a flush; _flush has "
-    "already taken the batch and only handles Exception, not CancelledError, so the "
-    "batch is neither committed nor failed and its writers wait forever"))
 async def test_stop_during_a_flush_does_not_strand_writers(template_db: Path,
                                                            tmp_path: Path) -> None:
     path = tmp_path / "busy.db"
