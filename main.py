@@ -28,6 +28,7 @@ from broker.rabbit import RabbitPublisher, attach_routes, make_broker
 from broker.topology import Names, declare_topology
 from config.settings import ConfigError, HubSettings, load_settings
 from contracts.masking import MaskingFilter
+from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
 from routes.deps import Deps
 from routes.employee import ROUTES
@@ -107,6 +108,8 @@ def build_hub(settings: HubSettings) -> Hub:
         publisher=None,  # type: ignore[arg-type]  # set in Hub.start, once the broker exists
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         names=Names(settings.namespace),
+        breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
+                                        settings.breaker_open_s)),
     )
     return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis)
 

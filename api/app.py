@@ -35,6 +35,10 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
     async def get_health() -> dict[str, Any]:
         return await health() if health else {"status": "ok"}
 
+    @app.get("/admin/breakers", tags=["ops"], summary="Circuit breaker state per partner")
+    async def breakers() -> list[dict[str, Any]]:
+        return deps.breakers.snapshot()
+
     @app.get("/transactions/summary", tags=["ops"])
     async def summary() -> dict[str, int]:
         return await deps.journal.status_counts()

@@ -79,6 +79,9 @@ class HubSettings(BaseSettings):
     delay_tiers_ms: tuple[int, ...] = Field(
         default=(1_000, 5_000, 30_000, 120_000, 600_000),
         description="broker wait queues; a policy's delays are rounded up to one of them")
+    breaker_threshold: int = Field(default=10, ge=1, description="transient failures that open")
+    breaker_window_s: float = Field(default=10.0, gt=0)
+    breaker_open_s: float = Field(default=5.0, gt=0, description="wait before a probe")
     log_flush_ms: int = Field(default=20, ge=1, le=5000)
     log_level: str = "WARNING"
     partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
@@ -112,10 +115,10 @@ class HubSettings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get())
+        return init_settings, env_settings, _FileSource(settings_cls, _FILE_DATA.get() or {})
 
 
-_FILE_DATA: ContextVar[dict[str, Any]] = ContextVar("hub_settings_file", default={})
+_FILE_DATA: ContextVar[dict[str, Any] | None] = ContextVar("hub_settings_file", default=None)
 
 
 class _FileSource(PydanticBaseSettingsSource):

@@ -80,9 +80,8 @@ class Breaker:
         self._failures.clear()
 
     def snapshot(self) -> dict[str, Any]:
-        self.allow() if self.state is State.OPEN else None  # refresh open -> half_open
-        if self.state is State.HALF_OPEN and self._probe_out:
-            pass
+        if self.state is State.OPEN and self.clock() - self.opened_at >= self.policy.open_s:
+            self.state, self._probe_out = State.HALF_OPEN, False
         return {"partner": self.partner, "state": str(self.state),
                 "recent_failures": len(self._failures), "opened_count": self.opened_count,
                 "threshold": self.policy.threshold, "open_s": self.policy.open_s}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adapters.core.port import CorePort
@@ -10,6 +10,7 @@ from adapters.tax.port import TaxPort
 from broker.topology import Names
 from config.settings import HubSettings
 from contracts.envelope import HubMessage
+from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
 from storage.journal import Journal
 
@@ -47,3 +48,4 @@ class Deps:
     publisher: Publisher
     owner: str
     names: Names
+    breakers: Breakers = field(default_factory=Breakers)

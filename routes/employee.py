@@ -113,6 +113,6 @@ async def sync_to_core(msg: HubMessage, deps: Deps) -> Outcome:
 
 ROUTES = (
     Route("tax.employee", (ENROLL,), "tax", enroll_to_tax, enroll_failed),
-    Route("tax.feedback", (FEEDBACK,), "tax", feedback_to_core),
+    Route("tax.feedback", (FEEDBACK,), "tax", feedback_to_core, calls_partner=False),
     Route("core.sync", (SYNC,), "core", sync_to_core),
 )

@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HubMessage
+from retry.breaker import Breaker
 from retry.errors import HubError, PermanentError, TransientError, ValidationFailed
 from retry.idempotency import BeginState
 from retry.policy import RetryPolicy, delay_for, exhausted, tier_for
@@ -75,6 +76,7 @@ class Route:
     partner: str
     handler: Handler
     on_failure: FailureHandler | None = None
+    calls_partner: bool = True
 
     def policy(self, deps: Deps, type_: str) -> RetryPolicy:
         return deps.settings.partner(self.partner).policy(type_) \
@@ -171,7 +173,16 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
                 INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
             await d.ack()
             return "inflight"
-        return await _run(route, msg, d, deps, policy, attempt, t0)
+        breaker = deps.breakers.get(route.partner) if route.calls_partner else None
+        if breaker is not None and not breaker.allow():
+            # The partner is resting: wait without spending an attempt.
+            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
+                int(breaker.policy.open_s * 1000), deps.settings.delay_tiers_ms),
+                dict(d.headers))
+            await deps.idem.release(key, deps.owner)
+            await d.ack()
+            return "breaker_open"
+        return await _run(route, msg, d, deps, policy, attempt, t0, breaker)
     except Exception:
         log.exception("recording the outcome of %s on %s failed; returning it to the queue",
                       msg.message_id, route.name)
@@ -211,17 +222,23 @@ async def _unreadable(route: Route, d: Delivery, deps: Deps, exc: ValidationFail
 
 
 async def _run(route: Route, msg: HubMessage, d: Delivery, deps: Deps, policy: RetryPolicy,
-               attempt: int, t0: float) -> str:
+               attempt: int, t0: float, breaker: Breaker | None = None) -> str:
     try:
         out = await _call(route, msg, deps, policy)
     except PermanentError as exc:
+        if breaker:
+            breaker.success()  # the partner answered: it is up
         return await _permanent(route, msg, d, deps, exc, attempt, t0)
     except TransientError as exc:
+        if breaker:
+            breaker.failure()
         return await _transient(route, msg, d, deps, policy, exc, attempt, t0)
     except Exception as exc:  # a bug or a surprise: count it, so a poison message ends in the DLQ
         log.warning("unexpected %s on %s: %s", type(exc).__name__, route.name, exc)
         err = TransientError(f"unexpected {type(exc).__name__}: {exc}", partner=route.partner)
         return await _transient(route, msg, d, deps, policy, err, attempt, t0)
+    if breaker:
+        breaker.success()
     if out.outputs:
         await asyncio.gather(*(deps.publisher.publish(o) for o in out.outputs))
     entries: list[Any] = [_log(msg, route, "ok", attempt, t0, out.detail), *out.requests]

@@ -155,7 +155,7 @@ class Journal:
                 await asyncio.sleep(self._flush_s)
             try:
                 await self._flush()
-            except Exception:  # noqa: BLE001 - the futures carry the error to the writers
+            except Exception:
                 await asyncio.sleep(0.5)
 
     async def _flush(self) -> None:
