@@ -30,6 +30,7 @@ from config.settings import ConfigError, HubSettings, load_settings
 from contracts.masking import MaskingFilter
 from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
+from retry.ordering import RedisGate
 from routes.deps import Deps
 from routes.employee import ROUTES
 from routes.runtime import Route
@@ -108,6 +109,7 @@ def build_hub(settings: HubSettings) -> Hub:
         publisher=None,  # type: ignore[arg-type]  # set in Hub.start, once the broker exists
         owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         names=Names(settings.namespace),
+        gate=RedisGate(redis, prefix=f"{settings.namespace}:order:"),
         breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
                                         settings.breaker_open_s)),
     )

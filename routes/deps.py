@@ -12,6 +12,7 @@ from config.settings import HubSettings
 from contracts.envelope import HubMessage
 from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
+from retry.ordering import EntityGate
 from storage.journal import Journal
 
 __all__ = ["Deps", "Publisher"]
@@ -49,3 +50,4 @@ class Deps:
     owner: str
     names: Names
     breakers: Breakers = field(default_factory=Breakers)
+    gate: EntityGate | None = None

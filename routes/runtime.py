@@ -47,6 +47,7 @@ __all__ = ["Delivery", "Outcome", "Route", "process", "validation_error"]
 log = logging.getLogger("hub.runtime")
 
 INFLIGHT_WAIT_MS = 1_000
+ORDER_WAIT_MS = 300
 HEADER_REASON = "x-dead-reason"
 HEADER_REASON_CODE = "x-dead-code"
 HEADER_ROUTE = "x-route"
@@ -165,7 +166,7 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
         begin = await deps.idem.begin(key, deps.owner, lock_s)
         if begin.state is BeginState.DONE:
             await deps.journal.write(_log(msg, route, "duplicate", attempt, t0, begin.result or ""))
-            await d.ack()
+            await _done(route, msg, deps, d)
             return "duplicate"
         if begin.state is BeginState.INFLIGHT:
             # Another worker holds it: look again later, without spending an attempt.
@@ -173,6 +174,14 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
                 INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
             await d.ack()
             return "inflight"
+        if _gated(route, msg, deps) and not await deps.gate.enter(  # type: ignore[union-attr]
+                route.name, msg.entity_key, msg.message_id, policy.max_age_s + 3600):
+            # An earlier message for this person/unit has not finished: wait behind it.
+            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
+                ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
+            await deps.idem.release(key, deps.owner)
+            await d.ack()
+            return "waiting"
         breaker = deps.breakers.get(route.partner) if route.calls_partner else None
         if breaker is not None and not breaker.allow():
             # The partner is resting: wait without spending an attempt.
@@ -192,6 +201,17 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
             await asyncio.sleep(0.2)
             await d.nack()
         return "nacked"
+
+
+def _gated(route: Route, msg: HubMessage, deps: Deps) -> bool:
+    return route.calls_partner and deps.gate is not None and bool(msg.entity_key)
+
+
+async def _done(route: Route, msg: HubMessage, deps: Deps, d: Delivery) -> None:
+    """Final outcome recorded: let the next message of this entity through, then ack."""
+    if _gated(route, msg, deps):
+        await deps.gate.leave(route.name, msg.entity_key, msg.message_id)  # type: ignore[union-attr]
+    await d.ack()
 
 
 def _attempt(headers: dict[str, Any], default: int) -> int:
@@ -247,7 +267,7 @@ async def _run(route: Route, msg: HubMessage, d: Delivery, deps: Deps, policy: R
     await deps.journal.write(*entries)
     await deps.idem.complete(msg.idempotency_key, out.result or {"outcome": "ok"},
                              deps.settings.idempotency_ttl_s)
-    await d.ack()
+    await _done(route, msg, deps, d)
     return "ok"
 
 
@@ -269,7 +289,7 @@ async def _permanent(route: Route, msg: HubMessage, d: Delivery, deps: Deps,
     await deps.journal.write(*entries)
     await deps.idem.complete(msg.idempotency_key, {"outcome": "rejected", **exc.to_dict()},
                              deps.settings.idempotency_ttl_s)
-    await d.ack()
+    await _done(route, msg, deps, d)
     return "rejected" if told else "dead"
 
 
@@ -288,7 +308,7 @@ async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: Deps,
         entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
         await deps.journal.write(*entries)
         await deps.idem.release(msg.idempotency_key, deps.owner)
-        await d.ack()
+        await _done(route, msg, deps, d)
         return "dead"
     delay = tier_for(delay_for(attempt, policy), deps.settings.delay_tiers_ms)
     headers = dict(d.headers) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
