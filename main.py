@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.core.client import CoreClient
 from adapters.tax.client import LeanTaxClient
+from broker.dlq import attach_dlq_archiver
 from broker.rabbit import RabbitPublisher, attach_routes, make_broker
 from broker.topology import Names, declare_topology
 from config.settings import ConfigError, HubSettings, load_settings
@@ -34,9 +37,12 @@ from retry.ordering import RedisGate
 from routes.deps import Deps
 from routes.employee import ROUTES
 from routes.runtime import Route
+from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, make_engine
 
 __all__ = ["Hub", "build_hub", "configure_logging", "main"]
+
+log = logging.getLogger("hub")
 
 
 def configure_logging(level: str) -> None:
@@ -55,7 +61,10 @@ class Hub:
     routes: tuple[Route, ...]
     redis: Redis
     api: FastAPI = field(init=False)
+    attachments: list[Callable[[Any], None]] = field(default_factory=list)
     _broker: Any = None
+    _watchdog: asyncio.Task[None] | None = None
+    PUBLISH_FAILURES_LIMIT = 20
 
     def __post_init__(self) -> None:
         from api.app import create_api
@@ -63,8 +72,12 @@ class Hub:
                               health=self.health)
 
     async def start(self) -> None:
-        s = self.settings
         await self.deps.journal.start()
+        await self._start_broker()
+        self._watchdog = asyncio.create_task(self._watch(), name="broker-watchdog")
+
+    async def _start_broker(self) -> None:
+        s = self.settings
         broker = make_broker(s.amqp_url)
         self._broker = broker
         self.deps.publisher = RabbitPublisher(broker, self.deps.names)
@@ -72,9 +85,56 @@ class Hub:
         await declare_topology(broker, self.deps.names,
                                [(r.name, r.bindings) for r in self.routes], s.delay_tiers_ms)
         attach_routes(broker, self.routes, self.deps, s.prefetch)
+        attach_dlq_archiver(broker, self.deps.names, [r.name for r in self.routes],
+                            DeadLetterStore(self.deps.journal.engine),
+                            partners={r.name: r.partner for r in self.routes})
+        for attach in self.attachments:
+            attach(broker)
         await broker.start()
 
+    async def _broker_ok(self) -> bool:
+        """The connection answers and the publishing channel still works."""
+        if self._broker is None:
+            return False
+        try:
+            if not await self._broker.ping(timeout=2.0):
+                return False
+            await self._broker.declare_exchange(self.deps.names.work)
+            pub = self.deps.publisher
+            return getattr(pub, "consecutive_failures", 0) < self.PUBLISH_FAILURES_LIMIT
+        except Exception:
+            return False
+
+    async def _watch(self, every_s: float = 2.0, after: int = 2) -> None:
+        """Rebuild the broker client when the broker went away and did not come back whole.
+
+        aio-pika reconnects the connection, but a publishing channel closed under
+        load can stay closed; rather than publish into it for ever, start afresh.
+        Unacked deliveries return to their queues and are absorbed by idempotency.
+        """
+        bad = 0
+        while True:
+            await asyncio.sleep(every_s)
+            bad = 0 if await self._broker_ok() else bad + 1
+            if bad < after:
+                continue
+            log.warning("broker client unhealthy %d times; reconnecting", bad)
+            old, self._broker = self._broker, None
+            with contextlib.suppress(Exception):
+                if old is not None:
+                    await asyncio.wait_for(old.stop(), 10)
+            try:
+                await self._start_broker()
+                bad = 0
+            except Exception as exc:  # broker still down: try again on the next round
+                log.warning("reconnect failed: %s", exc)
+
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self._broker is not None:
             await self._broker.stop()
             self._broker = None

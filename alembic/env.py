@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import storage.ops_models  # noqa: F401  (registers the ops tables on Base)
 from storage.journal import make_engine
 from storage.models import Base
 

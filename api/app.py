@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 
+from api.admin import admin_router
+from api.auth import READERS, Authenticator, load_principals
 from api.ingress import ingress_router
 from routes.deps import Deps
+from storage.audit import AuditLog
+from storage.deadletters import DeadLetterStore
 
 __all__ = ["create_api"]
 
@@ -30,20 +34,27 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
     app = FastAPI(title="Nanjing medical-insurance integration hub", version="0.1.0",
                   lifespan=lifespan)
     app.include_router(ingress_router(deps))
+    engine, s = deps.journal.engine, deps.settings
+    audit = AuditLog(engine)
+    auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),
+                                         http_host=s.http_host), audit)
+    app.include_router(admin_router(deps, DeadLetterStore(engine), audit, auth))
 
     @app.get("/health", tags=["ops"])
     async def get_health() -> dict[str, Any]:
         return await health() if health else {"status": "ok"}
 
-    @app.get("/admin/breakers", tags=["ops"], summary="Circuit breaker state per partner")
+    @app.get("/admin/breakers", tags=["ops"], summary="Circuit breaker state per partner",
+             dependencies=[Depends(auth.require(*READERS))])
     async def breakers() -> list[dict[str, Any]]:
         return deps.breakers.snapshot()
 
-    @app.get("/transactions/summary", tags=["ops"])
+    @app.get("/transactions/summary", tags=["ops"], dependencies=[Depends(auth.require(*READERS))])
     async def summary() -> dict[str, int]:
         return await deps.journal.status_counts()
 
-    @app.get("/transactions/{correlation_id}", tags=["ops"])
+    @app.get("/transactions/{correlation_id}", tags=["ops"],
+             dependencies=[Depends(auth.require(*READERS))])
     async def transaction(correlation_id: str) -> dict[str, Any]:
         txn = await deps.journal.transaction(correlation_id)
         if txn is None:

@@ -38,7 +38,7 @@ __all__ = ["HEADER_REASON", "HEADER_REASON_CODE", "HEADER_RETRY_OF", "HEADER_ROU
 
 log = logging.getLogger("hub.dlq")
 
-# The runtime's parking headers (routes/runtime.py); repeated to keep broker -> routes out.
+# The parking headers of routes/runtime.py (not imported: the archiver needs no runtime).
 HEADER_REASON = "x-dead-reason"
 HEADER_REASON_CODE = "x-dead-code"
 HEADER_ROUTE = "x-route"
@@ -133,10 +133,17 @@ def _reason(headers: Mapping[str, Any]) -> tuple[str, str]:
 def describe(route: str, body: bytes, headers: Mapping[str, Any], *, queue: str, partner: str,
              message_id: str | None = None, correlation_id: str | None = None,
              type_: str | None = None, now: datetime | None = None) -> DeadLetter:
-    """A dead letter from what arrived on the DLQ; total: any body or headers give a row."""
+    """A dead letter from what arrived on the DLQ; total: any body or headers give a row.
+
+    The AMQP ids are a fallback only for messages RabbitMQ dead-lettered (they
+    keep the properties they were published with); on a message the hub
+    parked they were made up by the publishing client and name nothing.
+    """
     env = _envelope(body)
     at = now or datetime.now(UTC)
     code, reason = _reason(headers)
+    if headers.get(HEADER_REASON) or headers.get(HEADER_REASON_CODE):
+        message_id = correlation_id = type_ = None
     return DeadLetter(
         route=route, queue=queue, partner=partner,
         message_id=_text(env.get("message_id")) or _text(message_id) or "-",

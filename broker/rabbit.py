@@ -35,27 +35,35 @@ class RabbitPublisher:
         self._work, self._retry, self._dlx = names.work, names.retry, names.dlx
         self._redeliver = names.redeliver
 
+    consecutive_failures: int = 0
+
+    async def _send(self, body: bytes, **kw: Any) -> None:
+        """Publish and keep score: the hub's watchdog rebuilds a client that keeps failing."""
+        try:
+            await self._b.publish(body, persist=True, content_type="application/json", **kw)
+        except Exception:
+            self.consecutive_failures += 1
+            raise
+        self.consecutive_failures = 0
+
     async def publish(self, msg: HubMessage) -> None:
-        await self._b.publish(
-            msg.to_body(), exchange=self._work, routing_key=msg.type, persist=True,
+        await self._send(
+            msg.to_body(), exchange=self._work, routing_key=msg.type,
             message_id=msg.message_id, correlation_id=msg.correlation_id,
-            message_type=msg.type, headers=msg.headers(), content_type="application/json")
+            message_type=msg.type, headers=msg.headers())
 
     async def delay(self, msg: HubMessage, queue: str, delay_ms: int,
                     headers: dict[str, Any]) -> None:
-        await self._b.publish(
-            msg.to_body(), exchange=self._retry, routing_key=queue, persist=True,
+        await self._send(
+            msg.to_body(), exchange=self._retry, routing_key=queue,
             message_id=msg.message_id, correlation_id=msg.correlation_id,
-            message_type=msg.type, headers=headers | {DELAY_HEADER: delay_ms},
-            content_type="application/json")
+            message_type=msg.type, headers=headers | {DELAY_HEADER: delay_ms})
 
     async def park(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
-        await self._b.publish(body, exchange=self._dlx, routing_key=queue, persist=True,
-                              headers=headers, content_type="application/json")
+        await self._send(body, exchange=self._dlx, routing_key=queue, headers=headers)
 
     async def requeue(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
-        await self._b.publish(body, exchange=self._redeliver, routing_key=queue, persist=True,
-                              headers=headers, content_type="application/json")
+        await self._send(body, exchange=self._redeliver, routing_key=queue, headers=headers)
 
 
 async def _raw(message: RabbitMessage) -> RabbitMessage:

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from retry.policy import RetryPolicy
@@ -84,6 +84,9 @@ class HubSettings(BaseSettings):
     breaker_open_s: float = Field(default=5.0, gt=0, description="wait before a probe")
     log_flush_ms: int = Field(default=20, ge=1, le=5000)
     log_level: str = "WARNING"
+    admin_tokens: SecretStr = Field(
+        default=SecretStr(""), description="admin API tokens, token:user:role,... "
+        "(api/auth.py); unset: dev tokens on a loopback-only hub, else none")
     partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
     settings_file: str = "config/hub.toml"
 

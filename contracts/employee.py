@@ -8,7 +8,7 @@ characters, a mobile phone, a Nanjing division. Every failure names its field.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,10 +23,15 @@ from contracts.ids import (
 
 __all__ = [
     "CERT_TYPES",
+    "STOP_REASONS",
     "EmployeeEnrollment",
+    "EmployeeStop",
+    "ResendRequest",
     "SyncStatusUpdate",
     "TaxAck",
     "TaxFeedback",
+    "check_stop_date",
+    "check_stop_reason",
     "normalise_cert_type",
 ]
 
@@ -34,6 +39,15 @@ CERT_TYPES = {"01", "02", "06", "07", "08", "90", "99"}
 _NAME = re.compile(r"^[\u4e00-\u9fff·]{2,30}$|^[A-Za-z][A-Za-z .\-]{0,58}[A-Za-z]$")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _MONTH = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])$")
+_CN_TZ = timezone(timedelta(hours=8))
+
+STOP_REASONS: dict[str, str] = {
+    "01": "暂停参保",
+    "02": "终止参保（离职/解除劳动关系）",
+    "03": "参保登记撤销",
+    "99": "其他",
+}
+"""停保原因 (tax's ``tbyy``): the hub-owned code table of EmployeeStop."""
 
 
 def normalise_cert_type(value: str) -> str:
@@ -168,3 +182,105 @@ class SyncStatusUpdate(BaseModel):
     reason_code: str = ""
     reason_text: str = ""
     accept_no: str = ""
+
+
+# ---------------------------------------------------------------- stop and resend (补发)
+
+def _check_credit_code(v: str) -> str:
+    if reason := is_valid_credit_code(v):
+        raise ValueError(reason)
+    return v
+
+
+def _check_id_number(v: str) -> str:
+    v = v.strip().upper()
+    if reason := validate_id_number(v):
+        raise ValueError(reason)
+    return v
+
+
+def check_stop_date(v: date, *, today: date | None = None) -> date:
+    """A stop date may lie in the future, but by one year at most (Beijing calendar)."""
+    today = today or datetime.now(_CN_TZ).date()
+    try:
+        latest = today.replace(year=today.year + 1)
+    except ValueError:  # 29 February
+        latest = today.replace(year=today.year + 1, day=28)
+    if v > latest:
+        raise ValueError(f"{v} is more than one year ahead (latest {latest})")
+    return v
+
+
+def check_stop_reason(v: str) -> str:
+    if v not in STOP_REASONS:
+        raise ValueError(f"unknown stop reason {v!r}; expected one of "
+                         f"{', '.join(sorted(STOP_REASONS))}")
+    return v
+
+
+class EmployeeStop(BaseModel):
+    """职工暂停/终止参保: tax stops one employee of one unit from ``stop_date``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit_credit_code: str = Field(description="统一社会信用代码 of the employer")
+    id_number: str
+    name: str
+    stop_date: date = Field(description="停保日期")
+    reason_code: str = Field(default="01", description="停保原因, a key of STOP_REASONS")
+
+    _uscc = field_validator("unit_credit_code")(_check_credit_code)
+    _id = field_validator("id_number")(_check_id_number)
+    _stop = field_validator("stop_date")(check_stop_date)
+    _reason = field_validator("reason_code")(check_stop_reason)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v.strip()):
+            raise ValueError("must be 2-30 Chinese characters (· allowed) or a Latin name, "
+                             "without digits or special characters")
+        return v.strip()
+
+    @property
+    def business_key(self) -> str:
+        return f"{self.unit_credit_code}:{self.id_number}"
+
+
+class ResendRequest(BaseModel):
+    """职工信息税务补发: a caseworker's request to resend one employee to tax.
+
+    ``enroll`` resends core's current enrollment; ``stop`` sends tax's stop
+    call from ``stop_date`` (required then, refused otherwise). ``reason`` is
+    the caseworker's why, kept for the audit.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    id_number: str
+    unit_credit_code: str
+    action: Literal["enroll", "stop"]
+    stop_date: date | None = Field(default=None, description="停保日期, for action stop")
+    stop_reason: str = Field(default="01", description="停保原因, for action stop")
+    reason: str = Field(min_length=2, max_length=500, description="why the resend (audited)")
+
+    _uscc = field_validator("unit_credit_code")(_check_credit_code)
+    _id = field_validator("id_number")(_check_id_number)
+    _reason = field_validator("stop_reason")(check_stop_reason)
+
+    @field_validator("stop_date")
+    @classmethod
+    def _stop(cls, v: date | None) -> date | None:
+        return None if v is None else check_stop_date(v)
+
+    @model_validator(mode="after")
+    def _action(self) -> ResendRequest:
+        if self.action == "stop" and self.stop_date is None:
+            raise ValueError("stop_date is required for action stop")
+        if self.action == "enroll" and self.stop_date is not None:
+            raise ValueError("stop_date is only for action stop")
+        return self
+
+    @property
+    def business_key(self) -> str:
+        return f"{self.unit_credit_code}:{self.id_number}"

@@ -35,7 +35,8 @@ class Transaction:
     operation: str
     """On the wire: national ``infno`` (core) or SOAP operation (tax)."""
     route: str | None
-    """Hub lane handling the leg; ``ingress`` = the HTTP ingress alone; None = not wired yet."""
+    """Hub lane handling the leg; ``ingress`` = the HTTP ingress alone; ``admin`` = called
+    directly by the admin API (no lane); None = not wired yet."""
     policy: str | None
     """Key in ``partners.<partner>.policies`` the hub retries this leg with; None = no retry."""
     name: str
@@ -52,12 +53,16 @@ TRANSACTIONS: Final[tuple[Transaction, ...]] = (
                 "tax answers a 受理回执 (slh); the result follows in FeedbackNotify"),
     Transaction("tax.feedback", "tax", "in", "sync", "FeedbackNotify", "tax.feedback",
                 "default", "受理结果反馈",
-                "tax retries until retStatus S; correlated to EmployeeEnroll by ywlsh"),
+                "tax retries until retStatus S; correlated to EmployeeEnroll/EmployeeStop "
+                "by ywlsh"),
     Transaction("core.sync_status", "core", "out", "sync", "H9201", "core.sync", "default",
                 "税务同步状态回写", "core deduplicates on serial"),
-    Transaction("core.employee.query", "core", "out", "sync", "H1102", None, None,
+    Transaction("tax.employee.stop", "tax", "out", "async", "EmployeeStop", "tax.employee_stop",
+                "default", "职工暂停/终止参保",
+                "sent by resend (补发) with a chosen 停保日期; 受理回执 then FeedbackNotify"),
+    Transaction("core.employee.query", "core", "out", "sync", "H1102", "admin", None,
                 "职工参保信息查询",
-                "CorePort.get_employee, for resend (补发); no route uses it yet"),
+                "CorePort.get_employee: the resend API (补发) reads core's current state"),
 )
 """Every message type the hub knows, leg by leg."""
 
@@ -87,7 +92,8 @@ def render_markdown() -> str:
         "`contracts/transactions.py` by `python -m contracts.transactions`; do not edit by "
         "hand). Direction `in` is partner -> hub; mode `sync` means the answer on the same call "
         "is the outcome, `async` that it is only a receipt; route `ingress` is the HTTP ingress "
-        "alone; retry policy is the key in `partners.<partner>.policies` (`default` when the "
+        "alone, `admin` a direct call of the admin API; retry policy is the key in "
+        "`partners.<partner>.policies` (`default` when the "
         "type has none of its own), and — means the hub does not retry (the sender does).\n\n"
         + _HEADER + rows
     )

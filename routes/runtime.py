@@ -165,7 +165,14 @@ async def process(route: Route, d: Delivery, deps: Deps) -> str:
     try:
         begin = await deps.idem.begin(key, deps.owner, lock_s)
         if begin.state is BeginState.DONE:
-            await deps.journal.write(_log(msg, route, "duplicate", attempt, t0, begin.result or ""))
+            entries: list[Any] = [_log(msg, route, "duplicate", attempt, t0, begin.result or "")]
+            first = (begin.result or {}).get("correlation_id")
+            if first and first != msg.correlation_id:
+                # The same business fact sent again as a new transaction: close it as such.
+                entries.append(TxnUpdate(msg.correlation_id, msg.type, msg.entity_key or "-",
+                                         msg.source, "duplicate", "DUPLICATE",
+                                         f"same as transaction {first}", only_if_exists=True))
+            await deps.journal.write(*entries)
             await _done(route, msg, deps, d)
             return "duplicate"
         if begin.state is BeginState.INFLIGHT:
@@ -265,7 +272,8 @@ async def _run(route: Route, msg: HubMessage, d: Delivery, deps: Deps, policy: R
     if out.txn:
         entries.append(out.txn)
     await deps.journal.write(*entries)
-    await deps.idem.complete(msg.idempotency_key, out.result or {"outcome": "ok"},
+    await deps.idem.complete(msg.idempotency_key, (out.result or {"outcome": "ok"})
+                             | {"correlation_id": msg.correlation_id},
                              deps.settings.idempotency_ttl_s)
     await _done(route, msg, deps, d)
     return "ok"
@@ -287,7 +295,8 @@ async def _permanent(route: Route, msg: HubMessage, d: Delivery, deps: Deps,
                                exc.to_dict())]
     entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
     await deps.journal.write(*entries)
-    await deps.idem.complete(msg.idempotency_key, {"outcome": "rejected", **exc.to_dict()},
+    await deps.idem.complete(msg.idempotency_key, {"outcome": "rejected", **exc.to_dict(),
+                                                   "correlation_id": msg.correlation_id},
                              deps.settings.idempotency_ttl_s)
     await _done(route, msg, deps, d)
     return "rejected" if told else "dead"

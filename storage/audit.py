@@ -51,8 +51,9 @@ class AuditLog:
         if len(text) > _DETAIL_MAX:
             text = json.dumps({"truncated": True, "head": text[:_DETAIL_MAX - 100]},
                               ensure_ascii=False)
-        row = {"at": datetime.now(UTC), "actor": actor[:80], "role": role[:20], "action": action[:80],
-               "target": target[:200], "detail": text, "outcome": outcome[:20]}
+        row = {"at": datetime.now(UTC), "actor": actor[:80], "role": role[:20],
+               "action": action[:80], "target": target[:200], "detail": text,
+               "outcome": outcome[:20]}
         async with self.engine.begin() as conn:
             res = await conn.execute(insert(AuditRow).values(row).returning(AuditRow.id))
             return int(res.scalar_one())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.masking import mask_text, mask_value
 from storage.ops_models import DeadLetterRow
 
-__all__ = ["DeadLetter", "DeadLetterFilter", "DeadLetterGroup", "DeadLetterStore", "Status",
-           "jsonable", "utc"]
+__all__ = ["ID_HEADERS", "DeadLetter", "DeadLetterFilter", "DeadLetterGroup", "DeadLetterStore",
+           "Status", "jsonable", "mask_headers", "utc"]
 
 Status = Literal["dead", "retried", "archived"]
 
@@ -125,6 +125,18 @@ class DeadLetterGroup:
     last_dead_at: datetime
 
 
+# Hub id headers: opaque hex/uuid values that the phone pattern could mangle, and
+# that a retry sends on as they are. Every other header is masked at rest.
+ID_HEADERS = frozenset({"x-idempotency-key", "x-causation-id", "x-entity", "x-source",
+                        "x-target", "x-route", "x-attempt", "x-first-seen", "x-retry-of"})
+
+
+def mask_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-able headers with personal data masked, the hub's id headers untouched."""
+    return {k: v if k in ID_HEADERS else mask_value(v, k)
+            for k, v in jsonable(dict(headers)).items()}
+
+
 _LIMITS = {"route": 40, "queue": 120, "message_id": 64, "correlation_id": 64, "type": 80,
            "partner": 40, "source": 40, "reason_code": 40}
 _REASON_MAX = 4000
@@ -136,7 +148,7 @@ def _row(d: DeadLetter) -> dict[str, Any]:
     return row | {
         "reason": mask_text(d.reason)[:_REASON_MAX], "attempts": int(d.attempts),
         "first_seen": utc(d.first_seen), "dead_at": utc(d.dead_at),
-        "headers": json.dumps(mask_value(jsonable(d.headers)), ensure_ascii=False),
+        "headers": json.dumps(mask_headers(d.headers), ensure_ascii=False),
         "body": bytes(d.body), "status": d.status, "retried_count": d.retried_count,
         "updated_at": utc(d.updated_at),
     }

@@ -83,7 +83,7 @@ class RequestRecord:
 Item = LogEntry | TxnUpdate | RequestRecord
 
 
-TERMINAL = ("delivered", "rejected", "dead")
+TERMINAL = ("delivered", "rejected", "dead", "duplicate")
 
 
 def _txn_row(t: TxnUpdate) -> dict[str, Any]:

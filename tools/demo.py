@@ -16,8 +16,8 @@ import httpx
 
 from adapters.core.simulator import CoreStore, emit_enrollments
 from adapters.simkit import Fault
-from broker.topology import queue_depths
 from config.settings import HubSettings
+from storage.deadletters import DeadLetterStore
 from tools.harness import fast_policies, running_stack, wait_until_settled
 
 __all__ = ["run_demo"]
@@ -53,9 +53,7 @@ async def run_demo(settings: HubSettings, *, count: int = 200, transient_rate: f
         journal = st.hub.deps.journal
         rejected = await journal.reasons("rejected", limit=8)
         dead = await journal.reasons("dead", limit=5)
-        names = st.hub.deps.names
-        depths = await queue_depths(st.settings.amqp_url,
-                                    [names.dlq(r.name) for r in st.hub.routes])
+        parked = await DeadLetterStore(journal.engine).groups()
         tax, core = await st.effects("tax"), await st.effects("core")
     retrying = sum(n for s, n in counts.items() if s not in ("delivered", "rejected", "dead"))
     print(f"\ndemo summary after {elapsed:.1f}s")
@@ -67,7 +65,9 @@ async def run_demo(settings: HubSettings, *, count: int = 200, transient_rate: f
     print(f"  dead-lettered                          {counts.get('dead', 0):5d}")
     for code, reason, n in dead:
         print(f"      {n:4d}  [{code}] {reason[:90]}")
-    print("  dead-letter queues: " + ", ".join(f"{q}={n}" for q, n in depths.items()))
+    print(f"  dead-letter archive (for operations): {sum(g.count for g in parked)} messages"
+          + "".join(f"\n      {g.count:4d}  {g.partner}/{g.type} [{g.reason_code}]"
+                    for g in parked))
     print(f"  tax side effects: {tax['effects']} distinct={tax['distinct']} "
           f"duplicates={len(tax['duplicates'])} replays_absorbed={tax['replays']}")
     print(f"  core side effects: {core['effects']} duplicates={len(core['duplicates'])} "

@@ -30,7 +30,7 @@ from tools.serving import serve_app
 
 __all__ = ["Stack", "fast_policies", "running_stack", "wait_until_settled"]
 
-TERMINAL = ("delivered", "rejected", "dead")
+TERMINAL = ("delivered", "rejected", "dead", "duplicate")
 
 
 def _free_port() -> int:

@@ -38,15 +38,20 @@ from adapters.tax.port import TaxPort
 from adapters.tax.soap import (
     MAX_BYTES,
     NS,
+    OP_ENROLL,
+    OP_STOP,
     PARTNER,
     SOAP_ACTION_ENROLL,
+    SOAP_ACTION_STOP,
     SOAP_CONTENT_TYPE,
     build_enroll_request,
+    build_stop_request,
     enroll_fields,
     error_for_fault,
     parse_ack,
+    stop_fields,
 )
-from contracts.employee import EmployeeEnrollment, TaxAck
+from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -60,6 +65,7 @@ __all__ = ["BINDING", "LeanTaxClient", "ZeepTaxClient", "error_for_status", "map
 
 BINDING: Final = f"{{{NS}}}TaxSocialInsuranceBinding"
 _HEADERS: Final = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION_ENROLL}"'}
+_STOP_HEADERS: Final = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION_STOP}"'}
 
 
 def error_for_status(status: int, detail: str = "") -> HubError:
@@ -124,9 +130,18 @@ class LeanTaxClient:
                               sent_at: datetime | None = None) -> TaxAck:
         """职工参保登记; ``serial`` is the 业务流水号 tax deduplicates on."""
         payload = build_enroll_request(req, serial, self._sender, sent_at=sent_at)
+        return await self._post(payload, _HEADERS)
+
+    async def stop_employee(self, req: EmployeeStop, *, serial: str,
+                            sent_at: datetime | None = None) -> TaxAck:
+        """职工暂停/终止参保 from ``req.stop_date``; same serial rule and error mapping."""
+        payload = build_stop_request(req, serial, self._sender, sent_at=sent_at)
+        return await self._post(payload, _STOP_HEADERS)
+
+    async def _post(self, payload: bytes, headers: dict[str, str]) -> TaxAck:
         try:
             async with self._http.stream("POST", self._endpoint, content=payload,
-                                         headers=_HEADERS) as response:
+                                         headers=headers) as response:
                 body = await _read_capped(response, self._max)
                 status = response.status_code
         except httpx.HTTPError as exc:
@@ -165,16 +180,35 @@ class ZeepTaxClient:
                       sent_at: datetime | None = None) -> bytes:
         """The envelope zeep would send (no I/O): for equivalence tests and the bench."""
         head, body = enroll_fields(req, serial, self._sender, sent_at=sent_at)
+        return self._render(OP_ENROLL, head, body)
+
+    def render_stop(self, req: EmployeeStop, serial: str, *,
+                    sent_at: datetime | None = None) -> bytes:
+        """The EmployeeStop envelope zeep would send (no I/O): for equivalence tests."""
+        head, body = stop_fields(req, serial, self._sender, sent_at=sent_at)
+        return self._render(OP_STOP, head, body)
+
+    def _render(self, operation: str, head: dict[str, str], body: dict[str, str]) -> bytes:
         envelope = self._zeep.create_message(  # type: ignore[no-untyped-call]
-            self._service, "EmployeeEnroll", head=head, body=body)
+            self._service, operation, head=head, body=body)
         return bytes(etree_to_string(envelope))  # type: ignore[no-untyped-call]
 
     async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str,
                               sent_at: datetime | None = None) -> TaxAck:
         """职工参保登记 via zeep; same error mapping as the lean client."""
         head, body = enroll_fields(req, serial, self._sender, sent_at=sent_at)
+        return await self._call(OP_ENROLL, head, body)
+
+    async def stop_employee(self, req: EmployeeStop, *, serial: str,
+                            sent_at: datetime | None = None) -> TaxAck:
+        """职工暂停/终止参保 via zeep; same error mapping as the lean client."""
+        head, body = stop_fields(req, serial, self._sender, sent_at=sent_at)
+        return await self._call(OP_STOP, head, body)
+
+    async def _call(self, operation: str, head: dict[str, str],
+                    body: dict[str, str]) -> TaxAck:
         try:
-            result: Any = await self._service.EmployeeEnroll(head=head, body=body)
+            result: Any = await getattr(self._service, operation)(head=head, body=body)
         except httpx.HTTPError as exc:
             raise map_httpx_error(exc) from exc
         except zeep.exceptions.Fault as exc:
@@ -182,7 +216,7 @@ class ZeepTaxClient:
         except zeep.exceptions.TransportError as exc:
             raise error_for_status(exc.status_code, str(exc.message)) from exc
         except zeep.exceptions.ValidationError as exc:
-            raise ValidationFailed([(".".join(map(str, exc.path or [])) or "EmployeeEnroll",
+            raise ValidationFailed([(".".join(map(str, exc.path or [])) or operation,
                                      str(exc.message))], partner=PARTNER) from exc
         except zeep.exceptions.Error as exc:
             raise _unreadable(exc) from exc

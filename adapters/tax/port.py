@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from contracts.employee import EmployeeEnrollment, TaxAck
+from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck
 
 __all__ = ["TaxPort"]
 
@@ -13,7 +13,11 @@ class TaxPort(Protocol):
     """Raises only ``retry.errors`` exceptions: TransientError or PermanentError subclasses."""
 
     async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
-        """职工参保登记. ``serial`` is the 业务流水号 tax deduplicates on (the idempotency key)."""
+        """职工参保登记. ``serial`` is the 业务流水号 tax deduplicates on (the message id)."""
+        ...
+
+    async def stop_employee(self, req: EmployeeStop, *, serial: str) -> TaxAck:
+        """职工暂停/终止参保 from ``req.stop_date``; same serial rule as ``enroll_employee``."""
         ...
 
     async def aclose(self) -> None: ...

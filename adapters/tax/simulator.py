@@ -1,9 +1,10 @@
 """Tax bureau simulator (税务 统模式) speaking real SOAP 1.1 over HTTP.
 
 Behaves like the partner the hub must survive, not like a mock: it validates
-requests against ``tax.xsd``, deduplicates on ``ywlsh``, answers with a 受理回执
-at once and pushes the result later with FeedbackNotify to the hub, retrying
-that callback until the hub answers 200 + ``retStatus`` S. Side effects are
+requests (EmployeeEnroll, EmployeeStop) against ``tax.xsd``, deduplicates on
+``ywlsh``, answers with a 受理回执 at once and pushes the result later with
+FeedbackNotify to the hub, retrying that callback until the hub answers 200 +
+``retStatus`` S. Effects are keyed ``{operation}:{shxydm}:{zjhm}``. Side effects are
 counted in ``SimState.log`` (never from the hub's own log), and faults come
 from ``SimState.draw`` so tests and the demo switch them over ``/_sim``.
 
@@ -30,6 +31,7 @@ from adapters.simkit import Fault, SimState, sim_router
 from adapters.tax.soap import (
     CN_TZ,
     OP_ENROLL,
+    OP_STOP,
     RET_OK,
     SOAP_ACTION_FEEDBACK,
     SOAP_CONTENT_TYPE,
@@ -38,9 +40,9 @@ from adapters.tax.soap import (
     build_ack,
     build_fault,
     build_feedback_request,
-    parse_enroll_request,
     parse_feedback_reply,
     parse_payload,
+    parse_request,
 )
 from contracts.employee import TaxFeedback
 from contracts.ids import NANJING_DIVISIONS
@@ -60,6 +62,7 @@ DEFAULT_REJECT_SUFFIXES: Final = frozenset({"4444"})
 _REJECT_CODE: Final = "TX201"
 _REJECT_TEXT: Final = "该人员在其他单位存在有效参保记录"
 _DIVISION_CODE: Final = "TX101"
+_DONE_TEXT: Final = {OP_ENROLL: "参保登记成功", OP_STOP: "停保登记成功"}
 _ADDRESS_PLACEHOLDER: Final = "__SOAP_ADDRESS__"
 _XSD_NS: Final = "http://www.w3.org/2001/XMLSchema"
 _WSDL_NS: Final = "http://schemas.xmlsoap.org/wsdl/"
@@ -105,7 +108,8 @@ class TaxSimulator:
 
     Acks are kept per ``ywlsh`` so a resend gets the identical answer; callback
     tasks are kept referenced (asyncio only holds weak references) and cancelled
-    on shutdown.
+    on shutdown. ``stops`` holds the body of every EmployeeStop that took effect,
+    by ``ywlsh`` (what tax recorded: the stop date and reason).
     """
 
     def __init__(self, state: SimState, *, callback_url: str | None, feedback_delay_s: float,
@@ -117,6 +121,7 @@ class TaxSimulator:
         self.reject_suffixes = frozenset(reject_suffixes)
         self.retry = retry
         self.acks: dict[str, bytes] = {}
+        self.stops: dict[str, dict[str, str]] = {}
         self.delivered: list[TaxFeedback] = []
         self.undelivered: list[TaxFeedback] = []
         self.callback_calls = 0
@@ -134,18 +139,19 @@ class TaxSimulator:
         return self._wsdl.replace(_ADDRESS_PLACEHOLDER, html.escape(location, quote=True))
 
     async def handle(self, body: bytes) -> Response:
-        """One EmployeeEnroll call: faults first, then replay, then business rules."""
+        """One EmployeeEnroll or EmployeeStop call: faults first, then replay, then rules."""
         try:
             payload = parse_payload(body)
             if not self._schema.validate(payload):
                 err = self._schema.error_log.last_error
-                raise ValidationFailed([("EmployeeEnrollRequest", f"schema: {err.message}")])
-            serial, f = parse_enroll_request(body)
+                element = etree.QName(payload).localname
+                raise ValidationFailed([(element, f"schema: {err.message}")])
+            op, serial, f = parse_request(body)
         except ValidationFailed as exc:
             return _soap(build_fault("Client", exc.reason), 500)
 
-        key = f"{OP_ENROLL}:{f['shxydm']}:{f['zjhm']}"
-        fault = self.state.draw(f"{key}:{serial}", operation=OP_ENROLL)
+        key = f"{op}:{f['shxydm']}:{f['zjhm']}"
+        fault = self.state.draw(f"{key}:{serial}", operation=op)
         kind = fault.kind if fault else None
         if kind == "http_5xx":
             return Response("Service Temporarily Unavailable", status_code=503)
@@ -166,27 +172,34 @@ class TaxSimulator:
             if serial in self.acks:  # the client gave up and resent while we slept
                 self.state.log.replays += 1
                 return _soap(self.acks[serial])
-        ack = self._decide(serial, f, key, fault)
+        ack = self._decide(op, serial, f, key, fault)
         if kind == "timeout":
             await self.state.sleep_for(fault)
         return _soap(ack)
 
-    def _decide(self, serial: str, f: dict[str, str], key: str, fault: Fault | None) -> bytes:
-        """Answer and effects of a new serial; no awaits, so a concurrent resend cannot slip in."""
+    def _decide(self, op: str, serial: str, f: dict[str, str], key: str,
+                fault: Fault | None) -> bytes:
+        """Answer and effects of a new serial; no awaits, so a concurrent resend cannot slip in.
+
+        The division rule and the rejecting ID suffixes apply to EmployeeEnroll only.
+        """
+        enroll = op == OP_ENROLL
         if fault is not None and fault.kind == "reject":
-            ack = build_ack("F", fault.code, fault.text)
-        elif f["sbjbjgdm"] not in NANJING_DIVISIONS:
+            ack = build_ack("F", fault.code, fault.text, operation=op)
+        elif enroll and f["sbjbjgdm"] not in NANJING_DIVISIONS:
             ack = build_ack("F", _DIVISION_CODE, f"社保经办机构代码 {f['sbjbjgdm']} 不是南京市区划")
         else:
             accept_no = f"SL{datetime.now(CN_TZ):%Y%m%d}{next(self._seq):010d}"
-            ack = build_ack("S", RET_OK, "受理成功", accept_no)
+            ack = build_ack("S", RET_OK, "受理成功", accept_no, operation=op)
             self.state.log.record(key, entity=f["zjhm"], value=serial)
-            rejected = f["zjhm"][-5:-1] in self.reject_suffixes
+            if not enroll:
+                self.stops[serial] = dict(f)
+            rejected = enroll and f["zjhm"][-5:-1] in self.reject_suffixes
             feedback = TaxFeedback(
-                accept_no=accept_no, biz_msg_id=serial, operation=OP_ENROLL, id_number=f["zjhm"],
+                accept_no=accept_no, biz_msg_id=serial, operation=op, id_number=f["zjhm"],
                 status="rejected" if rejected else "accepted",
                 reason_code=_REJECT_CODE if rejected else "",
-                reason_text=_REJECT_TEXT if rejected else "参保登记成功",
+                reason_text=_REJECT_TEXT if rejected else _DONE_TEXT[op],
             )
             for _ in range(2 if fault is not None and fault.kind == "duplicate" else 1):
                 self._schedule(feedback)

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 from lxml import etree
 from pydantic import ValidationError
 
-from contracts.employee import EmployeeEnrollment, TaxAck, TaxFeedback
+from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck, TaxFeedback
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -42,12 +42,15 @@ __all__ = [
     "NS",
     "OP_ENROLL",
     "OP_FEEDBACK",
+    "OP_STOP",
     "PARTNER",
     "RET_OK",
     "SOAP_ACTION_ENROLL",
     "SOAP_ACTION_FEEDBACK",
+    "SOAP_ACTION_STOP",
     "SOAP_CONTENT_TYPE",
     "SOAP_ENV",
+    "STOP_BODY_FIELDS",
     "TAX_WSDL",
     "TAX_XSD",
     "build_ack",
@@ -55,6 +58,7 @@ __all__ = [
     "build_fault",
     "build_feedback_reply",
     "build_feedback_request",
+    "build_stop_request",
     "enroll_fields",
     "error_for_fault",
     "parse_ack",
@@ -62,6 +66,9 @@ __all__ = [
     "parse_feedback_reply",
     "parse_feedback_request",
     "parse_payload",
+    "parse_request",
+    "parse_stop_request",
+    "stop_fields",
 ]
 
 NS: Final = "http://hub.njyb.gov.cn/tax/v1"
@@ -69,8 +76,10 @@ SOAP_ENV: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_CONTENT_TYPE: Final = "text/xml; charset=utf-8"
 OP_ENROLL: Final = "EmployeeEnroll"
 OP_FEEDBACK: Final = "FeedbackNotify"
+OP_STOP: Final = "EmployeeStop"
 SOAP_ACTION_ENROLL: Final = f"{NS}/{OP_ENROLL}"
 SOAP_ACTION_FEEDBACK: Final = f"{NS}/{OP_FEEDBACK}"
+SOAP_ACTION_STOP: Final = f"{NS}/{OP_STOP}"
 RET_OK: Final = "000000"
 PARTNER: Final = "tax"
 MAX_BYTES: Final = 1 << 20
@@ -86,7 +95,11 @@ ENROLL_BODY_FIELDS: Final[tuple[str, ...]] = (
     "shxydm", "dwmc", "zjlx", "zjhm", "xm", "xb", "csrq", "lxdh",
     "xzlx", "rylb", "ksjfny", "sbjbjgdm", "jfgz",
 )
+#: Body of EmployeeStopRequest, in schema order.
+STOP_BODY_FIELDS: Final[tuple[str, ...]] = ("shxydm", "zjhm", "xm", "tbrq", "tbyy")
 _HEAD_FIELDS: Final[tuple[str, ...]] = ("ywlsh", "fsfdm", "fssj", "serviceCode")
+_REQUEST_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    OP_ENROLL: ENROLL_BODY_FIELDS, OP_STOP: STOP_BODY_FIELDS}
 _SERIAL = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
 _SENDER = re.compile(r"^\S{1,20}$")
 
@@ -224,13 +237,9 @@ def _serialize(envelope: Any) -> bytes:
 
 # ---------------------------------------------------------------- EmployeeEnroll
 
-def enroll_fields(req: EmployeeEnrollment, serial: str, sender: str = "NJYBHUB", *,
-                  sent_at: datetime | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """(head, body) wire values of 职工参保登记, shared by the lean and zeep clients.
-
-    One mapping for both clients is what keeps their requests equivalent.
-    A naive ``sent_at`` is taken as Beijing time.
-    """
+def _head(operation: str, serial: str, sender: str,
+          sent_at: datetime | None) -> dict[str, str]:
+    """The TaxHead every request carries; a naive ``sent_at`` is taken as Beijing time."""
     if not _SERIAL.match(serial):
         raise _refuse("ywlsh", "must be 1-80 characters of A-Z a-z 0-9 _ . : -")
     if not _SENDER.match(sender):
@@ -238,12 +247,22 @@ def enroll_fields(req: EmployeeEnrollment, serial: str, sender: str = "NJYBHUB",
     ts = sent_at or datetime.now(CN_TZ)
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=CN_TZ)
-    head = {
+    return {
         "ywlsh": serial,
         "fsfdm": sender,
         "fssj": ts.isoformat(timespec="seconds"),
-        "serviceCode": OP_ENROLL,
+        "serviceCode": operation,
     }
+
+
+def enroll_fields(req: EmployeeEnrollment, serial: str, sender: str = "NJYBHUB", *,
+                  sent_at: datetime | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(head, body) wire values of 职工参保登记, shared by the lean and zeep clients.
+
+    One mapping for both clients is what keeps their requests equivalent.
+    A naive ``sent_at`` is taken as Beijing time.
+    """
+    head = _head(OP_ENROLL, serial, sender, sent_at)
     body = {
         "shxydm": req.unit_credit_code,
         "dwmc": req.unit_name,
@@ -262,18 +281,18 @@ def enroll_fields(req: EmployeeEnrollment, serial: str, sender: str = "NJYBHUB",
     return head, body
 
 
-def _enroll_template() -> Any:
-    """Empty EmployeeEnroll envelope, built once: copying it is ~2x faster than building."""
+def _template(operation: str) -> Any:
+    """Empty ``{operation}Request`` envelope, built once: copying it is ~2x faster than building."""
     env, soap_body = _envelope()
-    request = etree.SubElement(soap_body, _NSB + "EmployeeEnrollRequest")
-    for part, names in (("head", _HEAD_FIELDS), ("body", ENROLL_BODY_FIELDS)):
+    request = etree.SubElement(soap_body, f"{_NSB}{operation}Request")
+    for part, names in (("head", _HEAD_FIELDS), ("body", _REQUEST_FIELDS[operation])):
         group = etree.SubElement(request, _NSB + part)
         for name in names:
             etree.SubElement(group, _NSB + name)
     return env
 
 
-_ENROLL_TEMPLATE: Final = _enroll_template()
+_TEMPLATES: Final = {op: _template(op) for op in _REQUEST_FIELDS}
 
 
 def _fill(group: Any, names: tuple[str, ...], values: Mapping[str, str]) -> None:
@@ -288,11 +307,27 @@ def build_enroll_request(req: EmployeeEnrollment, serial: str, sender: str = "NJ
                          sent_at: datetime | None = None) -> bytes:
     """SOAP request of EmployeeEnroll; pass ``sent_at`` for byte-stable output (fixtures)."""
     head, body = enroll_fields(req, serial, sender, sent_at=sent_at)
-    env = deepcopy(_ENROLL_TEMPLATE)
+    return _build(OP_ENROLL, head, body)
+
+
+def _build(operation: str, head: Mapping[str, str], body: Mapping[str, str]) -> bytes:
+    env = deepcopy(_TEMPLATES[operation])
     request = env[0][0]
     _fill(request[0], _HEAD_FIELDS, head)
-    _fill(request[1], ENROLL_BODY_FIELDS, body)
+    _fill(request[1], _REQUEST_FIELDS[operation], body)
     return _serialize(env)
+
+
+def _parse_request_payload(payload: Any, operation: str) -> tuple[str, dict[str, str]]:
+    _expect(payload, f"{operation}Request")
+    kids = _children(payload)
+    errors = [(part, "missing") for part in ("head", "body") if part not in kids]
+    if errors:
+        raise ValidationFailed(errors)
+    head = _texts(kids["head"], _HEAD_FIELDS)
+    if head["serviceCode"] != operation:
+        raise _refuse("serviceCode", f"must be {operation}, got {head['serviceCode']}")
+    return head["ywlsh"], _texts(kids["body"], _REQUEST_FIELDS[operation])
 
 
 def parse_enroll_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[str, dict[str, str]]:
@@ -300,16 +335,47 @@ def parse_enroll_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[st
 
     Only presence is checked here; the simulator validates against tax.xsd as well.
     """
+    return _parse_request_payload(parse_payload(body, max_bytes=max_bytes), OP_ENROLL)
+
+
+def parse_request(body: bytes, *,
+                  max_bytes: int = MAX_BYTES) -> tuple[str, str, dict[str, str]]:
+    """(operation, ywlsh, body fields) of any tax request the hub sends (simulator dispatch)."""
     payload = parse_payload(body, max_bytes=max_bytes)
-    _expect(payload, "EmployeeEnrollRequest")
-    kids = _children(payload)
-    errors = [(part, "missing") for part in ("head", "body") if part not in kids]
-    if errors:
-        raise ValidationFailed(errors)
-    head = _texts(kids["head"], _HEAD_FIELDS)
-    if head["serviceCode"] != OP_ENROLL:
-        raise _refuse("serviceCode", f"must be {OP_ENROLL}, got {head['serviceCode']}")
-    return head["ywlsh"], _texts(kids["body"], ENROLL_BODY_FIELDS)
+    name = _local_name(payload.tag) if isinstance(payload.tag, str) else ""
+    operation = name.removesuffix("Request")
+    if operation not in _REQUEST_FIELDS or not name.endswith("Request"):
+        raise _refuse("Body", f"unknown tax request {payload.tag}; expected one of "
+                              f"{', '.join(op + 'Request' for op in _REQUEST_FIELDS)}")
+    return (operation, *_parse_request_payload(payload, operation))
+
+
+# ---------------------------------------------------------------- EmployeeStop
+
+def stop_fields(req: EmployeeStop, serial: str, sender: str = "NJYBHUB", *,
+                sent_at: datetime | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(head, body) wire values of 职工暂停/终止参保, shared by the lean and zeep clients."""
+    head = _head(OP_STOP, serial, sender, sent_at)
+    body = {
+        "shxydm": req.unit_credit_code,
+        "zjhm": req.id_number,
+        "xm": req.name,
+        "tbrq": req.stop_date.isoformat(),
+        "tbyy": req.reason_code,
+    }
+    return head, body
+
+
+def build_stop_request(req: EmployeeStop, serial: str, sender: str = "NJYBHUB", *,
+                       sent_at: datetime | None = None) -> bytes:
+    """SOAP request of EmployeeStop; the answer is a 受理回执 read by ``parse_ack``."""
+    head, body = stop_fields(req, serial, sender, sent_at=sent_at)
+    return _build(OP_STOP, head, body)
+
+
+def parse_stop_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[str, dict[str, str]]:
+    """(ywlsh, body fields by pinyin name) of an EmployeeStop request (presence only)."""
+    return _parse_request_payload(parse_payload(body, max_bytes=max_bytes), OP_STOP)
 
 
 # ---------------------------------------------------------------- acknowledgement

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,7 +65,7 @@ def stop_hub(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-async def wait_http(url: str, timeout: float = 30) -> None:
+async def wait_http(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=2) as c:
         while time.monotonic() < deadline:
@@ -75,3 +76,28 @@ async def wait_http(url: str, timeout: float = 30) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise TimeoutError(url)
+
+
+async def post_until_accepted(hub_url: str, events: list[Any], concurrency: int = 20) -> None:
+    """Send core events as core does: a refused or failed post is sent again."""
+    from adapters.core.translate import enrollment_to_event
+    from contracts.national import NationalRequest, make_msgid, now_cst
+
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=10) as client:
+
+        async def one(i: int, event: Any) -> None:
+            req = NationalRequest(infno="H2101", msgid=make_msgid("NJYBCORE0001", now_cst(), i),
+                                  input={"data": enrollment_to_event(event)})
+            body = req.model_dump(mode="json", exclude_none=True)
+            async with sem:
+                while True:
+                    try:
+                        r = await client.post(f"{hub_url}/partners/core/events", json=body)
+                        if r.status_code == 200:
+                            return
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.2)
+
+        await asyncio.gather(*(one(i, e) for i, e in enumerate(events)))

@@ -13,9 +13,9 @@ import pytest
 from adapters.core.simulator import CoreStore
 from adapters.core.translate import enrollment_to_event
 from adapters.simkit import Fault
-from broker.topology import queue_depths
 from config.settings import load_settings
 from contracts.national import NationalRequest, make_msgid, now_cst
+from storage.deadletters import DeadLetterFilter, DeadLetterStore
 from tools.harness import fast_policies, running_stack, wait_until_settled
 
 pytestmark = pytest.mark.integration
@@ -151,18 +151,14 @@ async def test_malformed_message_on_the_broker_is_dead_lettered_with_reason() ->
                 "correlation_id": "c-bad-payload", "idempotency_key": "k-bad-payload",
                 "payload": {"id_number": "123"}}).encode(), delivery_mode=2),
                 routing_key="tax.employee.enroll")
-        dlq = names.dlq("tax.employee")
+        archive = DeadLetterStore(st.hub.deps.journal.engine)
+        rows = []
         for _ in range(100):
-            if (await queue_depths(s.amqp_url, [dlq]))[dlq] >= 1:
+            if rows := await archive.list(DeadLetterFilter(route="tax.employee")):
                 break
             await asyncio.sleep(0.1)
-        conn = await aio_pika.connect(s.amqp_url)
-        async with conn:
-            ch = await conn.channel()
-            q = await ch.declare_queue(dlq, passive=True)
-            m = await q.get(no_ack=True, timeout=5)
-            assert m is not None
-            reason = str(m.headers.get("x-dead-reason"))
+        assert rows, "the unreadable message was not archived from the DLQ"
+        reason = rows[0].reason
         assert "body" in reason and "JSON" in reason, reason
         # a readable envelope with a bad payload: the originator is told, naming the field
         for _ in range(100):

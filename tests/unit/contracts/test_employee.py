@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -11,8 +11,11 @@ from pydantic import ValidationError
 
 from contracts.employee import (
     EmployeeEnrollment,
+    EmployeeStop,
+    ResendRequest,
     SyncStatusUpdate,
     TaxFeedback,
+    check_stop_date,
     normalise_cert_type,
 )
 from contracts.ids import make_credit_code, make_id_number
@@ -143,3 +146,58 @@ def test_tax_feedback_and_sync_status_are_strict() -> None:
         TaxFeedback(accept_no="A1", biz_msg_id="m1", operation="enroll", status="maybe")
     with pytest.raises(ValidationError):
         SyncStatusUpdate(correlation_id="c", biz_type="t", business_key="k", status="done")
+
+
+# ------------------------------------------------------------------ EmployeeStop, ResendRequest
+
+def _stop(**over: Any) -> dict[str, Any]:
+    return {"unit_credit_code": USCC, "id_number": ID_MALE, "name": "张三",
+            "stop_date": "2025-03-31", "reason_code": "02"} | over
+
+
+def test_a_valid_stop() -> None:
+    s = EmployeeStop.model_validate(_stop(id_number=ID_MALE.lower(), name=" 张三 "))
+    assert (s.id_number, s.name, s.stop_date) == (ID_MALE, "张三", date(2025, 3, 31))
+    assert s.business_key == f"{USCC}:{ID_MALE}"
+    without_reason = {k: v for k, v in _stop().items() if k != "reason_code"}
+    assert EmployeeStop.model_validate(without_reason).reason_code == "01"
+
+
+@pytest.mark.parametrize(("over", "field"), [
+    ({"unit_credit_code": "91320100MA1XXXXXX0"}, "unit_credit_code"),
+    ({"id_number": ID_MALE[:-1] + ("0" if ID_MALE[-1] != "0" else "1")}, "id_number"),
+    ({"name": "张3"}, "name"),
+    ({"stop_date": "2025-02-30"}, "stop_date"),
+    ({"stop_date": (date.today() + timedelta(days=400)).isoformat()}, "stop_date"),
+    ({"reason_code": "7"}, "reason_code"),
+    ({"extra": 1}, "extra"),
+])
+def test_stop_rules_name_their_field(over: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as ei:
+        EmployeeStop.model_validate(_stop(**over))
+    assert [e["loc"][0] for e in ei.value.errors()] == [field]
+
+
+def test_stop_date_may_be_up_to_a_year_ahead() -> None:
+    assert check_stop_date(date(2025, 2, 28), today=date(2024, 2, 29)) == date(2025, 2, 28)
+    with pytest.raises(ValueError, match="one year ahead"):
+        check_stop_date(date(2025, 3, 1), today=date(2024, 2, 29))
+    assert check_stop_date(date(1999, 1, 1)) == date(1999, 1, 1)
+
+
+def _resend(**over: Any) -> dict[str, Any]:
+    return {"id_number": ID_MALE, "unit_credit_code": USCC, "action": "enroll",
+            "reason": "税务未收到"} | over
+
+
+def test_resend_request_rules() -> None:
+    r = ResendRequest.model_validate(_resend(action="stop", stop_date="2025-03-31"))
+    assert r.business_key == f"{USCC}:{ID_MALE}" and r.stop_reason == "01"
+    assert ResendRequest.model_validate(_resend()).stop_date is None
+    for over, needle in [({"action": "stop"}, "stop_date is required"),
+                         ({"stop_date": "2025-03-31"}, "only for action stop"),
+                         ({"reason": " x "}, "at least 2"),
+                         ({"action": "change"}, "enroll"),
+                         ({"stop_reason": "5"}, "unknown stop reason")]:
+        with pytest.raises(ValidationError, match=needle):
+            ResendRequest.model_validate(_resend(**over))

@@ -10,10 +10,13 @@ from adapters.core.translate import (
     INFNO_ENROLL,
     INFNO_SYNC_STATUS,
 )
-from adapters.tax.soap import OP_ENROLL, OP_FEEDBACK
+from adapters.tax.soap import OP_ENROLL, OP_FEEDBACK, OP_STOP
 from config.settings import load_settings
 from contracts.transactions import DOC_PATH, TRANSACTIONS, render_markdown
-from routes.employee import ROUTES
+from routes.employee import ROUTES as EMPLOYEE_ROUTES
+from routes.resend import RESEND_ROUTES
+
+ROUTES = EMPLOYEE_ROUTES + RESEND_ROUTES
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -33,7 +36,7 @@ def test_every_route_binding_is_in_the_table() -> None:
 def test_rows_name_real_routes_and_their_bindings() -> None:
     lanes = {r.name: r for r in ROUTES}
     for t in TRANSACTIONS:
-        assert t.route in (*lanes, "ingress", None), t
+        assert t.route in (*lanes, "ingress", "admin", None), t
         if t.route in lanes:
             assert t.type in lanes[t.route].bindings, t
             assert t.partner == lanes[t.route].partner, t
@@ -46,12 +49,12 @@ def test_rows_are_unique() -> None:
 
 def test_wire_operations_are_the_adapters() -> None:
     assert {t.operation for t in TRANSACTIONS} == {
-        INFNO_ENROLL, INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, OP_ENROLL, OP_FEEDBACK}
+        INFNO_ENROLL, INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, OP_ENROLL, OP_FEEDBACK, OP_STOP}
     core_events = {t.operation: t.type for t in TRANSACTIONS
                    if t.partner == "core" and t.direction == "in"}
     assert core_events == CORE_EVENT_TYPES
     tax_ops = {t.operation for t in TRANSACTIONS if t.partner == "tax"}
-    assert tax_ops == {OP_ENROLL, OP_FEEDBACK}
+    assert tax_ops == {OP_ENROLL, OP_FEEDBACK, OP_STOP}
 
 
 def test_retry_policies_are_the_keys_the_runtime_resolves() -> None:

@@ -286,7 +286,7 @@ async def test_success_publishes_records_acks_and_completes_the_key(world: World
     assert [t.status for t in world.journal.txns()] == ["done"]
     begin = await world.idem.begin(msg.idempotency_key, "worker-2", 60)
     assert begin.state is BeginState.DONE
-    assert begin.result == {"outcome": "ok", "n": 1}
+    assert begin.result == {"outcome": "ok", "n": 1, "correlation_id": msg.correlation_id}
 
 
 async def test_a_second_delivery_of_the_same_envelope_is_a_duplicate(world: World) -> None:
@@ -299,7 +299,8 @@ async def test_a_second_delivery_of_the_same_envelope_is_a_duplicate(world: Worl
     assert acks.acked == 1
     assert len(handler.calls) == 1
     assert world.journal.outcomes() == ["ok", "duplicate"]
-    assert world.journal.logs()[1].detail == {"outcome": "ok", "n": 1}
+    assert world.journal.logs()[1].detail == {"outcome": "ok", "n": 1,
+                                              "correlation_id": msg.correlation_id}
 
 
 async def test_the_same_fact_in_a_new_envelope_is_a_duplicate_too(world: World) -> None:
@@ -647,7 +648,8 @@ async def test_enroll_success_records_the_request_under_the_message_id(world: Wo
     assert (txn.status, txn.business_key, txn.attempts) == ("submitted", f"{USCC}:{ID}", 1)
     assert world.publisher.published == []
     begin = await world.idem.begin(msg.idempotency_key, "w2", 60)
-    assert begin.result == {"outcome": "submitted", "accept_no": "A0001"}
+    assert begin.result == {"outcome": "submitted", "accept_no": "A0001",
+                            "correlation_id": msg.correlation_id}
 
 
 async def test_enroll_rejected_by_tax_tells_core_with_the_reason_code(world: World) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from adapters.tax import soap
 from adapters.tax.client import LeanTaxClient, ZeepTaxClient
 from adapters.tax.port import TaxPort
 from adapters.tax.simulator import create_app
-from contracts.employee import EmployeeEnrollment
+from contracts.employee import EmployeeEnrollment, EmployeeStop
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -244,3 +244,130 @@ async def test_simulator_refuses_schema_invalid_requests(state: SimState) -> Non
     with pytest.raises(ClientError, match="schema"):
         soap.parse_ack(r.content)
     assert not state.log.effects
+
+
+# ------------------------------------------------------------------ EmployeeStop
+
+def load_stop(name: str = "001_ok", when: date = date(2025, 3, 31)) -> EmployeeStop:
+    e = load(name)
+    return EmployeeStop(unit_credit_code=e.unit_credit_code, id_number=e.id_number,
+                        name=e.name, stop_date=when, reason_code="02")
+
+
+@pytest.fixture
+async def sim_client(request: pytest.FixtureRequest, state: SimState
+                     ) -> AsyncIterator[tuple[TaxPort, Any]]:
+    app = create_app(state, callback_url=None)
+    c = FACTORIES[request.param](httpx.ASGITransport(app=app))
+    yield c, app.state.tax
+    await c.aclose()
+
+
+@pytest.mark.parametrize("sim_client", sorted(FACTORIES), indirect=True)
+async def test_stop_records_one_effect_with_its_date(sim_client: tuple[TaxPort, Any],
+                                                     state: SimState) -> None:
+    c, sim = sim_client
+    stop = load_stop()
+    ack = await c.stop_employee(stop, serial="SER-STOP")
+    assert ack.accept_no.startswith("SL")
+    assert state.log.effects == {f"EmployeeStop:{stop.unit_credit_code}:{stop.id_number}": 1}
+    assert sim.stops["SER-STOP"]["tbrq"] == "2025-03-31"
+    assert sim.stops["SER-STOP"]["tbyy"] == "02"
+    assert await c.stop_employee(stop, serial="SER-STOP") == ack  # dedupe on ywlsh
+    assert state.log.replays == 1 and sum(state.log.effects.values()) == 1
+
+
+@pytest.mark.parametrize("sim_client", sorted(FACTORIES), indirect=True)
+async def test_stop_faults_are_drawn_for_its_operation(sim_client: tuple[TaxPort, Any],
+                                                       state: SimState) -> None:
+    c, _ = sim_client
+    state.faults.append(Fault(kind="http_5xx", operation="EmployeeEnroll"))
+    state.faults.append(Fault(kind="reject", code="TX301", text="无有效参保记录", count=1,
+                              operation="EmployeeStop"))
+    with pytest.raises(BusinessRejected) as e:
+        await c.stop_employee(load_stop(), serial="S1")
+    assert e.value.reason_code == "TX301" and not state.log.effects
+    assert (await c.stop_employee(load_stop(), serial="S2")).accept_no  # enroll fault ignored
+
+
+@pytest.mark.parametrize("flavour", sorted(FACTORIES))
+@pytest.mark.parametrize(("transport", "error"), [
+    (raising(httpx.ReadTimeout), PartnerTimeout),
+    (answer(503, b"busy", "text/plain"), PartnerUnavailable),
+    (answer(500, soap.build_fault("Client", "bad")), ClientError),
+    (answer(200, soap.build_ack("F", "TX301", "no", operation="EmployeeStop")),
+     BusinessRejected),
+], ids=["timeout", "503", "client-fault", "ret-F"])
+async def test_stop_error_mapping(flavour: str, transport: httpx.MockTransport,
+                                  error: type[Exception]) -> None:
+    c = FACTORIES[flavour](transport)
+    try:
+        with pytest.raises(error):
+            await c.stop_employee(load_stop(), serial="S1")
+    finally:
+        await c.aclose()
+
+
+async def test_lean_stop_sends_its_soap_action() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=soap.build_ack("S", "000000", "", "SL1",
+                                                          operation="EmployeeStop"))
+
+    c = LeanTaxClient(ENDPOINT, timeout=1.0, transport=mock(handler))
+    try:
+        await c.stop_employee(load_stop(), serial="S1")
+    finally:
+        await c.aclose()
+    assert seen[0].headers["soapaction"] == f'"{soap.SOAP_ACTION_STOP}"'
+
+
+async def test_zeep_and_lean_stop_bodies_are_equivalent() -> None:
+    schema = etree.XMLSchema(etree.parse(str(soap.TAX_XSD)))
+    z = ZeepTaxClient(soap.TAX_WSDL, ENDPOINT, 1.0)
+    try:
+        for name in ("001_ok", "003_female"):
+            stop = load_stop(name)
+            lean = soap.build_stop_request(stop, "SER-EQ", sent_at=SENT_AT)
+            zeep_body = z.render_stop(stop, "SER-EQ", sent_at=SENT_AT)
+            assert _canon(soap.parse_payload(lean)) == _canon(soap.parse_payload(zeep_body))
+            assert schema.validate(soap.parse_payload(zeep_body)), schema.error_log
+    finally:
+        await z.aclose()
+
+
+async def test_served_wsdl_offers_stop_to_zeep(state: SimState, tmp_path: Path) -> None:
+    transport = httpx.ASGITransport(app=create_app(state, callback_url=None))
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim.test") as http:
+        (tmp_path / "served.wsdl").write_bytes((await http.get("/tax/ws?wsdl")).content)
+    z = ZeepTaxClient(tmp_path / "served.wsdl", "http://sim.test/tax/ws", 1.0,
+                      transport=transport)
+    try:
+        assert (await z.stop_employee(load_stop(), serial="SER-WSDL-STOP")).accept_no
+    finally:
+        await z.aclose()
+    assert list(state.log.effects) == [f"EmployeeStop:{load().unit_credit_code}:"
+                                       f"{load().id_number}"]
+
+
+async def test_stop_feedback_names_its_operation(state: SimState) -> None:
+    pushed: list[bytes] = []
+
+    def hub(request: httpx.Request) -> httpx.Response:
+        pushed.append(request.content)
+        return httpx.Response(200, content=soap.build_feedback_reply(True, "ok"))
+
+    app = create_app(state, callback_url="http://hub.test/cb", feedback_delay_s=0,
+                     callback_transport=mock(hub))
+    c = LeanTaxClient(ENDPOINT, timeout=2.0, transport=httpx.ASGITransport(app=app))
+    try:
+        ack = await c.stop_employee(load_stop(), serial="SER-FB-STOP")
+        await app.state.tax.drain()
+    finally:
+        await c.aclose()
+        await app.state.tax.aclose()
+    fb = soap.parse_feedback_request(pushed[0])
+    assert (fb.operation, fb.biz_msg_id, fb.accept_no, fb.status) == (
+        "EmployeeStop", "SER-FB-STOP", ack.accept_no, "accepted")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 from lxml import etree
 
 from adapters.tax import soap
-from contracts.employee import EmployeeEnrollment, TaxAck, TaxFeedback
+from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck, TaxFeedback
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -210,7 +210,8 @@ LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
                                                        'encoding="UTF-16"?>').encode("utf-16")],
                          ids=["xxe", "billion-laughs", "utf16-doctype"])
 @pytest.mark.parametrize("parse", [soap.parse_feedback_request, soap.parse_ack,
-                                   soap.parse_enroll_request, soap.parse_feedback_reply])
+                                   soap.parse_enroll_request, soap.parse_feedback_reply,
+                                   soap.parse_stop_request, soap.parse_request])
 def test_doctype_is_refused_everywhere(parse: object, body: bytes) -> None:
     with pytest.raises(ValidationFailed) as e:
         parse(body)  # type: ignore[operator]
@@ -234,3 +235,79 @@ def test_extensions_in_other_namespaces_are_skipped(schema: etree.XMLSchema) -> 
         b'<x:trace xmlns:x="urn:example:ext">abc</x:trace></tax:EmployeeEnrollResponse>')
     assert schema.validate(soap.parse_payload(body)), schema.error_log
     assert soap.parse_ack(body).accept_no == "SL9"
+
+
+# ------------------------------------------------------------------ EmployeeStop
+
+@pytest.fixture
+def stop(req: EmployeeEnrollment) -> EmployeeStop:
+    return EmployeeStop(unit_credit_code=req.unit_credit_code, id_number=req.id_number,
+                        name=req.name, stop_date=date(2025, 3, 31), reason_code="02")
+
+
+def test_stop_request_roundtrip_and_xsd(stop: EmployeeStop, schema: etree.XMLSchema) -> None:
+    body = soap.build_stop_request(stop, "SER-STOP-1", sent_at=SENT_AT)
+    assert schema.validate(soap.parse_payload(body)), schema.error_log
+    serial, fields = soap.parse_stop_request(body)
+    assert serial == "SER-STOP-1"
+    assert fields == {"shxydm": stop.unit_credit_code, "zjhm": stop.id_number,
+                      "xm": stop.name, "tbrq": "2025-03-31", "tbyy": "02"}
+    assert list(fields) == list(soap.STOP_BODY_FIELDS)
+    assert b"<tax:serviceCode>EmployeeStop</tax:serviceCode>" in body
+    assert b"<tax:fssj>2025-01-15T09:30:00+08:00</tax:fssj>" in body
+
+
+def test_parse_request_dispatches_on_the_operation(req: EmployeeEnrollment,
+                                                   stop: EmployeeStop) -> None:
+    op, serial, fields = soap.parse_request(soap.build_stop_request(stop, "S2"))
+    assert (op, serial, fields["tbrq"]) == (soap.OP_STOP, "S2", "2025-03-31")
+    op, serial, fields = soap.parse_request(soap.build_enroll_request(req, "S1"))
+    assert (op, serial, fields["zjhm"]) == (soap.OP_ENROLL, "S1", req.id_number)
+    with pytest.raises(ValidationFailed) as e:
+        soap.parse_request(soap.build_feedback_request(feedback()))
+    assert e.value.field == "Body" and "EmployeeStopRequest" in e.value.reason
+
+
+def test_stop_is_not_an_enroll(req: EmployeeEnrollment, stop: EmployeeStop) -> None:
+    with pytest.raises(ValidationFailed) as e:
+        soap.parse_enroll_request(soap.build_stop_request(stop, "S1"))
+    assert e.value.field == "EmployeeEnrollRequest"
+    with pytest.raises(ValidationFailed) as e:
+        soap.parse_stop_request(soap.build_enroll_request(req, "S1"))
+    assert e.value.field == "EmployeeStopRequest"
+
+
+def test_stop_service_code_must_match(stop: EmployeeStop) -> None:
+    body = soap.build_stop_request(stop, "S1").replace(
+        b">EmployeeStop</tax:serviceCode>", b">EmployeeEnroll</tax:serviceCode>")
+    with pytest.raises(ValidationFailed) as e:
+        soap.parse_stop_request(body)
+    assert e.value.field == "serviceCode"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    (b"<tax:tbrq>2025-03-31</tax:tbrq>", b"<tax:tbrq>2025-02-30</tax:tbrq>"),
+    (b"<tax:tbrq>2025-03-31</tax:tbrq>", b"<tax:tbrq>20250331</tax:tbrq>"),
+    (b"<tax:tbyy>02</tax:tbyy>", b"<tax:tbyy>2</tax:tbyy>"),
+    (b"<tax:tbyy>02</tax:tbyy>", b""),
+], ids=["impossible-date", "compact-date", "one-digit-reason", "no-reason"])
+def test_xsd_refuses_bad_stop_bodies(stop: EmployeeStop, schema: etree.XMLSchema,
+                                     old: bytes, new: bytes) -> None:
+    body = soap.build_stop_request(stop, "S1", sent_at=SENT_AT)
+    assert old in body
+    assert not schema.validate(soap.parse_payload(body.replace(old, new)))
+
+
+def test_stop_refuses_a_bad_serial(stop: EmployeeStop) -> None:
+    with pytest.raises(ValidationFailed) as e:
+        soap.build_stop_request(stop, "has space")
+    assert e.value.field == "ywlsh"
+
+
+def test_stop_ack_is_read_by_parse_ack(schema: etree.XMLSchema) -> None:
+    ok = soap.build_ack("S", "000000", "受理成功", "SL7", operation=soap.OP_STOP)
+    assert b"EmployeeStopResponse" in ok and schema.validate(soap.parse_payload(ok))
+    assert soap.parse_ack(ok).accept_no == "SL7"
+    with pytest.raises(BusinessRejected) as e:
+        soap.parse_ack(soap.build_ack("F", "TX301", "无有效参保", operation=soap.OP_STOP))
+    assert e.value.reason_code == "TX301"

@@ -1,0 +1,166 @@
+"""Who may use the admin API: bearer tokens, roles, and a record of every refusal.
+
+Principals are configured as ``sha256(token) -> (user, role)``: the hub keeps
+only hashes, so a leaked settings dump or heap snapshot does not hand out
+tokens. ``HUB_ADMIN_TOKENS`` is a comma-separated list of ``token:user:role``
+(a token may also be given pre-hashed as ``sha256:<64 hex>``), e.g.
+
+    HUB_ADMIN_TOKENS="s3cret-1:alice:operations,sha256:9f86...:bob:caseworker"
+
+Roles: ``caseworker`` (resend), ``operations`` (dead letters), ``tester``
+(replay), ``readonly`` (GET only) and ``admin`` (everything). Every role can
+read; ``admin`` passes every check. A missing or unknown token is answered
+401; a known one outside its role 403, which is logged and written to the
+audit log with outcome ``forbidden``.
+
+Development only: ``DEV_TOKENS`` (``dev-admin``, ``dev-ops``, ...) are used by
+``load_principals`` when no tokens are configured *and* the API listens on a
+loopback address; anywhere else an unconfigured hub refuses every request.
+"""
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal, get_args
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from storage.audit import AuditLog
+
+__all__ = ["DEV_TOKENS", "LOOPBACK", "READERS", "ROLES", "Authenticator", "Principal", "Role",
+           "dev_principals", "hash_token", "load_principals", "principals_from_env"]
+
+log = logging.getLogger("hub.auth")
+
+Role = Literal["caseworker", "operations", "tester", "readonly", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+#: Roles that may read (GET): all of them.
+READERS: tuple[Role, ...] = ROLES
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+MIN_TOKEN_CHARS = 16
+
+#: Development only; see the module docstring for when they apply.
+DEV_TOKENS: Mapping[str, tuple[str, Role]] = {
+    "dev-admin": ("dev-admin", "admin"),
+    "dev-ops": ("dev-ops", "operations"),
+    "dev-caseworker": ("dev-caseworker", "caseworker"),
+    "dev-tester": ("dev-tester", "tester"),
+    "dev-readonly": ("dev-readonly", "readonly"),
+}
+
+_bearer = HTTPBearer(auto_error=False, description="Admin token: Authorization: Bearer <token>")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    role: Role
+
+
+def hash_token(token: str) -> str:
+    """The key principals are stored under: hex sha256 of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_hex_digest(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def principals_from_env(value: str) -> dict[str, Principal]:
+    """Parse ``token:user:role,...``; raises ``ValueError`` naming the bad entry."""
+    out: dict[str, Principal] = {}
+    for n, raw in enumerate(value.split(","), start=1):
+        entry = raw.strip()
+        if not entry:
+            continue
+        parts = entry.rsplit(":", 2)
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            raise ValueError(f"admin token entry {n}: expected token:user:role")
+        token, user, role = (p.strip() for p in parts)
+        if role not in ROLES:
+            raise ValueError(f"admin token entry {n} ({user}): unknown role {role!r}; "
+                             f"one of {', '.join(ROLES)}")
+        if token.startswith("sha256:") and _is_hex_digest(token[7:].lower()):
+            digest = token[7:].lower()
+        else:
+            if len(token) < MIN_TOKEN_CHARS:
+                log.warning("admin token of %s is shorter than %d characters", user,
+                            MIN_TOKEN_CHARS)
+            digest = hash_token(token)
+        if digest in out:
+            raise ValueError(f"admin token entry {n} ({user}): the same token is given twice")
+        out[digest] = Principal(user, role)
+    return out
+
+
+def dev_principals() -> dict[str, Principal]:
+    """The well-known development tokens. Never on a hub reachable from the network."""
+    return {hash_token(t): Principal(u, r) for t, (u, r) in DEV_TOKENS.items()}
+
+
+def load_principals(value: str | None, *, http_host: str) -> dict[str, Principal]:
+    """Configured tokens; else dev tokens on a loopback-only API; else none (all 401)."""
+    if value and value.strip():
+        return principals_from_env(value)
+    if http_host in LOOPBACK:
+        log.warning("admin API: no HUB_ADMIN_TOKENS, using the development tokens "
+                    "(dev-admin, dev-ops, ...): for a loopback-only hub only")
+        return dev_principals()
+    log.warning("admin API: no HUB_ADMIN_TOKENS configured; every admin request is refused")
+    return {}
+
+
+class Authenticator:
+    """Turns a bearer token into a principal and checks roles, auditing refusals."""
+
+    def __init__(self, principals: Mapping[str, Principal], audit: AuditLog | None) -> None:
+        self._principals = dict(principals)
+        self._audit = audit
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        digest = hash_token(token)
+        for key, who in self._principals.items():
+            if hmac.compare_digest(key, digest):
+                return who
+        return None
+
+    def require(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
+        """A FastAPI dependency: the caller's principal, if its role is one of ``roles``.
+
+        ``admin`` always passes. No roles given means any authenticated caller.
+        """
+        allowed: Collection[str] = frozenset(roles) | {"admin"} if roles else frozenset(ROLES)
+
+        async def dependency(
+            request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> Principal:
+            who = self.authenticate(creds.credentials if creds else None)
+            if who is None:
+                log.info("admin API: %s %s without a valid token from %s", request.method,
+                         request.url.path, request.client.host if request.client else "?")
+                raise HTTPException(401, "missing or invalid bearer token",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            if who.role not in allowed:
+                await self._forbidden(request, who, sorted(allowed))
+                raise HTTPException(403, f"role {who.role} may not {request.method} "
+                                         f"{request.url.path}")
+            return who
+
+        return dependency
+
+    async def _forbidden(self, request: Request, who: Principal, allowed: list[str]) -> None:
+        log.warning("admin API: forbidden: %s (%s) %s %s; needs one of %s", who.user, who.role,
+                    request.method, request.url.path, ", ".join(allowed))
+        if self._audit is None:
+            return
+        try:
+            await self._audit.record(who.user, who.role, f"{request.method} {request.url.path}",
+                                     request.url.path, {"required": allowed}, "forbidden")
+        except Exception:
+            log.exception("admin API: could not audit a forbidden request")

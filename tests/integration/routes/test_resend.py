@@ -1,0 +1,212 @@
+"""F6 补发 end to end: real RabbitMQ, Redis, SQLite, and both simulators over sockets.
+
+The hub's routes are fixed in ``main.build_hub`` (``routes=ROUTES``), so each test
+patches ``main.ROUTES`` to add ``RESEND_ROUTES`` before the stack is built, and
+mounts the resend router on the running hub's app. Tax's effects are counted at
+the simulator, never from the hub's own log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+import tools.harness
+from adapters.core.simulator import CoreStore
+from adapters.core.translate import enrollment_to_event
+from adapters.simkit import Fault
+from adapters.tax.simulator import TaxSimulator
+from api.resend import ResendJobs, resend_router
+from config.settings import load_settings
+from contracts.employee import EmployeeEnrollment
+from contracts.national import NationalRequest, make_msgid, now_cst
+from routes.employee import ROUTES
+from routes.resend import RESEND_ROUTES
+from tools.harness import Stack, fast_policies, running_stack, wait_until_settled
+
+pytestmark = pytest.mark.integration
+
+TERMINAL = ("delivered", "rejected", "dead")
+
+
+@dataclass
+class Rig:
+    st: Stack
+    tax: TaxSimulator
+    http: httpx.AsyncClient
+
+    async def event(self, p: EmployeeEnrollment, n: int = 0) -> str:
+        """Core's H2101 event for ``p``; returns the hub's correlation id."""
+        req = NationalRequest(infno="H2101", msgid=make_msgid("NJYBCORE0001", now_cst(), n),
+                              input={"data": enrollment_to_event(p)})
+        r = await self.http.post(f"{self.st.hub_url}/partners/core/events",
+                                 json=req.model_dump(mode="json", exclude_none=True))
+        assert r.status_code == 200, r.text
+        return str(r.json()["output"]["correlation_id"])
+
+    async def resend(self, p: EmployeeEnrollment, action: str = "enroll",
+                     **over: Any) -> httpx.Response:
+        return await self.http.post(f"{self.st.hub_url}/admin/resend/employee", json={
+            "id_number": p.id_number, "unit_credit_code": p.unit_credit_code,
+            "action": action, "reason": "税务未收到, 窗口人工补发"} | over)
+
+    async def settled(self, cid: str, timeout: float = 30) -> dict[str, Any]:
+        txn: dict[str, Any] | None = None
+        for _ in range(int(timeout / 0.1)):
+            txn = await self.st.hub.deps.journal.transaction(cid)
+            if txn and txn["status"] in TERMINAL:
+                return txn
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{cid} not settled: {txn}")
+
+
+@contextlib.asynccontextmanager
+async def resend_stack(monkeypatch: pytest.MonkeyPatch, store: CoreStore) -> AsyncIterator[Rig]:
+    """A running stack whose hub also consumes tax.employee.stop and serves /admin/resend."""
+    monkeypatch.setattr("main.ROUTES", ROUTES + RESEND_ROUTES)
+    sims: list[TaxSimulator] = []
+    real_tax_app = tools.harness.tax_app
+
+    def tax_app(*args: Any, **kwargs: Any) -> Any:
+        app = real_tax_app(*args, **kwargs)
+        sims.append(app.state.tax)
+        return app
+
+    monkeypatch.setattr(tools.harness, "tax_app", tax_app)
+    s = load_settings()
+    overrides = fast_policies(s, max_attempts=2, delays_ms=(200, 400)) | {
+        "breaker_threshold": 1000}
+    async with running_stack(s, store=store, overrides=overrides) as st:
+        jobs = ResendJobs()
+        st.hub.api.include_router(resend_router(st.hub.deps, jobs=jobs))
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                yield Rig(st, sims[0], http)
+        finally:
+            await jobs.aclose()
+
+
+def _store(n: int) -> CoreStore:
+    return CoreStore.seed(1, n, rng_seed=random.randrange(10**9))
+
+
+async def test_a_dead_enrollment_resent_after_recovery_is_delivered_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(2)
+    p = next(iter(store.persons.values()))
+    async with resend_stack(monkeypatch, store) as rig:
+        rig.st.tax_state.faults[:] = [Fault(kind="http_5xx", match=p.id_number,
+                                            operation="EmployeeEnroll")]
+        original = await rig.event(p)
+        assert (await rig.settled(original))["status"] == "dead"
+        assert store.sync_status[p.business_key]["status"] == "failed"  # core was told
+        assert not rig.st.tax_state.log.effects
+
+        rig.st.tax_state.faults.clear()  # tax recovers; the caseworker resends
+        r = await rig.resend(p)
+        assert r.status_code == 202, r.text
+        out = r.json()
+        assert out["correlation_id"] != original
+        txn = await rig.settled(out["correlation_id"])
+        assert (txn["status"], txn["source"], txn["type"]) == (
+            "delivered", "resend", "tax.employee.enroll")
+        key = f"EmployeeEnroll:{p.business_key}"
+        assert dict(rig.st.tax_state.log.effects) == {key: 1}
+        assert rig.st.tax_state.log.order[p.id_number] == [out["serial"]]
+        synced = store.sync_status[p.business_key]
+        assert (synced["status"], synced["correlation_id"]) == ("synced", out["correlation_id"])
+        # the failed original stays what it was: the resend is its own transaction
+        assert (await rig.st.hub.deps.journal.transaction(original))["status"] == "dead"
+        hops = [e["hop"] for e in await rig.st.hub.deps.journal.log_for(out["correlation_id"])]
+        assert hops[:2] == ["admin.resend", "tax.employee"] and "core.sync" in hops
+
+
+async def test_the_same_resend_twice_reaches_tax_twice_on_purpose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two resend ids are two intended requests: two keys, two serials, two calls to tax.
+
+    Idempotency does not merge them (the key is salted with the resend id) and tax
+    replays nothing (it deduplicates on ywlsh, and the serials differ). What tax then
+    does is its own business rule: the simulator has no "already enrolled" rule, so
+    it records the enrollment twice, and both transactions end delivered.
+    """
+    store = _store(2)
+    p = next(iter(store.persons.values()))
+    async with resend_stack(monkeypatch, store) as rig:
+        first, second = (await rig.resend(p)).json(), (await rig.resend(p)).json()
+        assert first["resend_id"] != second["resend_id"]
+        assert first["correlation_id"] != second["correlation_id"]
+        assert first["serial"] != second["serial"]
+        for out in (first, second):
+            assert (await rig.settled(out["correlation_id"]))["status"] == "delivered"
+        tax = rig.st.tax_state.log
+        key = f"EmployeeEnroll:{p.business_key}"
+        assert tax.effects[key] == 2 and tax.replays == 0
+        assert sorted(tax.order[p.id_number]) == sorted([first["serial"], second["serial"]])
+
+
+async def test_a_stop_resend_reaches_tax_with_the_chosen_date(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(2)
+    p = next(iter(store.persons.values()))
+    chosen = date.today() - timedelta(days=3)
+    async with resend_stack(monkeypatch, store) as rig:
+        r = await rig.resend(p, "stop", stop_date=chosen.isoformat(), stop_reason="02")
+        assert r.status_code == 202, r.text
+        out = r.json()
+        txn = await rig.settled(out["correlation_id"])
+        assert (txn["status"], txn["type"]) == ("delivered", "tax.employee.stop")
+        assert rig.tax.stops[out["serial"]] == {
+            "shxydm": p.unit_credit_code, "zjhm": p.id_number, "xm": p.name,
+            "tbrq": chosen.isoformat(), "tbyy": "02"}
+        assert dict(rig.st.tax_state.log.effects) == {f"EmployeeStop:{p.business_key}": 1}
+        synced = store.sync_status[p.business_key]
+        assert (synced["biz_type"], synced["status"]) == ("tax.employee.stop", "synced")
+        hops = [e["hop"] for e in await rig.st.hub.deps.journal.log_for(out["correlation_id"])]
+        assert hops[:2] == ["admin.resend", "tax.employee_stop"] and "core.sync" in hops
+
+
+async def test_bulk_resend_of_dead_transactions_shows_progress_to_completion(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _store(3)
+    people = list(store.persons.values())
+    async with resend_stack(monkeypatch, store) as rig:
+        rig.st.tax_state.faults[:] = [Fault(kind="http_5xx", operation="EmployeeEnroll")]
+        for i, p in enumerate(people):
+            await rig.event(p, i)
+        assert await wait_until_settled(rig.st, 3, timeout=30) == {"dead": 3}
+        rig.st.tax_state.faults.clear()
+        gone = people[2]
+        del store.persons[gone.business_key]  # core no longer has this one
+
+        r = await rig.http.post(f"{rig.st.hub_url}/admin/resend/employee/bulk", json={
+            "filter": {"status": "dead", "type": "tax.employee.enroll"}, "action": "enroll",
+            "reason": "税务故障恢复后批量补发", "rate_per_s": 5})
+        assert r.status_code == 202, r.text
+        job_id, total = r.json()["job_id"], r.json()["total"]
+        assert total == 3
+        views: list[dict[str, Any]] = []
+        for _ in range(200):
+            views.append((await rig.http.get(
+                f"{rig.st.hub_url}/admin/resend/jobs/{job_id}")).json())
+            if views[-1]["state"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        final = views[-1]
+        assert (final["state"], final["total"], final["done"], final["failed"],
+                final["pending"]) == ("finished", 3, 2, 1, 0)
+        assert final["failures"][0]["code"] == "NOT_IN_CORE"
+        progress = [v["done"] + v["failed"] for v in views]
+        assert progress == sorted(progress) and any(v["pending"] > 0 for v in views)
+        for cid in final["correlation_ids"]:
+            assert (await rig.settled(cid))["status"] == "delivered"
+        effects = rig.st.tax_state.log.effects
+        assert dict(effects) == {f"EmployeeEnroll:{p.business_key}": 1 for p in people[:2]}
