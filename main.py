@@ -36,6 +36,7 @@ from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.deps import Deps
 from routes.employee import ROUTES
+from routes.resend import RESEND_ROUTES
 from routes.runtime import Route
 from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, make_engine
@@ -173,7 +174,7 @@ def build_hub(settings: HubSettings) -> Hub:
         breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
                                         settings.breaker_open_s)),
     )
-    return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis)
+    return Hub(settings=settings, deps=deps, routes=ROUTES + RESEND_ROUTES, redis=redis)
 
 
 async def serve(settings: HubSettings) -> None:

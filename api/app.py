@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from api.admin import admin_router
 from api.auth import READERS, Authenticator, load_principals
 from api.ingress import ingress_router
+from api.resend import resend_router
 from routes.deps import Deps
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
@@ -39,6 +40,7 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
     auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),
                                          http_host=s.http_host), audit)
     app.include_router(admin_router(deps, DeadLetterStore(engine), audit, auth))
+    app.include_router(resend_router(deps, audit=audit, require=auth.require))
 
     @app.get("/health", tags=["ops"])
     async def get_health() -> dict[str, Any]:

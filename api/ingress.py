@@ -7,7 +7,6 @@ the reason, and is recorded as rejected (nothing is silently dropped).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -15,21 +14,16 @@ from fastapi.responses import JSONResponse
 
 from adapters.core.translate import CORE_EVENT_TYPES, event_to_enrollment, parse_national_request
 from adapters.tax.soap import build_feedback_reply, parse_feedback_request
-from contracts.envelope import HubMessage, idempotency_key, new_id
+from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
 from contracts.national import NationalResponse
 from retry.errors import HubError, ValidationFailed
 from routes.deps import Deps
 from routes.employee import FEEDBACK
 from storage.journal import LogEntry, TxnUpdate
 
-__all__ = ["entity_key", "ingress_router"]
+__all__ = ["ingress_router"]
 
 log = logging.getLogger("hub.ingress")
-
-
-def entity_key(kind: str, natural_key: str) -> str:
-    """An opaque per-person/per-unit key: ordering without personal data in headers."""
-    return f"{kind}:{hashlib.sha256(natural_key.encode()).hexdigest()[:20]}"
 
 
 def ingress_router(deps: Deps) -> APIRouter:

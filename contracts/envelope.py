@@ -28,6 +28,7 @@ __all__ = [
     "HEADER_TARGET",
     "HubMessage",
     "canonical_json",
+    "entity_key",
     "idempotency_key",
     "new_id",
 ]
@@ -40,6 +41,11 @@ HEADER_TARGET = "x-target"
 HEADER_ENTITY = "x-entity"
 HEADER_HISTORY = "x-failures"
 HEADER_FIRST_SEEN = "x-first-seen"
+
+
+def entity_key(kind: str, natural_key: str) -> str:
+    """An opaque per-person/per-unit key: ordering without personal data in headers."""
+    return f"{kind}:{hashlib.sha256(natural_key.encode()).hexdigest()[:20]}"
 
 
 def new_id() -> str:

@@ -29,9 +29,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from api.ingress import entity_key
 from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest, SyncStatusUpdate
-from contracts.envelope import HubMessage, idempotency_key, new_id
+from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
 from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
 from routes.deps import Deps
 from routes.employee import ENROLL, sync_message

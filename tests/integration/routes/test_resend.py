@@ -24,7 +24,6 @@ from adapters.core.simulator import CoreStore
 from adapters.core.translate import enrollment_to_event
 from adapters.simkit import Fault
 from adapters.tax.simulator import TaxSimulator
-from api.resend import ResendJobs, resend_router
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment
 from contracts.national import NationalRequest, make_msgid, now_cst
@@ -84,14 +83,11 @@ async def resend_stack(monkeypatch: pytest.MonkeyPatch, store: CoreStore) -> Asy
     s = load_settings()
     overrides = fast_policies(s, max_attempts=2, delays_ms=(200, 400)) | {
         "breaker_threshold": 1000}
-    async with running_stack(s, store=store, overrides=overrides) as st:
-        jobs = ResendJobs()
-        st.hub.api.include_router(resend_router(st.hub.deps, jobs=jobs))
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                yield Rig(st, sims[0], http)
-        finally:
-            await jobs.aclose()
+    # the hub serves the resend API itself, behind the caseworker role
+    auth = {"Authorization": "Bearer dev-caseworker"}
+    async with running_stack(s, store=store, overrides=overrides) as st, \
+            httpx.AsyncClient(timeout=10, headers=auth) as http:
+        yield Rig(st, sims[0], http)
 
 
 def _store(n: int) -> CoreStore:

@@ -20,12 +20,11 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 
-from api.ingress import entity_key
 from api.resend import ResendFilter, ResendJobs, resend_router, select_resend_targets
 from broker.topology import Names
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest, TaxAck
-from contracts.envelope import HubMessage, idempotency_key
+from contracts.envelope import HubMessage, entity_key, idempotency_key
 from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
 from retry.errors import (
     BusinessRejected,
