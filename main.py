@@ -65,6 +65,7 @@ class Hub:
     attachments: list[Callable[[Any], None]] = field(default_factory=list)
     _broker: Any = None
     _watchdog: asyncio.Task[None] | None = None
+    _lost: bool = False
     PUBLISH_FAILURES_LIMIT = 20
 
     def __post_init__(self) -> None:
@@ -79,7 +80,7 @@ class Hub:
 
     async def _start_broker(self) -> None:
         s = self.settings
-        broker = make_broker(s.amqp_url)
+        broker = make_broker(s.amqp_url, on_reconnected=self._on_reconnected)
         self._broker = broker
         self.deps.publisher = RabbitPublisher(broker, self.deps.names)
         await broker.connect()
@@ -93,9 +94,14 @@ class Hub:
             attach(broker)
         await broker.start()
 
+    def _on_reconnected(self, *_: Any) -> None:
+        # aio-pika restores channels, but consumers on quorum queues that were not yet
+        # available come back closed: the watchdog rebuilds the whole client instead.
+        self._lost = True
+
     async def _broker_ok(self) -> bool:
         """The connection answers and the publishing channel still works."""
-        if self._broker is None:
+        if self._broker is None or self._lost:
             return False
         try:
             if not await self._broker.ping(timeout=2.0):
@@ -117,7 +123,7 @@ class Hub:
         while True:
             await asyncio.sleep(every_s)
             bad = 0 if await self._broker_ok() else bad + 1
-            if bad < after:
+            if bad < after and not self._lost:
                 continue
             log.warning("broker client unhealthy %d times; reconnecting", bad)
             old, self._broker = self._broker, None
@@ -125,6 +131,7 @@ class Hub:
                 if old is not None:
                     await asyncio.wait_for(old.stop(), 10)
             try:
+                self._lost = False
                 await self._start_broker()
                 bad = 0
             except Exception as exc:  # broker still down: try again on the next round

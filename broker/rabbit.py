@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from faststream import AckPolicy
@@ -19,11 +19,12 @@ from routes.runtime import Delivery, Route, process
 __all__ = ["RabbitPublisher", "attach_routes", "make_broker"]
 
 
-def make_broker(url: str) -> RabbitBroker:
+def make_broker(url: str, *, on_reconnected: Callable[..., Any] | None = None) -> RabbitBroker:
     """Confirms on; unroutable publishes raise (a type nobody is bound to is an error)."""
     return RabbitBroker(
         url, log_level=logging.DEBUG, graceful_timeout=10.0, apply_types=False,
         default_channel=Channel(publisher_confirms=True, on_return_raises=True),
+        on_reconnected=(on_reconnected,) if on_reconnected else None,
     )
 
 

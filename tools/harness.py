@@ -21,7 +21,6 @@ import httpx
 from adapters.core.simulator import CoreStore
 from adapters.core.simulator import create_app as core_app
 from adapters.simkit import SimState
-from adapters.tax.simulator import DEFAULT_REJECT_SUFFIXES
 from adapters.tax.simulator import create_app as tax_app
 from broker.topology import delete_topology
 from config.settings import HubSettings, PartnerConfig
@@ -68,7 +67,7 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(settings: HubSettings, *, store: CoreStore | None = None,
-                        reject_suffixes: Collection[str] = DEFAULT_REJECT_SUFFIXES,
+                        reject_suffixes: Collection[str] = (),
                         namespace: str | None = None, keep_topology: bool = False,
                         database_url: str | None = None,
                         overrides: dict[str, Any] | None = None) -> AsyncIterator[Stack]:

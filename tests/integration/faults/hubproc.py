@@ -16,6 +16,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[3]
 LOG = ROOT / ".run" / "fault-hub.log"
 
+
+def _all_routes() -> list[str]:
+    from main import RESEND_ROUTES, ROUTES
+    return [r.name for r in (*ROUTES, *RESEND_ROUTES)]
+
+
+ALL_ROUTES = _all_routes()
+
 FAST_TOML = """
 delay_tiers_ms = [300, 600, 1200, 2400]
 inflight_lock_s = 5

@@ -24,6 +24,7 @@ from broker.topology import Names, delete_topology
 from config.settings import load_settings
 from storage.journal import Journal, make_engine
 from tests.integration.faults.hubproc import (
+    ALL_ROUTES,
     hub_env,
     post_until_accepted,
     start_hub,
@@ -48,7 +49,8 @@ async def test_sigkill_mid_batch_then_restart_exactly_one_outcome_each(tmp_path:
     core_state, tax_state = SimState(), SimState()
     tax_state.faults[:] = [Fault(kind="slow", delay_s=0.05, operation="EmployeeEnroll")]
     async with serve_app(core_app(core_state, store=store)) as core_url, \
-            serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback")) as tax:
+            serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+                                     reject_suffixes=())) as tax:
         env = hub_env(tmp_path, ns=ns, db=db, port=port, core_url=core_url,
                       tax_url=f"{tax}/tax/ws", callback_base=hub_url)
         hub = start_hub(env)
@@ -75,7 +77,7 @@ async def test_sigkill_mid_batch_then_restart_exactly_one_outcome_each(tmp_path:
         finally:
             stop_hub(hub)
             await delete_topology(base.amqp_url, Names(ns),
-                                  ["tax.employee", "tax.feedback", "core.sync"],
+                                  ALL_ROUTES,
                                   (300, 600, 1200, 2400))
     tax_sum = tax_state.log.summary()
     core_sum = core_state.log.summary()

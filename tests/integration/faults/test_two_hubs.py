@@ -28,7 +28,13 @@ from broker.topology import Names, delete_topology
 from config.settings import load_settings
 from contracts.national import NationalRequest, make_msgid, now_cst
 from storage.journal import Journal, make_engine
-from tests.integration.faults.hubproc import hub_env, start_hub, stop_hub, wait_http
+from tests.integration.faults.hubproc import (
+    ALL_ROUTES,
+    hub_env,
+    start_hub,
+    stop_hub,
+    wait_http,
+)
 from tools.harness import _free_port
 from tools.serving import serve_app
 
@@ -69,7 +75,8 @@ async def test_two_hubs_no_duplicates_and_per_person_order(tmp_path: Path) -> No
     upstream: list[str] = []
     procs = []
     async with serve_app(core_app(core_state, store=store)) as core_url, \
-            serve_app(tax_app(tax_state, callback_url=f"{urls[0]}/partners/tax/callback")) \
+            serve_app(tax_app(tax_state, callback_url=f"{urls[0]}/partners/tax/callback",
+                                     reject_suffixes=())) \
             as tax_url, serve_app(tap_app(upstream, accepted)) as tap_url:
         upstream.append(f"{tax_url}/tax/ws")
         try:
@@ -111,7 +118,7 @@ async def test_two_hubs_no_duplicates_and_per_person_order(tmp_path: Path) -> No
                 stop_hub(p)
             s = load_settings()
             await delete_topology(s.amqp_url, Names(ns),
-                                  ["tax.employee", "tax.feedback", "core.sync"],
+                                  ALL_ROUTES,
                                   (300, 600, 1200, 2400))
     effects = tax_state.log.effects
     by_person: dict[str, list[str]] = defaultdict(list)
