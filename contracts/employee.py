@@ -50,6 +50,14 @@ STOP_REASONS: dict[str, str] = {
 """停保原因 (tax's ``tbyy``): the hub-owned code table of EmployeeStop."""
 
 
+def check_name(v: str) -> str:
+    """Names without digits or special characters (the seed's rule)."""
+    if not _NAME.match(v.strip()):
+        raise ValueError("must be 2-30 Chinese characters (· allowed) or a Latin name, "
+                         "without digits or special characters")
+    return v.strip()
+
+
 def normalise_cert_type(value: str) -> str:
     """Some clients drop the leading zero ("1" for "01"): accept and normalise."""
     v = value.strip()
@@ -100,13 +108,7 @@ class EmployeeEnrollment(BaseModel):
             raise ValueError(reason)
         return v
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v.strip()):
-            raise ValueError("must be 2-30 Chinese characters (· allowed) or a Latin name, "
-                             "without digits or special characters")
-        return v.strip()
+    _name = field_validator("name")(check_name)
 
     @field_validator("phone")
     @classmethod
@@ -234,13 +236,7 @@ class EmployeeStop(BaseModel):
     _stop = field_validator("stop_date")(check_stop_date)
     _reason = field_validator("reason_code")(check_stop_reason)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _NAME.match(v.strip()):
-            raise ValueError("must be 2-30 Chinese characters (· allowed) or a Latin name, "
-                             "without digits or special characters")
-        return v.strip()
+    _name = field_validator("name")(check_name)
 
     @property
     def business_key(self) -> str:

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest, SyncStatusUpdate
+from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest
 from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
-from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
+from retry.errors import BusinessRejected, ValidationFailed
 from routes.deps import Deps
-from routes.employee import ENROLL, sync_message
+from routes.employee import ENROLL, submitted_to_tax, tax_failed
 from routes.runtime import Outcome, Route, validation_error
-from storage.journal import RequestRecord, TxnUpdate
 
 __all__ = ["RESEND_ROUTES", "RESEND_SOURCE", "STOP", "resend_messages", "stop_failed",
            "stop_to_tax"]
@@ -104,36 +103,12 @@ async def stop_to_tax(msg: HubMessage, deps: Deps) -> Outcome:
     """EmployeeStop to tax; the serial is the message id, so retries are replays at tax."""
     req = _parse_stop(msg)
     ack = await deps.tax.stop_employee(req, serial=msg.message_id)
-    return Outcome(
-        requests=(RequestRecord(serial=msg.message_id, partner="tax",
-                                correlation_id=msg.correlation_id, type=msg.type,
-                                business_key=req.business_key, entity_key=msg.entity_key,
-                                accept_no=ack.accept_no),),
-        txn=TxnUpdate(msg.correlation_id, msg.type, req.business_key, msg.source, "submitted",
-                      attempts=msg.attempt + 1),
-        detail={"accept_no": ack.accept_no, "id_number": req.id_number,
-                "stop_date": req.stop_date.isoformat()},
-        result={"outcome": "submitted", "accept_no": ack.accept_no},
-    )
+    return submitted_to_tax(msg, req.business_key, ack,
+                            {"accept_no": ack.accept_no, "id_number": req.id_number,
+                             "stop_date": req.stop_date.isoformat()})
 
 
-async def stop_failed(msg: HubMessage, exc: HubError, deps: Deps) -> Outcome:
-    """Tell core why tax did not take the stop (rejected, invalid, or gave up)."""
-    p = msg.payload
-    business_key = f"{p.get('unit_credit_code', '')}:{p.get('id_number', '')}"
-    code = exc.reason_code if isinstance(exc, BusinessRejected) else exc.code
-    text = exc.reason_text if isinstance(exc, BusinessRejected) else exc.reason
-    status = "rejected" if isinstance(exc, PermanentError) else "failed"
-    update = SyncStatusUpdate(correlation_id=msg.correlation_id, biz_type=msg.type,
-                              business_key=business_key,
-                              id_number=str(p.get("id_number", ""))[:18],
-                              status=status, reason_code=code, reason_text=text[:500])
-    return Outcome(
-        outputs=(sync_message(update, cause=msg, entity_key=msg.entity_key),),
-        txn=TxnUpdate(msg.correlation_id, msg.type, business_key, msg.source,
-                      "rejected" if status == "rejected" else "dead", code, text,
-                      attempts=msg.attempt + 1),
-    )
+stop_failed = tax_failed  # tell core why tax did not take the stop
 
 
 RESEND_ROUTES = (
