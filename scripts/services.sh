@@ -39,6 +39,13 @@ if ! port_open "$REDIS_PORT"; then
     --logfile "$PWD/.run/redis/redis.log" --pidfile "$PWD/.run/redis/redis.pid"
 fi
 
+if ! port_open "$AMQP_PORT" && command -v rabbitmqctl >/dev/null 2>&1 \
+    && timeout 20 rabbitmqctl -q ping >/dev/null 2>&1; then
+  # The node runs but its app was stopped (e.g. an interrupted broker-restart test).
+  echo "services: rabbitmq node is up with its app stopped; starting the app"
+  timeout 60 rabbitmqctl -q start_app >/dev/null 2>&1 || true
+fi
+
 if ! port_open "$AMQP_PORT"; then
   echo "services: starting rabbitmq on $AMQP_PORT"
   # The Debian wrapper drops to the rabbitmq user; -detached returns at once.
