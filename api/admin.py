@@ -35,7 +35,7 @@ from broker.dlq import retry_headers
 from contracts.envelope import HubMessage, new_id
 from contracts.masking import mask_text, mask_value
 from routes.deps import Deps
-from storage.audit import AuditLog
+from storage.audit import AuditEntry, AuditLog
 from storage.deadletters import (
     DeadLetter,
     DeadLetterFilter,
@@ -44,7 +44,7 @@ from storage.deadletters import (
     mask_headers,
 )
 
-__all__ = ["ActionResult", "ArchiveRequest", "AuditOut", "DeadLetterDetail", "DeadLetterOut",
+__all__ = ["ActionResult", "ArchiveRequest", "DeadLetterDetail", "DeadLetterOut",
            "DeadLetterPage", "EditRetryRequest", "EditRetryResult", "GroupOut", "GroupSelector",
            "Requeue", "RetryRequest", "admin_router", "masked_body", "merge_patch"]
 
@@ -175,17 +175,6 @@ class EditRetryResult(BaseModel):
     id: int
     message_id: str = Field(description="the new message id the edited message is sent with")
     audit_id: int
-
-
-class AuditOut(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    target: str
-    detail: dict[str, Any]
-    outcome: str
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -379,10 +368,10 @@ def admin_router(deps: Deps, store: DeadLetterStore, audit: AuditLog,
         until: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> list[AuditOut]:
+    ) -> list[AuditEntry]:
         rows = await audit.list(actor=actor, action=action, outcome=outcome, since=since,
                                 until=until, limit=limit, offset=offset)
-        return [AuditOut(**vars(e)) for e in rows]
+        return rows  # the storage record is the public shape: nothing to hide or derive
 
     # -- actions --------------------------------------------------------------------------
 

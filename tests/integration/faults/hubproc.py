@@ -8,6 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +112,79 @@ async def post_until_accepted(hub_url: str, events: list[Any], concurrency: int 
                     await asyncio.sleep(0.2)
 
         await asyncio.gather(*(one(i, e) for i, e in enumerate(events)))
+
+
+@dataclass
+class FaultRun:
+    """A hub process under test; a fault may replace ``hub`` (e.g. after a kill)."""
+
+    env: dict[str, str]
+    hub: subprocess.Popen[bytes]
+    hub_url: str
+
+
+@dataclass
+class BatchResult:
+    counts: dict[str, int]
+    tax: dict[str, Any]
+    core: dict[str, Any]
+    fault_at: int
+
+    def report(self, name: str, n: int) -> str:
+        return (f"\n{name}: sent={n} fault_after_tax_effects={self.fault_at} "
+                f"tax_effects={self.tax['effects']} tax_duplicates={len(self.tax['duplicates'])} "
+                f"tax_replays_absorbed={self.tax['replays']} "
+                f"core_effects={self.core['effects']} "
+                f"core_duplicates={len(self.core['duplicates'])} final={self.counts}")
+
+
+async def batch_through_fault(tmp_path: Path, prefix: str, n: int,
+                              inject: Callable[[FaultRun], Awaitable[None]]) -> BatchResult:
+    """Core sends ``n`` enrollments through a real hub process; ``inject`` strikes once
+    a quarter of them reached tax; returns what the simulators counted."""
+    from adapters.core.simulator import CoreStore
+    from adapters.core.simulator import create_app as core_app
+    from adapters.simkit import Fault, SimState
+    from adapters.tax.simulator import create_app as tax_app
+    from broker.topology import Names, delete_topology
+    from config.settings import load_settings
+    from storage.journal import Journal, make_engine
+    from tools.harness import _free_port
+    from tools.serving import serve_app
+
+    ns = f"{prefix}{uuid.uuid4().hex[:8]}"
+    db = f"sqlite+aiosqlite:///./.run/{ns}.db"
+    hub_url = f"http://127.0.0.1:{(port := _free_port())}"
+    store = CoreStore.seed(20, n, rng_seed=int(time.time()))
+    core_state, tax_state = SimState(), SimState()
+    tax_state.faults[:] = [Fault(kind="slow", delay_s=0.05, operation="EmployeeEnroll")]
+    counts: dict[str, int] = {}
+    async with serve_app(core_app(core_state, store=store)) as core_url, \
+            serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+                              reject_suffixes=())) as tax:
+        env = hub_env(tmp_path, ns=ns, db=db, port=port, core_url=core_url,
+                      tax_url=f"{tax}/tax/ws", callback_base=hub_url)
+        run = FaultRun(env, start_hub(env), hub_url)
+        try:
+            await wait_http(f"{hub_url}/health")
+            events = [store.next_event() for _ in range(n)]
+            emitter = asyncio.create_task(post_until_accepted(hub_url, events))
+            while tax_state.log.summary()["effects"] < n // 4:
+                await asyncio.sleep(0.02)
+            fault_at = tax_state.log.summary()["effects"]
+            await inject(run)
+            await emitter  # core kept sending; refused posts were sent again
+            journal = Journal(make_engine(db))
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                counts = await journal.status_counts()
+                if counts.get("delivered", 0) >= n and not set(counts) - {"delivered",
+                                                                           "duplicate"}:
+                    break
+                await asyncio.sleep(0.5)
+            await journal.engine.dispose()
+        finally:
+            stop_hub(run.hub)
+            await delete_topology(load_settings().amqp_url, Names(ns), ALL_ROUTES,
+                                  (300, 600, 1200, 2400))
+    return BatchResult(counts, tax_state.log.summary(), core_state.log.summary(), fault_at)

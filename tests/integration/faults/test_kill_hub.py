@@ -1,93 +1,37 @@
 """Fault test c: the hub is killed with SIGKILL mid-batch and restarted.
 
 Each message must reach exactly one outcome and no side effect may happen
-twice. Side effects are counted at the tax simulator (per business key), not
-in the hub's own log.
+twice. Side effects are counted at the simulators (per business key), not in
+the hub's own log. Core keeps sending through the outage, re-posting refused
+events; a re-sent event is closed as a duplicate of the first, never enrolled twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from adapters.core.simulator import CoreStore
-from adapters.core.simulator import create_app as core_app
-from adapters.simkit import Fault, SimState
-from adapters.tax.simulator import create_app as tax_app
-from broker.topology import Names, delete_topology
-from config.settings import load_settings
-from storage.journal import Journal, make_engine
-from tests.integration.faults.hubproc import (
-    ALL_ROUTES,
-    hub_env,
-    post_until_accepted,
-    start_hub,
-    stop_hub,
-    wait_http,
-)
-from tools.harness import _free_port
-from tools.serving import serve_app
+from tests.integration.faults.hubproc import FaultRun, batch_through_fault, start_hub, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 N = int(os.environ.get("FAULT_MESSAGES", "2000"))
 
 
+async def _kill_and_restart(run: FaultRun) -> None:
+    run.hub.send_signal(signal.SIGKILL)
+    run.hub.wait(10)
+    run.hub = start_hub(run.env)
+    await wait_http(f"{run.hub_url}/health")
+
+
 async def test_sigkill_mid_batch_then_restart_exactly_one_outcome_each(tmp_path: Path) -> None:
-    base = load_settings()
-    ns = f"kill{uuid.uuid4().hex[:8]}"
-    db = f"sqlite+aiosqlite:///./.run/{ns}.db"
-    port = _free_port()
-    hub_url = f"http://127.0.0.1:{port}"
-    store = CoreStore.seed(20, N, rng_seed=int(time.time()))
-    core_state, tax_state = SimState(), SimState()
-    tax_state.faults[:] = [Fault(kind="slow", delay_s=0.05, operation="EmployeeEnroll")]
-    async with serve_app(core_app(core_state, store=store)) as core_url, \
-            serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
-                                     reject_suffixes=())) as tax:
-        env = hub_env(tmp_path, ns=ns, db=db, port=port, core_url=core_url,
-                      tax_url=f"{tax}/tax/ws", callback_base=hub_url)
-        hub = start_hub(env)
-        try:
-            await wait_http(f"{hub_url}/health")
-            events = [store.next_event() for _ in range(N)]
-            emitter = asyncio.create_task(post_until_accepted(hub_url, events))
-            while tax_state.log.summary()["effects"] < N // 4:
-                await asyncio.sleep(0.02)
-            killed_at = tax_state.log.summary()["effects"]
-            hub.send_signal(signal.SIGKILL)  # core keeps sending: it retries refused posts
-            hub.wait(10)
-            hub = start_hub(env)
-            await wait_http(f"{hub_url}/health")
-            await emitter
-            journal = Journal(make_engine(db))
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                counts = await journal.status_counts()
-                if counts.get("delivered", 0) >= N and "received" not in counts:
-                    break
-                await asyncio.sleep(0.5)
-            await journal.engine.dispose()
-        finally:
-            stop_hub(hub)
-            await delete_topology(base.amqp_url, Names(ns),
-                                  ALL_ROUTES,
-                                  (300, 600, 1200, 2400))
-    tax_sum = tax_state.log.summary()
-    core_sum = core_state.log.summary()
-    print(f"\nkill test: sent={N} killed_after_tax_effects={killed_at} "
-          f"tax_effects={tax_sum['effects']} tax_duplicates={len(tax_sum['duplicates'])} "
-          f"tax_replays_absorbed={tax_sum['replays']} core_effects={core_sum['effects']} "
-          f"core_duplicates={len(core_sum['duplicates'])} final={counts}")
-    # every event delivered once; a re-sent event (core retrying a lost answer) is closed
-    # as a duplicate of the first, never enrolled twice
-    assert counts.get("delivered", 0) == N, counts
-    assert set(counts) <= {"delivered", "duplicate"}, counts
-    assert tax_sum["distinct"] == N and not tax_sum["duplicates"]
-    assert not core_sum["duplicates"]
+    res = await batch_through_fault(tmp_path, "kill", N, _kill_and_restart)
+    print(res.report("kill test", N))
+    assert res.counts.get("delivered", 0) == N, res.counts
+    assert set(res.counts) <= {"delivered", "duplicate"}, res.counts
+    assert res.tax["distinct"] == N and not res.tax["duplicates"]
+    assert not res.core["duplicates"]
