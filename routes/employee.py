@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate, TaxAck, TaxFeedback
 from contracts.envelope import HubMessage, idempotency_key
+from contracts.taxcat import OPS_BY_TYPE
 from retry.errors import BusinessRejected, HubError, PermanentError, TransientError
 from routes.deps import Deps
 from routes.runtime import Outcome, Route, validation_error
@@ -63,7 +64,9 @@ def submitted_to_tax(msg: HubMessage, business_key: str, ack: TaxAck,
 async def tax_failed(msg: HubMessage, exc: HubError, deps: Deps) -> Outcome:
     """Tell core why tax did not take a request (rejected, invalid, or gave up)."""
     p = msg.payload
-    business_key = f"{p.get('unit_credit_code', '')}:{p.get('id_number', '')}"
+    o = OPS_BY_TYPE.get(msg.type)
+    business_key = o.business_key(p) if o else \
+        f"{p.get('unit_credit_code', '')}:{p.get('id_number', '')}"
     code = exc.reason_code if isinstance(exc, BusinessRejected) else exc.code
     text = exc.reason_text if isinstance(exc, BusinessRejected) else exc.reason
     status = "rejected" if isinstance(exc, PermanentError) else "failed"

@@ -21,8 +21,10 @@ from pydantic import ValidationError
 
 from adapters.core.translate import (
     INFNO_EMPLOYEE_QUERY,
+    INFNO_RECORD_QUERY,
     INFNO_SYNC_STATUS,
     NOT_FOUND,
+    RECORD_OPS,
     employee_query_input,
     event_to_enrollment,
     sync_status_to_input,
@@ -35,6 +37,7 @@ from contracts.national import (
     make_msgid,
     now_cst,
 )
+from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -89,6 +92,44 @@ class CoreClient:
         if not response.output or not isinstance(response.output.get("data"), dict):
             raise PartnerUnavailable("core answered H1102 without output.data", partner=PARTNER)
         return event_to_enrollment(response.output)
+
+    async def deliver(self, infno: str, data: dict[str, Any], *, serial: str) -> None:
+        """F3 pushes (H300x), in core's field names; core deduplicates on ``serial``."""
+        o = op_for_infno(infno)
+        if o is None:
+            raise ValidationFailed([("infno", f"unknown push {infno}")], partner=PARTNER)
+        await self._call(infno, {"data": canonical_to_core(o.wire_fields, data),
+                                 "serial": serial})
+
+    async def get_record(self, subject: str, key: dict[str, str]) -> dict[str, Any] | None:
+        """H1103: core's current record of a unit, flexible worker or resident (canonical)."""
+        o = RECORD_OPS.get(subject)
+        if o is None:
+            raise ValidationFailed([("subject", f"no core record kind {subject!r}")],
+                                   partner=PARTNER)
+        wire = canonical_to_core(o.wire_fields, key)
+        try:
+            response = await self._call(INFNO_RECORD_QUERY, {"data": {"subject": subject,
+                                                                      **wire}})
+        except BusinessRejected as exc:
+            if exc.reason_code == NOT_FOUND:
+                return None
+            raise
+        data = (response.output or {}).get("data")
+        if not isinstance(data, dict):
+            raise PartnerUnavailable("core answered H1103 without output.data", partner=PARTNER)
+        return core_to_canonical(o, data)
+
+    async def query(self, infno: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """H120x: tax's questions to core; records come back in canonical names."""
+        o = op_for_infno(infno)
+        if o is None or o.kind != "core_query":
+            raise ValidationFailed([("infno", f"unknown core query {infno}")], partner=PARTNER)
+        response = await self._call(infno, {"data": canonical_to_core(o.wire_fields, params)})
+        rows = (response.output or {}).get("records", [])
+        by_core = {f.core: f.attr for f in o.reply_fields}
+        return [{by_core[k]: v for k, v in row.items() if k in by_core}
+                for row in rows if isinstance(row, dict)]
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 
@@ -20,6 +20,19 @@ class CorePort(Protocol):
         self, id_number: str, unit_credit_code: str
     ) -> EmployeeEnrollment | None:
         """Current enrollment in core, for resend (补发) (hub infno H1102)."""
+        ...
+
+    async def deliver(self, infno: str, data: dict[str, Any], *, serial: str) -> None:
+        """Hand core what tax pushed (F3, infno H300x); core deduplicates on ``serial``."""
+        ...
+
+    async def get_record(self, subject: str, key: dict[str, str]) -> dict[str, Any] | None:
+        """Core's current record of a unit, flexible worker or resident, for resend (H1103):
+        canonical field names, or None when core has no such record."""
+        ...
+
+    async def query(self, infno: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Tax asks core through the hub (F4, infno H120x): records in canonical names."""
         ...
 
     async def aclose(self) -> None: ...

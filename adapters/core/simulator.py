@@ -36,16 +36,25 @@ from fastapi.responses import JSONResponse
 from adapters.core.translate import (
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
+    INFNO_RECORD_QUERY,
     INFNO_SYNC_STATUS,
     NOT_FOUND,
+    RECORD_OPS,
     enrollment_to_event,
     input_to_sync_status,
     parse_national_request,
     query_from_input,
 )
 from adapters.simkit import Fault, SimState, sim_router
+from adapters.tax.rules import community_for
 from contracts.employee import EmployeeEnrollment
-from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
+from contracts.ids import (
+    NANJING_DIVISIONS,
+    birth_date_of,
+    gender_of,
+    make_credit_code,
+    make_id_number,
+)
 from contracts.national import (
     NationalRequest,
     NationalResponse,
@@ -54,6 +63,7 @@ from contracts.national import (
     make_refmsgid,
     now_cst,
 )
+from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno, ops_of
 from retry.errors import ValidationFailed
 
 __all__ = ["CORE_SENDER", "CoreStore", "corrupt_check_char", "create_app", "emit_enrollments"]
@@ -69,6 +79,14 @@ _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁�
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红建文辉力"
 _UNIT_WORDS = ("紫金", "钟山", "秦淮", "玄武", "金陵", "石城", "栖霞", "雨花", "江宁", "鼓楼")
 _UNIT_TRADES = ("科技", "医药", "物流", "建设", "软件", "贸易", "餐饮", "制造", "咨询", "电子")
+
+
+def _person_name(rng: random.Random) -> str:
+    return rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.randint(1, 2)))
+
+
+def _phone(rng: random.Random) -> str:
+    return f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
 
 
 def corrupt_check_char(id_number: str) -> str:
@@ -89,6 +107,10 @@ class CoreStore:
     """business_key -> the latest H9201 status, in canonical names plus ``serial``."""
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """serial -> the H9201 answer already given (replayed as-is)."""
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """subject (unit, flexible, resident) -> key (uscc or ID) -> current record, canonical."""
+    pushes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """serial -> a push from tax (F3) core took: infno and data."""
     _cursor: int = 0
     _emitted: int = 0
 
@@ -119,7 +141,38 @@ class CoreStore:
                 start_month=f"{rng.randint(2015, 2024)}{rng.randint(1, 12):02d}",
                 admdvs=uscc[2:8], wage=rng.randrange(250_000, 3_000_000, 100), entity_seq=1,
             ))
+        store.seed_records(rng, n_persons)
         return store
+
+    def seed_records(self, rng: random.Random, n: int) -> None:
+        """Units' enrollment records, and ``n`` flexible workers and ``n`` residents."""
+        units = self.records.setdefault("unit", {})
+        for i, (uscc, name) in enumerate(self.units.items()):
+            units[uscc] = {
+                "unit_credit_code": uscc, "unit_name": name, "legal_rep": _person_name(rng),
+                "unit_address": f"南京市{NANJING_DIVISIONS[uscc[2:8]]}中山路{i + 1}号",
+                "unit_type": "10", "industry": "I65", "admdvs": uscc[2:8],
+                "phone": _phone(rng), "start_month": f"{rng.randint(2010, 2020)}01"}
+        divisions = [d for d in NANJING_DIVISIONS if d != "320100"]
+        for subject in ("flexible", "resident"):
+            book = self.records.setdefault(subject, {})
+            for i in range(n):
+                id_number = make_id_number(rng)
+                division = divisions[i % len(divisions)]
+                district = NANJING_DIVISIONS[division]
+                common = {
+                    "psn_cert_type": "01", "id_number": id_number, "name": _person_name(rng),
+                    "gender": gender_of(id_number), "birth_date": birth_date_of(id_number),
+                    "phone": _phone(rng), "household_address": f"南京市{district}户籍路{i + 1}号",
+                    "residence_address": f"南京市{district}居住路{i + 1}号",
+                    "community": community_for(division, i)}
+                if subject == "flexible":
+                    book[id_number] = {**common, "start_month": f"{rng.randint(2016, 2024)}01",
+                                       "contribution_base": rng.randrange(400_000, 2_000_000,
+                                                                          100)}
+                else:
+                    book[id_number] = {**common, "resident_type": "11", "subsidy_type": "00",
+                                       "insure_year": "2026"}
 
     def add(self, e: EmployeeEnrollment) -> None:
         self.persons[e.business_key] = e
@@ -138,6 +191,28 @@ class CoreStore:
         bumped = current.model_copy(update={"entity_seq": current.entity_seq + 1})
         self.persons[key] = bumped
         return bumped
+
+    def answer_query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Tax's questions (F4) answered from what core holds (canonical names)."""
+        uscc, id_number = params.get("unit_credit_code"), params.get("id_number")
+        if name == "CoreQueryUnitEnrollment":
+            unit = self.records.get("unit", {}).get(str(uscc))
+            return [] if unit is None else [{**unit, "status": "1"}]
+        if name == "CoreQueryEmployee":
+            return [{"unit_credit_code": e.unit_credit_code, "id_number": e.id_number,
+                     "name": e.name, "start_month": e.start_month, "wage": e.wage, "status": "1"}
+                    for e in self.persons.values() if e.id_number == id_number
+                    and (uscc is None or e.unit_credit_code == uscc)]
+        if name == "CoreQueryUnitCollection":
+            return [] if uscc not in self.units else [{
+                "unit_credit_code": uscc, "bill_no": f"ZJ{uscc[-6:]}{params['period_start']}",
+                "period_start": params["period_start"], "amount": 1_250_000}]
+        if name == "CoreQueryResidentCollection":
+            person = self.records.get("resident", {}).get(str(id_number))
+            return [] if person is None else [{
+                "id_number": id_number, "collection_no": f"JM{str(id_number)[-8:]}",
+                "insure_year": params["insure_year"], "amount": 38_000, "status": "1"}]
+        return []
 
     def take_msg_numbers(self, n: int) -> range:
         """Reserve ``n`` event numbers. msgids derived from them stay unique across calls."""
@@ -222,7 +297,67 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         return _json(NationalResponse.success({"data": enrollment_to_event(person)},
                                               refmsgid=ref))
 
-    handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query}
+    async def record_query(req: NationalRequest) -> JSONResponse:
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        subject = data.get("subject") if isinstance(data, dict) else None
+        o = RECORD_OPS.get(str(subject))
+        if not isinstance(data, dict) or o is None:
+            return _json(NationalResponse.failure("data.subject must be unit, flexible or "
+                                                  "resident", code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{INFNO_RECORD_QUERY}:{subject}", INFNO_RECORD_QUERY)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        key = data.get("uscc") if subject == "unit" else data.get("certno")
+        record = core.records.get(str(subject), {}).get(str(key))
+        if record is None:
+            return _json(NationalResponse.failure(f"no {subject} {key}", code=NOT_FOUND,
+                                                  refmsgid=ref))
+        return _json(NationalResponse.success(
+            {"data": canonical_to_core(o.wire_fields, record)}, refmsgid=ref))
+
+    async def push(req: NationalRequest) -> JSONResponse:
+        """F3: what tax pushed; deduplicated on serial, one effect per serial."""
+        ref = refmsgid()
+        serial = req.input.get("serial") if isinstance(req.input, dict) else None
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        if not isinstance(serial, str) or not serial or not isinstance(data, dict):
+            return _json(NationalResponse.failure("input.serial and input.data are required",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{req.infno}:{serial}", req.infno)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        if serial in core.pushes:
+            sim.log.replays += 1
+        else:
+            o = op_for_infno(req.infno)
+            key = o.business_key(core_to_canonical(o, data)) if o else serial
+            sim.log.record(key=f"{req.infno}:{key}", entity=key, value=serial)
+            core.pushes[serial] = {"infno": req.infno, "data": data}
+        return _json(NationalResponse.success({"serial": serial}, refmsgid=ref))
+
+    async def tax_query(req: NationalRequest) -> JSONResponse:
+        """F4: tax asks core; answered from the store."""
+        ref = refmsgid()
+        o = op_for_infno(req.infno)
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        if o is None or not isinstance(data, dict):
+            return _json(NationalResponse.failure("input.data is required",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{req.infno}:query", req.infno)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        rows = [canonical_to_core(o.reply_fields, r)
+                for r in core.answer_query(o.name, core_to_canonical(o, data))]
+        return _json(NationalResponse.success({"records": rows}, refmsgid=ref))
+
+    handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
+                INFNO_RECORD_QUERY: record_query,
+                **{o.core_infno: push for o in ops_of("push")},
+                **{o.core_infno: tax_query for o in ops_of("core_query")}}
 
     @app.post("/fsi/api/hub")
     async def hub(request: Request) -> JSONResponse:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.national import NationalRequest
+from contracts.taxcat import Op, op
 from retry.errors import ValidationFailed
 
 __all__ = [
@@ -33,8 +34,10 @@ __all__ = [
     "ENROLLMENT_WIRE_FIELDS",
     "INFNO_EMPLOYEE_QUERY",
     "INFNO_ENROLL",
+    "INFNO_RECORD_QUERY",
     "INFNO_SYNC_STATUS",
     "NOT_FOUND",
+    "RECORD_OPS",
     "SYNC_STATUS_CODES",
     "SYNC_WIRE_FIELDS",
     "employee_query_input",
@@ -50,6 +53,11 @@ PARTNER = "core"
 INFNO_ENROLL = "H2101"
 INFNO_SYNC_STATUS = "H9201"
 INFNO_EMPLOYEE_QUERY = "H1102"
+INFNO_RECORD_QUERY = "H1103"
+
+RECORD_OPS: dict[str, Op] = {"unit": op("UnitEnroll"), "flexible": op("FlexibleEnroll"),
+                             "resident": op("ResidentEnroll")}
+"""H1103 answers a subject's current record in the fields of its enrollment operation."""
 
 CORE_EVENT_TYPES: dict[str, str] = {
     INFNO_ENROLL: "tax.employee.enroll",  # 职工参保登记

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Final
 import httpx
 import zeep
 import zeep.exceptions
+from pydantic import BaseModel
+from zeep.helpers import serialize_object
 from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 from zeep.wsdl.utils import etree_to_string
@@ -45,13 +47,17 @@ from adapters.tax.soap import (
     SOAP_ACTION_STOP,
     SOAP_CONTENT_TYPE,
     build_enroll_request,
+    build_request,
     build_stop_request,
     enroll_fields,
     error_for_fault,
     parse_ack,
+    parse_query_reply,
+    request_fields,
     stop_fields,
 )
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck
+from contracts.taxcat import op as catalogue_op
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -66,6 +72,10 @@ __all__ = ["BINDING", "LeanTaxClient", "ZeepTaxClient", "error_for_status", "map
 BINDING: Final = f"{{{NS}}}TaxSocialInsuranceBinding"
 _HEADERS: Final = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION_ENROLL}"'}
 _STOP_HEADERS: Final = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION_STOP}"'}
+
+
+def _headers(operation: str) -> dict[str, str]:
+    return {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{NS}/{operation}"'}
 
 
 def error_for_status(status: int, detail: str = "") -> HubError:
@@ -120,11 +130,15 @@ class LeanTaxClient:
 
     def __init__(self, endpoint: str, *, timeout: float,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 sender: str = "NJYBHUB", max_response_bytes: int = MAX_BYTES) -> None:
+                 sender: str = "NJYBHUB", max_response_bytes: int = MAX_BYTES,
+                 query_timeout: float | None = None) -> None:
         self._endpoint = endpoint
         self._sender = sender
         self._max = max_response_bytes
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
+        self._query_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(query_timeout or timeout), transport=transport,
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
 
     async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str,
                               sent_at: datetime | None = None) -> TaxAck:
@@ -138,18 +152,42 @@ class LeanTaxClient:
         payload = build_stop_request(req, serial, self._sender, sent_at=sent_at)
         return await self._post(payload, _STOP_HEADERS)
 
-    async def _post(self, payload: bytes, headers: dict[str, str]) -> TaxAck:
+    async def submit(self, operation: str, req: BaseModel, *, serial: str,
+                     sent_at: datetime | None = None) -> TaxAck:
+        """Any catalogue submit (F2); answered by a 受理回执, the result by FeedbackNotify."""
+        payload = build_request(operation, req, serial, self._sender, sent_at=sent_at)
+        return await self._post(payload, _headers(operation))
+
+    async def query(self, operation: str, req: BaseModel, *,
+                    serial: str) -> list[dict[str, str]]:
+        """A catalogue query (F4) on the query lane: its own connection pool and timeout,
+        so an interactive query never waits behind bulk submits."""
+        payload = build_request(operation, req, serial, self._sender)
+        status, body = await self._exchange(self._query_http, payload, _headers(operation))
+        if status == 200:
+            try:
+                return parse_query_reply(operation, body, max_bytes=self._max)
+            except ValidationFailed as exc:
+                raise _unreadable(exc) from exc
+        _ack_from_http(status, body, self._max)  # raises the mapped error
+        raise _unreadable(ValueError(f"HTTP {status}"))  # pragma: no cover
+
+    async def _exchange(self, client: httpx.AsyncClient, payload: bytes,
+                        headers: dict[str, str]) -> tuple[int, bytes]:
         try:
-            async with self._http.stream("POST", self._endpoint, content=payload,
-                                         headers=headers) as response:
-                body = await _read_capped(response, self._max)
-                status = response.status_code
+            async with client.stream("POST", self._endpoint, content=payload,
+                                     headers=headers) as response:
+                return response.status_code, await _read_capped(response, self._max)
         except httpx.HTTPError as exc:
             raise map_httpx_error(exc) from exc
+
+    async def _post(self, payload: bytes, headers: dict[str, str]) -> TaxAck:
+        status, body = await self._exchange(self._http, payload, headers)
         return _ack_from_http(status, body, self._max)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._query_http.aclose()
 
 
 class ZeepTaxClient:
@@ -205,8 +243,37 @@ class ZeepTaxClient:
         head, body = stop_fields(req, serial, self._sender, sent_at=sent_at)
         return await self._call(OP_STOP, head, body)
 
+    async def submit(self, operation: str, req: BaseModel, *, serial: str,
+                     sent_at: datetime | None = None) -> TaxAck:
+        """Any catalogue submit via zeep; same error mapping as the lean client."""
+        head, body = request_fields(operation, req, serial, self._sender, sent_at=sent_at)
+        return _ack_from_result(await self._invoke(operation, head, _zeep_body(body)))
+
+    async def query(self, operation: str, req: BaseModel, *,
+                    serial: str) -> list[dict[str, str]]:
+        """A catalogue query via zeep; records by canonical name."""
+        head, body = request_fields(operation, req, serial, self._sender)
+        result = await self._invoke(operation, head, _zeep_body(body))
+        if getattr(result, "retStatus", None) == "F":
+            raise BusinessRejected(result.retCode or "", result.retMsg or "", partner=PARTNER)
+        by_xml = {f.xml: f.attr for f in catalogue_op(operation).reply_fields}
+        records = getattr(getattr(result, "records", None), "record", None) or []
+        return [{by_xml[k]: str(v) for k, v in serialize_object(r).items()  # type: ignore[no-untyped-call]
+                 if k in by_xml and v is not None} for r in records]
+
+    def render(self, operation: str, req: BaseModel, serial: str, *,
+               sent_at: datetime | None = None) -> bytes:
+        """The envelope zeep would send for any catalogue operation (no I/O)."""
+        head, body = request_fields(operation, req, serial, self._sender, sent_at=sent_at)
+        envelope = self._zeep.create_message(  # type: ignore[no-untyped-call]
+            self._service, operation, head=head, body=_zeep_body(body))
+        return bytes(etree_to_string(envelope))  # type: ignore[no-untyped-call]
+
     async def _call(self, operation: str, head: dict[str, str],
                     body: dict[str, str]) -> TaxAck:
+        return _ack_from_result(await self._invoke(operation, head, body))
+
+    async def _invoke(self, operation: str, head: dict[str, str], body: dict[str, Any]) -> Any:
         try:
             result: Any = await getattr(self._service, operation)(head=head, body=body)
         except httpx.HTTPError as exc:
@@ -220,11 +287,17 @@ class ZeepTaxClient:
                                      str(exc.message))], partner=PARTNER) from exc
         except zeep.exceptions.Error as exc:
             raise _unreadable(exc) from exc
-        return _ack_from_result(result)
+        return result
+
 
     async def aclose(self) -> None:
         await self._http.aclose()
         self._wsdl_http.close()
+
+
+def _zeep_body(body: dict[str, str | list[str]]) -> dict[str, Any]:
+    """zeep wants a list element as ``{"zjhm": [...]}`` inside its holder."""
+    return {k: ({"zjhm": v} if isinstance(v, list) else v) for k, v in body.items()}
 
 
 def _ack_from_result(result: Any) -> TaxAck:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import BaseModel
+
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck
 
 __all__ = ["TaxPort"]
@@ -18,6 +20,15 @@ class TaxPort(Protocol):
 
     async def stop_employee(self, req: EmployeeStop, *, serial: str) -> TaxAck:
         """职工暂停/终止参保 from ``req.stop_date``; same serial rule as ``enroll_employee``."""
+        ...
+
+    async def submit(self, operation: str, req: BaseModel, *, serial: str) -> TaxAck:
+        """Any submit of the catalogue (``contracts.taxcat``); same serial rule."""
+        ...
+
+    async def query(self, operation: str, req: BaseModel, *, serial: str) -> list[dict[str, str]]:
+        """A catalogue query (F4), answered synchronously on the query lane; records by
+        canonical name. Times out after the partner's query timeout (PartnerTimeout)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,7 +1,7 @@
 """Tax bureau simulator (税务 统模式) speaking real SOAP 1.1 over HTTP.
 
 Behaves like the partner the hub must survive, not like a mock: it validates
-requests (EmployeeEnroll, EmployeeStop) against ``tax.xsd``, deduplicates on
+requests (every submit and query of the catalogue) against ``tax.xsd``, deduplicates on
 ``ywlsh``, answers with a 受理回执 at once and pushes the result later with
 FeedbackNotify to the hub, retrying that callback until the hub answers 200 +
 ``retStatus`` S. Effects are keyed ``{operation}:{shxydm}:{zjhm}``. Side effects are
@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request, Response
 from lxml import etree
 
 from adapters.simkit import Fault, SimState, sim_router
+from adapters.tax.rules import Decision, TaxBook
 from adapters.tax.soap import (
     CN_TZ,
     OP_ENROLL,
@@ -40,12 +41,14 @@ from adapters.tax.soap import (
     build_ack,
     build_fault,
     build_feedback_request,
+    build_query_reply,
     parse_feedback_reply,
     parse_payload,
     parse_request,
 )
 from contracts.employee import TaxFeedback
-from contracts.ids import NANJING_DIVISIONS
+from contracts.taxcat import from_wire
+from contracts.taxcat import op as catalogue_op
 from retry.errors import HubError, ValidationFailed
 
 __all__ = [
@@ -61,8 +64,6 @@ log = logging.getLogger(__name__)
 DEFAULT_REJECT_SUFFIXES: Final = frozenset({"4444"})
 _REJECT_CODE: Final = "TX201"
 _REJECT_TEXT: Final = "该人员在其他单位存在有效参保记录"
-_DIVISION_CODE: Final = "TX101"
-_DONE_TEXT: Final = {OP_ENROLL: "参保登记成功", OP_STOP: "停保登记成功"}
 _ADDRESS_PLACEHOLDER: Final = "__SOAP_ADDRESS__"
 _XSD_NS: Final = "http://www.w3.org/2001/XMLSchema"
 _WSDL_NS: Final = "http://schemas.xmlsoap.org/wsdl/"
@@ -122,6 +123,8 @@ class TaxSimulator:
         self.retry = retry
         self.acks: dict[str, bytes] = {}
         self.stops: dict[str, dict[str, str]] = {}
+        self.book = TaxBook()
+        self.queries = 0
         self.delivered: list[TaxFeedback] = []
         self.undelivered: list[TaxFeedback] = []
         self.callback_calls = 0
@@ -139,7 +142,7 @@ class TaxSimulator:
         return self._wsdl.replace(_ADDRESS_PLACEHOLDER, html.escape(location, quote=True))
 
     async def handle(self, body: bytes) -> Response:
-        """One EmployeeEnroll or EmployeeStop call: faults first, then replay, then rules."""
+        """One catalogue call: faults first; a query is answered; a submit replays or decides."""
         try:
             payload = parse_payload(body)
             if not self._schema.validate(payload):
@@ -150,7 +153,8 @@ class TaxSimulator:
         except ValidationFailed as exc:
             return _soap(build_fault("Client", exc.reason), 500)
 
-        key = f"{op}:{f['shxydm']}:{f['zjhm']}"
+        operation = catalogue_op(op)
+        key = f"{op}:{operation.business_key(from_wire(operation, f))}"
         fault = self.state.draw(f"{key}:{serial}", operation=op)
         kind = fault.kind if fault else None
         if kind == "http_5xx":
@@ -161,6 +165,11 @@ class TaxSimulator:
             return _soap(build_fault("Server", "税务系统内部错误 (simulated)"), 500)
         if kind == "bad_signature":
             return _soap(build_fault("Client", "报文签名校验失败 (simulated)"), 500)
+
+        if operation.kind == "query":  # a read: no serial to replay, no effect to make
+            await self.state.sleep_for(fault)
+            self.queries += 1
+            return _soap(build_query_reply(op, self.book.answer(op, from_wire(operation, f))))
 
         if serial in self.acks:
             self.state.log.replays += 1
@@ -184,22 +193,24 @@ class TaxSimulator:
         The division rule and the rejecting ID suffixes apply to EmployeeEnroll only.
         """
         enroll = op == OP_ENROLL
-        if fault is not None and fault.kind == "reject":
-            ack = build_ack("F", fault.code, fault.text, operation=op)
-        elif enroll and f["sbjbjgdm"] not in NANJING_DIVISIONS:
-            ack = build_ack("F", _DIVISION_CODE, f"社保经办机构代码 {f['sbjbjgdm']} 不是南京市区划")
+        decision = self.book.decide(op, f) if fault is None or fault.kind != "reject" \
+            else Decision(fault.code, fault.text)
+        if not decision.ok:
+            ack = build_ack("F", decision.code, decision.text, operation=op)
         else:
             accept_no = f"SL{datetime.now(CN_TZ):%Y%m%d}{next(self._seq):010d}"
             ack = build_ack("S", RET_OK, "受理成功", accept_no, operation=op)
-            self.state.log.record(key, entity=f["zjhm"], value=serial)
-            if not enroll:
+            entity = str(f.get("zjhm") or f.get("shxydm") or key)
+            self.state.log.record(key, entity=entity, value=serial)
+            if op == OP_STOP:
                 self.stops[serial] = dict(f)
             rejected = enroll and f["zjhm"][-5:-1] in self.reject_suffixes
             feedback = TaxFeedback(
-                accept_no=accept_no, biz_msg_id=serial, operation=op, id_number=f["zjhm"],
+                accept_no=accept_no, biz_msg_id=serial, operation=op,
+                id_number=str(f.get("zjhm", ""))[:18],
                 status="rejected" if rejected else "accepted",
                 reason_code=_REJECT_CODE if rejected else "",
-                reason_text=_REJECT_TEXT if rejected else _DONE_TEXT[op],
+                reason_text=_REJECT_TEXT if rejected else f"{catalogue_op(op).title}成功",
             )
             for _ in range(2 if fault is not None and fault.kind == "duplicate" else 1):
                 self._schedule(feedback)

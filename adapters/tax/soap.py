@@ -26,6 +26,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck, TaxFeedback
+from contracts.taxcat import OPS, op, to_wire
 from retry.errors import (
     BusinessRejected,
     ClientError,
@@ -58,6 +59,9 @@ __all__ = [
     "build_fault",
     "build_feedback_reply",
     "build_feedback_request",
+    "build_query_reply",
+    "build_reply",
+    "build_request",
     "build_stop_request",
     "enroll_fields",
     "error_for_fault",
@@ -66,8 +70,11 @@ __all__ = [
     "parse_feedback_reply",
     "parse_feedback_request",
     "parse_payload",
+    "parse_query_reply",
+    "parse_reply",
     "parse_request",
     "parse_stop_request",
+    "request_fields",
     "stop_fields",
 ]
 
@@ -99,7 +106,14 @@ ENROLL_BODY_FIELDS: Final[tuple[str, ...]] = (
 STOP_BODY_FIELDS: Final[tuple[str, ...]] = ("shxydm", "zjhm", "xm", "tbrq", "tbyy")
 _HEAD_FIELDS: Final[tuple[str, ...]] = ("ywlsh", "fsfdm", "fssj", "serviceCode")
 _REQUEST_FIELDS: Final[dict[str, tuple[str, ...]]] = {
-    OP_ENROLL: ENROLL_BODY_FIELDS, OP_STOP: STOP_BODY_FIELDS}
+    o.name: tuple(f.xml for f in o.wire_fields) for o in OPS}
+_OPTIONAL: Final[dict[str, frozenset[str]]] = {
+    o.name: frozenset(f.xml for raw, f in zip(o.fields, o.wire_fields, strict=True)
+                      if raw.startswith("?")) for o in OPS}
+_LISTS: Final[dict[str, frozenset[str]]] = {
+    o.name: frozenset(f.xml for f in o.wire_fields if f.kind == "idlist") for o in OPS}
+#: Ops whose body is fixed (all required, no lists): built by copying a template (fast path).
+_FIXED: Final = frozenset(n for n in _REQUEST_FIELDS if not _OPTIONAL[n] and not _LISTS[n])
 _SERIAL = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
 _SENDER = re.compile(r"^\S{1,20}$")
 
@@ -292,7 +306,7 @@ def _template(operation: str) -> Any:
     return env
 
 
-_TEMPLATES: Final = {op: _template(op) for op in _REQUEST_FIELDS}
+_TEMPLATES: Final = {name: _template(name) for name in _FIXED}
 
 
 def _fill(group: Any, names: tuple[str, ...], values: Mapping[str, str]) -> None:
@@ -310,15 +324,43 @@ def build_enroll_request(req: EmployeeEnrollment, serial: str, sender: str = "NJ
     return _build(OP_ENROLL, head, body)
 
 
-def _build(operation: str, head: Mapping[str, str], body: Mapping[str, str]) -> bytes:
+def _build(operation: str, head: Mapping[str, str],
+           body: Mapping[str, str | list[str]]) -> bytes:
+    if operation not in _FIXED:
+        return _build_dynamic(operation, head, body)
     env = deepcopy(_TEMPLATES[operation])
     request = env[0][0]
     _fill(request[0], _HEAD_FIELDS, head)
-    _fill(request[1], _REQUEST_FIELDS[operation], body)
+    _fill(request[1], _REQUEST_FIELDS[operation], body)  # type: ignore[arg-type]
     return _serialize(env)
 
 
-def _parse_request_payload(payload: Any, operation: str) -> tuple[str, dict[str, str]]:
+def _build_dynamic(operation: str, head: Mapping[str, str],
+                   body: Mapping[str, str | list[str]]) -> bytes:
+    """Bodies with optional or repeated elements: absent optionals are left out."""
+    env, soap_body = _envelope()
+    request = etree.SubElement(soap_body, f"{_NSB}{operation}Request")
+    _add_all(etree.SubElement(request, _NSB + "head"), head)
+    group = etree.SubElement(request, _NSB + "body")
+    missing = [(n, "missing") for n in _REQUEST_FIELDS[operation]
+               if n not in body and n not in _OPTIONAL[operation]]
+    if missing:
+        raise ValidationFailed(missing)
+    for name in _REQUEST_FIELDS[operation]:
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, list):
+            holder = etree.SubElement(group, _NSB + name)
+            for item in value:
+                _add(holder, "zjhm", item)
+        else:
+            _add(group, name, value)
+    return _serialize(env)
+
+
+def _parse_request_payload(payload: Any,
+                           operation: str) -> tuple[str, dict[str, Any]]:
     _expect(payload, f"{operation}Request")
     kids = _children(payload)
     errors = [(part, "missing") for part in ("head", "body") if part not in kids]
@@ -327,7 +369,22 @@ def _parse_request_payload(payload: Any, operation: str) -> tuple[str, dict[str,
     head = _texts(kids["head"], _HEAD_FIELDS)
     if head["serviceCode"] != operation:
         raise _refuse("serviceCode", f"must be {operation}, got {head['serviceCode']}")
-    return head["ywlsh"], _texts(kids["body"], _REQUEST_FIELDS[operation])
+    names = _REQUEST_FIELDS[operation]
+    optional, lists = _OPTIONAL[operation], _LISTS[operation]
+    if not optional and not lists:
+        return head["ywlsh"], _texts(kids["body"], names)
+    scalars = [n for n in names if n not in lists]
+    fields: dict[str, Any] = _texts(kids["body"], [n for n in scalars if n not in optional],
+                                    [n for n in scalars if n in optional])
+    body_kids = _children(kids["body"])
+    for name in lists:
+        holder = body_kids.get(name)
+        if holder is not None:
+            fields[name] = [(c.text or "").strip() for c in holder
+                            if isinstance(c.tag, str) and c.tag == _NSB + "zjhm"]
+        elif name not in optional:
+            raise _refuse(name, "missing")
+    return head["ywlsh"], {k: v for k, v in fields.items() if v != ""}
 
 
 def parse_enroll_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[str, dict[str, str]]:
@@ -338,15 +395,22 @@ def parse_enroll_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[st
     return _parse_request_payload(parse_payload(body, max_bytes=max_bytes), OP_ENROLL)
 
 
-def parse_request(body: bytes, *,
-                  max_bytes: int = MAX_BYTES) -> tuple[str, str, dict[str, str]]:
-    """(operation, ywlsh, body fields) of any tax request the hub sends (simulator dispatch)."""
+def parse_request(body: bytes, *, max_bytes: int = MAX_BYTES,
+                  kinds: Iterable[str] = ("submit", "query"),
+                  ) -> tuple[str, str, dict[str, Any]]:
+    """(operation, ywlsh, body fields) of a catalogue request of one of ``kinds``.
+
+    Tax's side reads submits and queries; the hub's callback reads pushes and
+    core queries. A list element (``zjhmlb``) comes back as a list of strings.
+    """
     payload = parse_payload(body, max_bytes=max_bytes)
     name = _local_name(payload.tag) if isinstance(payload.tag, str) else ""
     operation = name.removesuffix("Request")
-    if operation not in _REQUEST_FIELDS or not name.endswith("Request"):
-        raise _refuse("Body", f"unknown tax request {payload.tag}; expected one of "
-                              f"{', '.join(op + 'Request' for op in _REQUEST_FIELDS)}")
+    allowed = set(kinds)
+    if (operation not in _REQUEST_FIELDS or not name.endswith("Request")
+            or op(operation).kind not in allowed):
+        raise _refuse("Body", f"unknown request {payload.tag} for this service (kinds "
+                              f"{', '.join(sorted(allowed))}; see contracts/tax/CATALOGUE.md)")
     return (operation, *_parse_request_payload(payload, operation))
 
 
@@ -376,6 +440,80 @@ def build_stop_request(req: EmployeeStop, serial: str, sender: str = "NJYBHUB", 
 def parse_stop_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[str, dict[str, str]]:
     """(ywlsh, body fields by pinyin name) of an EmployeeStop request (presence only)."""
     return _parse_request_payload(parse_payload(body, max_bytes=max_bytes), OP_STOP)
+
+
+# ---------------------------------------------------------------- any catalogue operation
+
+def request_fields(operation: str, payload: Any, serial: str, sender: str = "NJYBHUB", *,
+                   sent_at: datetime | None = None,
+                   ) -> tuple[dict[str, str], dict[str, str | list[str]]]:
+    """(head, body) wire values of any catalogue operation, from its canonical payload."""
+    return _head(operation, serial, sender, sent_at), to_wire(op(operation), payload)
+
+
+def build_request(operation: str, payload: Any, serial: str, sender: str = "NJYBHUB", *,
+                  sent_at: datetime | None = None) -> bytes:
+    """SOAP request of any catalogue operation (submit, query, push or core query)."""
+    head, body = request_fields(operation, payload, serial, sender, sent_at=sent_at)
+    return _build(operation, head, body)
+
+
+def build_reply(operation: str, ok: bool, code: str | None = None, msg: str = "") -> bytes:
+    """A plain ``{operation}Response`` (TaxReplyType): the answer to a push."""
+    env, soap_body = _envelope()
+    reply = etree.SubElement(soap_body, f"{_NSB}{operation}Response")
+    _add_all(reply, {"retStatus": "S" if ok else "F",
+                     "retCode": code or (RET_OK if ok else "999999"), "retMsg": msg})
+    return _serialize(env)
+
+
+def parse_reply(body: bytes, *, max_bytes: int = MAX_BYTES) -> tuple[bool, str, str]:
+    """(ok, retCode, retMsg) of a plain reply; a Fault raises the matching hub error."""
+    payload = parse_payload(body, max_bytes=max_bytes)
+    if payload.tag == _Q_FAULT:
+        _raise_fault(payload)
+    f = _texts(payload, ("retStatus",), ("retCode", "retMsg"))
+    return f["retStatus"] == "S", f.get("retCode", ""), f.get("retMsg", "")
+
+
+def build_query_reply(operation: str, records: Iterable[Mapping[str, Any]], *,
+                      ok: bool = True, code: str | None = None, msg: str = "") -> bytes:
+    """``{operation}Response`` with ``records/record`` rows (canonical names -> elements)."""
+    o = op(operation)
+    env, soap_body = _envelope()
+    reply = etree.SubElement(soap_body, f"{_NSB}{operation}Response")
+    _add_all(reply, {"retStatus": "S" if ok else "F",
+                     "retCode": code or (RET_OK if ok else "999999"), "retMsg": msg})
+    holder = etree.SubElement(reply, _NSB + "records")
+    for record in records:
+        row = etree.SubElement(holder, _NSB + "record")
+        for f in o.reply_fields:
+            value = record.get(f.attr)
+            if value is not None:
+                _add(row, f.xml, str(value))
+    return _serialize(env)
+
+
+def parse_query_reply(operation: str, body: bytes, *,
+                      max_bytes: int = MAX_BYTES) -> list[dict[str, str]]:
+    """Records of a query answer, by canonical name; F raises BusinessRejected."""
+    o = op(operation)
+    payload = parse_payload(body, max_bytes=max_bytes)
+    if payload.tag == _Q_FAULT:
+        _raise_fault(payload)
+    _expect(payload, f"{operation}Response")
+    f = _texts(payload, ("retStatus", "retCode"), ("retMsg",))
+    if f["retStatus"] == "F":
+        raise BusinessRejected(f["retCode"], f.get("retMsg", ""), partner=PARTNER)
+    by_xml = {w.xml: w.attr for w in o.reply_fields}
+    holder = _children(payload).get("records")
+    rows: list[dict[str, str]] = []
+    for record in holder if holder is not None else ():
+        if not isinstance(record.tag, str):
+            continue
+        rows.append({by_xml[k]: (v.text or "").strip()
+                     for k, v in _children(record).items() if k in by_xml})
+    return rows
 
 
 # ---------------------------------------------------------------- acknowledgement

@@ -265,7 +265,7 @@ def test_parse_request_dispatches_on_the_operation(req: EmployeeEnrollment,
     assert (op, serial, fields["zjhm"]) == (soap.OP_ENROLL, "S1", req.id_number)
     with pytest.raises(ValidationFailed) as e:
         soap.parse_request(soap.build_feedback_request(feedback()))
-    assert e.value.field == "Body" and "EmployeeStopRequest" in e.value.reason
+    assert e.value.field == "Body" and "FeedbackNotifyRequest" in e.value.reason
 
 
 def test_stop_is_not_an_enroll(req: EmployeeEnrollment, stop: EmployeeStop) -> None:
