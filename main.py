@@ -35,8 +35,7 @@ from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.deps import Deps
-from routes.employee import ROUTES
-from routes.resend import RESEND_ROUTES
+from routes.lanes import ROUTES
 from routes.runtime import Route
 from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, make_engine
@@ -170,7 +169,8 @@ def build_hub(settings: HubSettings) -> Hub:
     core = settings.partner("core")
     deps = Deps(
         settings=settings,
-        tax=LeanTaxClient(tax.endpoint, timeout=tax.timeout_s),
+        tax=LeanTaxClient(tax.endpoint, timeout=tax.timeout_s,
+                          query_timeout=settings.query_timeout_s),
         core=CoreClient(core.endpoint, timeout=core.timeout_s),
         idem=RedisIdempotencyStore(redis, prefix=f"{settings.namespace}:idem:"),
         journal=Journal(make_engine(settings.database_url), flush_ms=settings.log_flush_ms),
@@ -181,7 +181,7 @@ def build_hub(settings: HubSettings) -> Hub:
         breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
                                         settings.breaker_open_s)),
     )
-    return Hub(settings=settings, deps=deps, routes=ROUTES + RESEND_ROUTES, redis=redis)
+    return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis)
 
 
 async def serve(settings: HubSettings) -> None:

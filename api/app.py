@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from api.admin import admin_router
 from api.auth import READERS, Authenticator, load_principals
 from api.ingress import ingress_router
+from api.queries import queries_router
 from api.resend import resend_router
 from routes.deps import Deps
 from storage.audit import AuditLog
@@ -35,6 +36,7 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
     app = FastAPI(title="Nanjing medical-insurance integration hub", version="0.1.0",
                   lifespan=lifespan)
     app.include_router(ingress_router(deps))
+    app.include_router(queries_router(deps))
     engine, s = deps.journal.engine, deps.settings
     audit = AuditLog(engine)
     auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),

@@ -1,7 +1,10 @@
-"""Admin API for 职工信息税务补发 (F6): resend one employee, or many at a bounded rate.
+"""Admin API for 补发 (F6): resend one record, or many at a bounded rate.
 
-    POST /admin/resend/employee       one person from core's current state -> 202
-    POST /admin/resend/employee/bulk  persons picked from the transactions table -> 202 + job
+    POST /admin/resend/employee       职工信息税务补发: one person (H1102) -> 202
+    POST /admin/resend/record         单位/灵活/居民信息税务补发: one record (H1103) -> 202
+    POST /admin/resend/employee/bulk  records of a subject picked from the transactions
+                                      table (``subject``: employee, unit, flexible,
+                                      resident) -> 202 + job
     GET  /admin/resend/jobs/{job_id}  a bulk job's progress: total, done, failed, pending
 
 A resend reads core's current state (H1102), builds the message with
@@ -52,10 +55,12 @@ from sqlalchemy.orm import aliased
 from contracts.employee import ResendRequest, check_stop_date, check_stop_reason
 from contracts.envelope import HubMessage, new_id
 from contracts.masking import mask_id, mask_text
+from contracts.resend import RecordResendRequest
+from contracts.taxcat import ops_of
 from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
 from routes.deps import Deps
 from routes.employee import ENROLL
-from routes.resend import RESEND_SOURCE, STOP, resend_messages
+from routes.resend import RESEND_SOURCE, STOP, record_resend_message, resend_messages
 from storage.journal import LogEntry, TxnUpdate
 from storage.models import Transaction
 
@@ -66,6 +71,12 @@ log = logging.getLogger("hub.resend")
 
 ROLE: Final = "caseworker"
 EMPLOYEE_TYPES: Final = (ENROLL, STOP)
+SUBJECT_TYPES: Final[dict[str, tuple[str, ...]]] = {
+    "employee": EMPLOYEE_TYPES,
+    **{subject: tuple(o.msg_type for o in ops_of("submit", subject))
+       for subject in ("unit", "flexible", "resident")},
+}
+"""The transaction types a bulk resend of each subject selects from."""
 MAX_JOBS_KEPT: Final = 100
 MAX_RUNNING_JOBS: Final = 2
 MAX_FAILURES_SHOWN: Final = 100
@@ -87,7 +98,7 @@ class ResendFilter(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     status: TxnStatus
-    type: Literal["tax.employee.enroll", "tax.employee.stop"] | None = None
+    type: str | None = Field(default=None, description="one of the subject's message types")
     since: AwareDatetime | None = Field(default=None, description="created at or after")
 
 
@@ -96,8 +107,9 @@ class BulkResendRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
+    subject: Literal["employee", "unit", "flexible", "resident"] = "employee"
     filter: ResendFilter
-    action: Literal["enroll", "stop"]
+    action: Literal["enroll", "update", "stop"]
     stop_date: date | None = Field(default=None, description="停保日期, for action stop")
     stop_reason: str = Field(default="01", description="停保原因, for action stop")
     reason: str = Field(min_length=2, max_length=500, description="why the resend (audited)")
@@ -106,9 +118,14 @@ class BulkResendRequest(BaseModel):
 
     @model_validator(mode="after")
     def _stop(self) -> BulkResendRequest:
+        types = SUBJECT_TYPES[self.subject]
+        if self.filter.type is not None and self.filter.type not in types:
+            raise ValueError(f"filter.type must be one of {', '.join(types)}")
+        if self.subject == "employee" and self.action == "update":
+            raise ValueError("employees are resent with action enroll or stop")
         if self.action == "stop" and self.stop_date is None:
             raise ValueError("stop_date is required for action stop")
-        if self.action == "enroll" and self.stop_date is not None:
+        if self.action != "stop" and self.stop_date is not None:
             raise ValueError("stop_date is only for action stop")
         if self.stop_date is not None:
             check_stop_date(self.stop_date)
@@ -125,15 +142,16 @@ class Target:
     business_key: str
 
 
-async def select_resend_targets(engine: AsyncEngine, f: ResendFilter,
-                                limit: int) -> list[Target]:
-    """Transactions matching ``f`` that are their person's latest, oldest first, one each."""
+async def select_resend_targets(engine: AsyncEngine, f: ResendFilter, limit: int,
+                                subject: str = "employee") -> list[Target]:
+    """Transactions matching ``f`` that are their record's latest, oldest first, one each."""
+    types = SUBJECT_TYPES[subject]
     newer = aliased(Transaction)
     q = (select(Transaction.correlation_id, Transaction.type, Transaction.business_key)
          .where(Transaction.status == f.status,
-                Transaction.type.in_((f.type,) if f.type else EMPLOYEE_TYPES),
+                Transaction.type.in_((f.type,) if f.type else types),
                 ~exists().where(newer.business_key == Transaction.business_key,
-                                newer.type.in_(EMPLOYEE_TYPES),
+                                newer.type.in_(types),
                                 newer.created_at > Transaction.created_at))
          .order_by(Transaction.created_at).limit(limit))
     if f.since is not None:
@@ -249,21 +267,43 @@ def _status_for(exc: HubError) -> int:
     return 502 if isinstance(exc, PermanentError) else 503
 
 
-async def _resend_one(deps: Deps, request: ResendRequest, *, actor: str,
+AnyResend = ResendRequest | RecordResendRequest
+
+
+def _business_key(request: AnyResend) -> str:
+    if isinstance(request, ResendRequest):
+        return request.business_key
+    return request.key if request.subject == "unit" else request.key.upper()
+
+
+def _subject(request: AnyResend) -> str:
+    return "employee" if isinstance(request, ResendRequest) else request.subject
+
+
+async def _resend_one(deps: Deps, request: AnyResend, *, actor: str,
                       resend_id: str) -> HubMessage:
     """Read core, build, publish (confirmed), then journal the new transaction."""
-    current = await deps.core.get_employee(request.id_number, request.unit_credit_code)
-    msg = resend_messages(request, current, resend_id=resend_id, actor=actor)
+    if isinstance(request, ResendRequest):
+        current = await deps.core.get_employee(request.id_number, request.unit_credit_code)
+        msg = resend_messages(request, current, resend_id=resend_id, actor=actor)
+        key_detail = {"id_number": request.id_number}
+    else:
+        record = await deps.core.get_record(request.subject, request.record_key)
+        msg = record_resend_message(request, record, resend_id=resend_id, actor=actor)
+        key_detail = {"key": request.key, "subject": request.subject}
     await deps.publisher.publish(msg)
     detail = {"resend_id": resend_id, "actor": actor, "reason": request.reason,
-              "action": request.action, "id_number": request.id_number}
+              "action": request.action, **key_detail}
     if request.stop_date is not None:
         detail["stop_date"] = request.stop_date.isoformat()
+    business_key = str(msg.payload.get("unit_credit_code", "")) + ":" + str(
+        msg.payload.get("id_number", "")) if isinstance(request, ResendRequest) else \
+        _business_key(request)
     await deps.journal.write(
         LogEntry(message_id=msg.message_id, correlation_id=msg.correlation_id, type=msg.type,
                  partner="hub", direction="in", hop="admin.resend", outcome="ok",
                  detail=detail),
-        TxnUpdate(msg.correlation_id, msg.type, request.business_key, RESEND_SOURCE,
+        TxnUpdate(msg.correlation_id, msg.type, business_key, RESEND_SOURCE,
                   "received", only_if_new=True))
     return msg
 
@@ -288,11 +328,11 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
         except Exception:  # the resend stands; who/why is also in the interaction log
             log.exception("auditing %s of %s (%s) failed", action, target, outcome)
 
-    async def attempt(request: ResendRequest, who: tuple[str, str], resend_id: str
+    async def attempt(request: AnyResend, who: tuple[str, str], resend_id: str
                       ) -> HubMessage | HubError:
         """One audited resend; a HubError is returned, anything else raised (after auditing)."""
-        action = f"resend.employee.{request.action}"
-        target = _target(request.business_key)
+        action = f"resend.{_subject(request)}.{request.action}"
+        target = _target(_business_key(request))
         why: dict[str, Any] = {"reason": request.reason, "resend_id": resend_id}
         if request.stop_date is not None:
             why |= {"stop_date": request.stop_date.isoformat(), "stop_reason":
@@ -321,6 +361,17 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
         return JSONResponse({"resend_id": resend_id, "correlation_id": out.correlation_id,
                              "serial": out.message_id, "type": out.type}, status_code=202)
 
+    @r.post("/admin/resend/record", status_code=202,
+            summary="单位/灵活/居民信息税务补发: resend one record from core's current state")
+    async def resend_record(body: RecordResendRequest,
+                            principal: Any = principal_dep) -> JSONResponse:
+        resend_id = new_id()
+        out = await attempt(body, _who(principal), resend_id)
+        if isinstance(out, HubError):
+            return JSONResponse({"detail": _error_body(out)}, status_code=_status_for(out))
+        return JSONResponse({"resend_id": resend_id, "correlation_id": out.correlation_id,
+                             "serial": out.message_id, "type": out.type}, status_code=202)
+
     @r.post("/admin/resend/employee/bulk", status_code=202,
             summary="Bulk 补发 of employees picked by transaction status, at a bounded rate")
     async def resend_bulk(body: BulkResendRequest,
@@ -330,12 +381,13 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
                                             "resend jobs are running; try again later"}},
                                 status_code=429)
         who = _who(principal)
-        targets = await select_resend_targets(deps.journal.engine, body.filter, body.limit)
+        targets = await select_resend_targets(deps.journal.engine, body.filter, body.limit,
+                                              body.subject)
         job = ResendJob(job_id=new_id(), actor=who[0], role=who[1], action=body.action,
                         reason=body.reason, filter=body.filter.model_dump(mode="json"),
                         total=len(targets))
         jobs.add(job)
-        await record(who, "resend.employee.bulk", job.job_id,
+        await record(who, f"resend.{body.subject}.bulk", job.job_id,
                      {"reason": body.reason, "filter": job.filter, "action": body.action,
                       "total": job.total}, "started")
         jobs.spawn(run_job(job, targets, body))
@@ -360,7 +412,7 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
         finally:
             job.finished_at = datetime.now(UTC)
             await asyncio.shield(record(
-                (job.actor, job.role), "resend.employee.bulk", job.job_id,
+                (job.actor, job.role), f"resend.{body.subject}.bulk", job.job_id,
                 {"total": job.total, "done": job.done, "failed": job.failed}, job.state))
 
     async def bulk_item(job: ResendJob, t: Target, body: BulkResendRequest) -> None:
@@ -372,10 +424,17 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
                                      "reason": mask_text(reason)[:300]})
 
         unit, _, id_number = t.business_key.partition(":")
+        request: AnyResend
         try:
-            request = ResendRequest(id_number=id_number, unit_credit_code=unit,
-                                    action=body.action, stop_date=body.stop_date,
-                                    stop_reason=body.stop_reason, reason=body.reason)
+            if body.subject == "employee":
+                request = ResendRequest(id_number=id_number, unit_credit_code=unit,
+                                        action=body.action, stop_date=body.stop_date,
+                                        stop_reason=body.stop_reason, reason=body.reason)
+            else:
+                request = RecordResendRequest(
+                    subject=body.subject, key=t.business_key.rpartition(":")[2],
+                    action=body.action, stop_date=body.stop_date,
+                    stop_reason=body.stop_reason, reason=body.reason)
         except ValidationError as exc:
             fail("VALIDATION", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                          for e in exc.errors()))

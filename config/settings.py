@@ -74,6 +74,8 @@ class HubSettings(BaseSettings):
     sim_tax_port: int = Field(default=8102, ge=1, le=65535)
     prefetch: int = Field(default=64, ge=1, le=2000, description="per-queue concurrency bound")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    query_timeout_s: float = Field(default=3.0, gt=0, le=60,
+                                   description="F4 queries answer within this or fail")
     idempotency_ttl_s: int = Field(default=7 * 86400, ge=60)
     inflight_lock_s: int = Field(default=120, ge=5)
     delay_tiers_ms: tuple[int, ...] = Field(

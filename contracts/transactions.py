@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from contracts.taxcat import OPS
+
 __all__ = ["DOC_PATH", "TRANSACTIONS", "Transaction", "render_markdown"]
 
 DOC_PATH: Final = Path(__file__).resolve().parent / "TRANSACTIONS.md"
@@ -36,7 +38,7 @@ class Transaction:
     """On the wire: national ``infno`` (core) or SOAP operation (tax)."""
     route: str | None
     """Hub lane handling the leg; ``ingress`` = the HTTP ingress alone; ``admin`` = called
-    directly by the admin API (no lane); None = not wired yet."""
+    directly by the admin API (no lane); ``api`` = the query API (no lane, own pool)."""
     policy: str | None
     """Key in ``partners.<partner>.policies`` the hub retries this leg with; None = no retry."""
     name: str
@@ -44,26 +46,53 @@ class Transaction:
     note: str = ""
 
 
-TRANSACTIONS: Final[tuple[Transaction, ...]] = (
-    Transaction("tax.employee.enroll", "core", "in", "async", "H2101", "ingress", None,
-                "职工参保登记事件",
-                "core resends until answered; the hub answers after the broker confirms"),
-    Transaction("tax.employee.enroll", "tax", "out", "async", "EmployeeEnroll", "tax.employee",
-                "tax.employee.enroll", "职工参保登记",
-                "tax answers a 受理回执 (slh); the result follows in FeedbackNotify"),
+_HAND: Final[tuple[Transaction, ...]] = (
     Transaction("tax.feedback", "tax", "in", "sync", "FeedbackNotify", "tax.feedback",
                 "default", "受理结果反馈",
-                "tax retries until retStatus S; correlated to EmployeeEnroll/EmployeeStop "
-                "by ywlsh"),
+                "tax retries until retStatus S; correlated to the request by ywlsh"),
     Transaction("core.sync_status", "core", "out", "sync", "H9201", "core.sync", "default",
                 "税务同步状态回写", "core deduplicates on serial"),
-    Transaction("tax.employee.stop", "tax", "out", "async", "EmployeeStop", "tax.employee_stop",
-                "default", "职工暂停/终止参保",
-                "sent by resend (补发) with a chosen 停保日期; 受理回执 then FeedbackNotify"),
     Transaction("core.employee.query", "core", "out", "sync", "H1102", "admin", None,
                 "职工参保信息查询",
                 "CorePort.get_employee: the resend API (补发) reads core's current state"),
+    Transaction("core.record.query", "core", "out", "sync", "H1103", "admin", None,
+                "单位/灵活/居民参保信息查询",
+                "CorePort.get_record: the resend API (补发) reads core's current state"),
 )
+
+
+def _catalogue_rows() -> tuple[Transaction, ...]:
+    """Two legs per catalogue operation (``contracts.taxcat``)."""
+    rows: list[Transaction] = []
+    for o in OPS:
+        policy = "default"
+        if o.kind == "submit":
+            rows.append(Transaction(o.msg_type, "core", "in", "async", o.core_infno, "ingress",
+                                    None, f"{o.title}事件",
+                                    "the hub answers once the broker confirmed"))
+            rows.append(Transaction(o.msg_type, "tax", "out", "async", o.name,
+                                    f"tax.{o.subject}", o.msg_type
+                                    if o.msg_type == "tax.employee.enroll" else policy, o.title,
+                                    "受理回执, then FeedbackNotify" + (
+                                        f"; {o.doc}" if o.doc else "")))
+        elif o.kind == "push":
+            rows.append(Transaction(o.msg_type, "tax", "in", "sync", o.name, "ingress", None,
+                                    o.title, "the hub answers S once the broker confirmed"))
+            rows.append(Transaction(o.msg_type, "core", "out", "sync", o.core_infno,
+                                    "core.tax_push", policy, o.title,
+                                    "core deduplicates on serial"))
+        elif o.kind == "query":
+            rows.append(Transaction(o.msg_type, "tax", "out", "sync", o.name, "api", None,
+                                    o.title, "query lane: own connection pool and timeout"))
+        else:
+            rows.append(Transaction(o.msg_type, "tax", "in", "sync", o.name, "ingress", None,
+                                    o.title, "answered with core's records"))
+            rows.append(Transaction(o.msg_type, "core", "out", "sync", o.core_infno, "ingress",
+                                    None, o.title, "synchronous, within tax's call"))
+    return tuple(rows)
+
+
+TRANSACTIONS: Final[tuple[Transaction, ...]] = (*_catalogue_rows(), *_HAND)
 """Every message type the hub knows, leg by leg."""
 
 _HEADER: Final = (
@@ -92,8 +121,8 @@ def render_markdown() -> str:
         "`contracts/transactions.py` by `python -m contracts.transactions`; do not edit by "
         "hand). Direction `in` is partner -> hub; mode `sync` means the answer on the same call "
         "is the outcome, `async` that it is only a receipt; route `ingress` is the HTTP ingress "
-        "alone, `admin` a direct call of the admin API; retry policy is the key in "
-        "`partners.<partner>.policies` (`default` when the "
+        "alone, `admin` a direct call of the admin API, `api` the query API (own pool); "
+        "retry policy is the key in `partners.<partner>.policies` (`default` when the "
         "type has none of its own), and — means the hub does not retry (the sender does).\n\n"
         + _HEADER + rows
     )

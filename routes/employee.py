@@ -1,7 +1,10 @@
-"""F2 职工参保登记: core event -> tax -> tax feedback -> core sync status.
+"""F2 职工参保登记 and the result path every tax submit shares.
 
-Three thin routes; each handler parses, calls one port, and says what to
-publish and record. The runtime does the rest (retries, DLQ, journal, acks).
+``enroll_to_tax`` is the typed hot path of 职工参保登记 (bound in the
+``tax.employee`` lane by ``routes.tax_catalogue``); ``feedback_to_core`` and
+``sync_to_core`` carry tax's result (FeedbackNotify) back to core for every
+submit. Each handler parses, calls one port, and says what to publish and
+record; the runtime does the rest (retries, DLQ, journal, acks).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from routes.deps import Deps
 from routes.runtime import Outcome, Route, validation_error
 from storage.journal import RequestRecord, TxnUpdate
 
-__all__ = ["ENROLL", "FEEDBACK", "ROUTES", "SYNC", "submitted_to_tax", "sync_message", "tax_failed"]
+__all__ = ["ENROLL", "FEEDBACK", "RESULT_ROUTES", "SYNC", "submitted_to_tax", "sync_message",
+           "tax_failed"]
 
 ENROLL = "tax.employee.enroll"
 FEEDBACK = "tax.feedback"
@@ -124,8 +128,8 @@ async def sync_to_core(msg: HubMessage, deps: Deps) -> Outcome:
     )
 
 
-ROUTES = (
-    Route("tax.employee", (ENROLL,), "tax", enroll_to_tax, tax_failed),
+RESULT_ROUTES = (
     Route("tax.feedback", (FEEDBACK,), "tax", feedback_to_core, calls_partner=False),
     Route("core.sync", (SYNC,), "core", sync_to_core),
 )
+"""Tax's results back to core, for every submit of the catalogue (``routes.tax_catalogue``)."""

@@ -6,7 +6,13 @@ now (H1102) into one ``HubMessage``; ``api/resend.py`` publishes it.
 * ``enroll`` -> ``tax.employee.enroll`` with core's *current* enrollment as
   payload, handled by the existing ``tax.employee`` route (EmployeeEnroll).
 * ``stop`` -> ``tax.employee.stop`` with an ``EmployeeStop`` from the chosen
-  date, handled by the ``tax.employee_stop`` route here (EmployeeStop).
+  date, handled by the ``tax.employee`` lane too (EmployeeStop), so a person's
+  enrollment and stop keep their order.
+
+Units, flexible workers and residents (``record_resend_message``) are resent
+the same way from core's current record (H1103) through their own lanes
+(``tax.unit``, ``tax.flexible``, ``tax.resident``); ``contracts.resend`` maps
+each (subject, action) to its tax operation.
 
 Every resend is a new business transaction: a new ``correlation_id``,
 ``source="resend"``, ``causation_id`` = the resend id, and an idempotency key
@@ -20,24 +26,30 @@ tax's own business rules then answer it (e.g. "already enrolled"). Two
 resends of the same person therefore reach tax twice. The hub does not guess
 whether a caseworker meant it; the resend API records who asked and why.
 
-Feedback for a stop comes back like an enrollment's (FeedbackNotify, echoing
-the serial) and goes to core through the existing ``tax.feedback`` and
-``core.sync`` routes, since the stop handler records its partner request.
+Feedback for every resend comes back like an enrollment's (FeedbackNotify,
+echoing the serial) and goes to core through ``tax.feedback`` and ``core.sync``,
+since every submit handler records its partner request.
 """
 
 from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from pydantic import ValidationError
 
 from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest
 from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
+from contracts.resend import RecordResendRequest
+from contracts.taxcat import model_for
+from contracts.taxcat import op as catalogue_op
 from retry.errors import BusinessRejected, ValidationFailed
-from routes.deps import Deps
-from routes.employee import ENROLL, submitted_to_tax, tax_failed
-from routes.runtime import Outcome, Route, validation_error
+from routes.employee import ENROLL
+from routes.runtime import validation_error
 
-__all__ = ["RESEND_ROUTES", "RESEND_SOURCE", "STOP", "resend_messages", "stop_failed",
-           "stop_to_tax"]
+__all__ = ["RESEND_SOURCE", "STOP", "record_resend_message", "resend_messages"]
+
+_CN = timezone(timedelta(hours=8))
 
 STOP = "tax.employee.stop"
 RESEND_SOURCE = "resend"
@@ -92,26 +104,44 @@ def resend_messages(request: ResendRequest, current: EmployeeEnrollment | None, 
                       entity_key=entity_key("psn", current.id_number), payload=payload)
 
 
-def _parse_stop(msg: HubMessage) -> EmployeeStop:
+# ---------------------------------------------------------------- units, flexible, residents
+
+def _today() -> date:
+    return datetime.now(_CN).date()
+
+
+def record_resend_message(request: RecordResendRequest, current: dict[str, Any] | None, *,
+                          resend_id: str, actor: str, today: date | None = None) -> HubMessage:
+    """The one message of a unit / flexible / resident resend, from core's current record.
+
+    The payload is core's record projected on the operation's fields, plus what
+    the action adds (a change date of today, or the chosen stop date); the
+    operation's contract then validates it, so a stale or broken record in core
+    is refused here with the field named, before anything reaches tax. Same
+    rules as ``resend_messages`` for serials and idempotency.
+    """
+    if not resend_id.strip():
+        raise ValidationFailed([("resend_id", "required")])
+    if not actor.strip():
+        raise ValidationFailed([("actor", "required")])
+    if current is None:
+        raise BusinessRejected("NOT_IN_CORE", f"core has no {request.subject} {request.key}")
+    o = catalogue_op(request.operation)
+    names = {f.attr for f in o.wire_fields}
+    extra: dict[str, Any] = {"change_date": (today or _today()).isoformat(),
+                             "pay_action": "1", "reason_code": request.stop_reason}
+    if request.stop_date is not None:
+        extra["stop_date"] = request.stop_date.isoformat()
+    data = {k: v for k, v in {**current, **extra}.items() if k in names}
     try:
-        return EmployeeStop.model_validate(msg.payload)
+        payload = model_for(o.name).model_validate(data).model_dump(mode="json",
+                                                                    exclude_none=True)
     except ValidationError as exc:
-        raise validation_error(exc, prefix="payload.") from None
-
-
-async def stop_to_tax(msg: HubMessage, deps: Deps) -> Outcome:
-    """EmployeeStop to tax; the serial is the message id, so retries are replays at tax."""
-    req = _parse_stop(msg)
-    ack = await deps.tax.stop_employee(req, serial=msg.message_id)
-    return submitted_to_tax(msg, req.business_key, ack,
-                            {"accept_no": ack.accept_no, "id_number": req.id_number,
-                             "stop_date": req.stop_date.isoformat()})
-
-
-stop_failed = tax_failed  # tell core why tax did not take the stop
-
-
-RESEND_ROUTES = (
-    Route("tax.employee_stop", (STOP,), "tax", stop_to_tax, stop_failed),
-)
-"""Lanes resend needs beyond ``routes.employee.ROUTES`` (enroll resends reuse ``tax.employee``)."""
+        raise validation_error(exc) from None
+    business_key = o.business_key(payload)
+    return HubMessage(type=o.msg_type, source=RESEND_SOURCE, target="tax",
+                      correlation_id=new_id(), causation_id=resend_id,
+                      idempotency_key=idempotency_key(o.msg_type, business_key, payload,
+                                                      salt=resend_id),
+                      entity_key=entity_key(o.entity_prefix, o.entity_value(payload)),
+                      payload=payload)

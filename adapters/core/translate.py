@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.national import NationalRequest
-from contracts.taxcat import Op, op
+from contracts.taxcat import Op, model_for, op, op_for_infno, ops_of
 from retry.errors import ValidationFailed
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "employee_query_input",
     "enrollment_to_event",
     "event_to_enrollment",
+    "event_to_payload",
     "input_to_sync_status",
     "parse_national_request",
     "query_from_input",
@@ -59,10 +60,9 @@ RECORD_OPS: dict[str, Op] = {"unit": op("UnitEnroll"), "flexible": op("FlexibleE
                              "resident": op("ResidentEnroll")}
 """H1103 answers a subject's current record in the fields of its enrollment operation."""
 
-CORE_EVENT_TYPES: dict[str, str] = {
-    INFNO_ENROLL: "tax.employee.enroll",  # 职工参保登记
-}
-"""Events core sends to the hub: infno -> hub message type."""
+CORE_EVENT_TYPES: dict[str, str] = {o.core_infno: o.msg_type for o in ops_of("submit")}
+"""Events core sends to the hub: infno -> hub message type (H2101 职工参保登记 and the
+rest of the F2 catalogue, ``contracts/tax/CATALOGUE.md``)."""
 
 NOT_FOUND = "NOT_FOUND"
 """``output.err_code`` with infcode -1 when core has no such record (not an error for H1102)."""
@@ -184,6 +184,21 @@ def event_to_enrollment(input: Mapping[str, Any]) -> EmployeeEnrollment:
     """Core's H2101 payload -> EmployeeEnrollment, or ValidationFailed naming core's fields."""
     return _to_canonical(EmployeeEnrollment, _data_of(input), ENROLLMENT_WIRE_FIELDS,
                          {"brdy": _brdy})
+
+
+def event_to_payload(infno: str, input: Mapping[str, Any]) -> tuple[Op, BaseModel]:
+    """Any F2 event of core -> (operation, validated contract); errors name core's fields.
+
+    H2101 keeps its typed contract (``EmployeeEnrollment``); the rest use the
+    catalogue's generated contracts and core wire names (``WireField.core``).
+    """
+    o = op_for_infno(infno)
+    if o is None or o.kind != "submit":
+        raise ValidationFailed([("infno", f"not a core event: {infno}")], partner=PARTNER)
+    if infno == INFNO_ENROLL:
+        return o, event_to_enrollment(input)
+    wire = {f.core: f.attr for f in o.wire_fields}
+    return o, _to_canonical(model_for(o.name), _data_of(input), wire, {})
 
 
 def enrollment_to_event(e: EmployeeEnrollment) -> dict[str, Any]:

@@ -21,8 +21,8 @@ LOG = ROOT / ".run" / "fault-hub.log"
 
 
 def _all_routes() -> list[str]:
-    from main import RESEND_ROUTES, ROUTES
-    return [r.name for r in (*ROUTES, *RESEND_ROUTES)]
+    from main import ROUTES
+    return [r.name for r in ROUTES]
 
 
 ALL_ROUTES = _all_routes()

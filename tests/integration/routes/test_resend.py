@@ -1,8 +1,7 @@
 """F6 补发 end to end: real RabbitMQ, Redis, SQLite, and both simulators over sockets.
 
-The hub's routes are fixed in ``main.build_hub`` (``routes=ROUTES``), so each test
-patches ``main.ROUTES`` to add ``RESEND_ROUTES`` before the stack is built, and
-mounts the resend router on the running hub's app. Tax's effects are counted at
+The hub serves the resend API itself (behind the caseworker role); stops and
+enrollments of a person share the ``tax.employee`` lane. Tax's effects are counted at
 the simulator, never from the hub's own log.
 """
 
@@ -27,8 +26,6 @@ from adapters.tax.simulator import TaxSimulator
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment
 from contracts.national import NationalRequest, make_msgid, now_cst
-from routes.employee import ROUTES
-from routes.resend import RESEND_ROUTES
 from tools.harness import Stack, fast_policies, running_stack, wait_until_settled
 
 pytestmark = pytest.mark.integration
@@ -70,7 +67,6 @@ class Rig:
 @contextlib.asynccontextmanager
 async def resend_stack(monkeypatch: pytest.MonkeyPatch, store: CoreStore) -> AsyncIterator[Rig]:
     """A running stack whose hub also consumes tax.employee.stop and serves /admin/resend."""
-    monkeypatch.setattr("main.ROUTES", ROUTES + RESEND_ROUTES)
     sims: list[TaxSimulator] = []
     real_tax_app = tools.harness.tax_app
 
@@ -167,7 +163,7 @@ async def test_a_stop_resend_reaches_tax_with_the_chosen_date(
         synced = store.sync_status[p.business_key]
         assert (synced["biz_type"], synced["status"]) == ("tax.employee.stop", "synced")
         hops = [e["hop"] for e in await rig.st.hub.deps.journal.log_for(out["correlation_id"])]
-        assert hops[:2] == ["admin.resend", "tax.employee_stop"] and "core.sync" in hops
+        assert hops[:2] == ["admin.resend", "tax.employee"] and "core.sync" in hops
 
 
 async def test_bulk_resend_of_dead_transactions_shows_progress_to_completion(

@@ -36,7 +36,10 @@ from retry.errors import (
 from retry.idempotency import MemoryIdempotencyStore
 from routes.deps import Deps
 from routes.employee import ENROLL, SYNC
-from routes.resend import RESEND_ROUTES, STOP, resend_messages, stop_failed, stop_to_tax
+from routes.employee import tax_failed as stop_failed
+from routes.lanes import ROUTES
+from routes.resend import STOP, resend_messages
+from routes.tax_catalogue import submit_to_tax as stop_to_tax
 from storage.journal import Journal, TxnUpdate, make_engine
 from storage.migrate import upgrade
 
@@ -135,7 +138,8 @@ class FakeTax:
     async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
         raise AssertionError("not used")
 
-    async def stop_employee(self, req: EmployeeStop, *, serial: str) -> TaxAck:
+    async def submit(self, operation: str, req: Any, *, serial: str) -> TaxAck:
+        assert operation == "EmployeeStop" and isinstance(req, EmployeeStop)
         self.stops.append((req, serial))
         if isinstance(self.answer, Exception):
             raise self.answer
@@ -159,9 +163,10 @@ def _stop_msg(p: EmployeeEnrollment | None = None, attempt: int = 0) -> HubMessa
     return msg.model_copy(update={"attempt": attempt})
 
 
-def test_resend_routes_bind_the_stop_type() -> None:
-    (route,) = RESEND_ROUTES
-    assert (route.name, route.bindings, route.partner) == ("tax.employee_stop", (STOP,), "tax")
+def test_the_employee_lane_binds_the_stop_type() -> None:
+    """Enrollment and stop of one person share a lane, so the ordering gate covers both."""
+    (route,) = [r for r in ROUTES if STOP in r.bindings]
+    assert (route.name, route.partner) == ("tax.employee", "tax")
     assert route.handler is stop_to_tax and route.on_failure is stop_failed
 
 

@@ -43,14 +43,14 @@ from routes.deps import Deps
 from routes.employee import (
     ENROLL,
     FEEDBACK,
-    ROUTES,
+    RESULT_ROUTES,
     SYNC,
     enroll_failed,
-    enroll_to_tax,
     feedback_to_core,
     sync_message,
     sync_to_core,
 )
+from routes.lanes import ROUTES as LANES
 from routes.runtime import (
     HEADER_REASON,
     HEADER_REASON_CODE,
@@ -61,6 +61,7 @@ from routes.runtime import (
     process,
     validation_error,
 )
+from routes.tax_catalogue import submit_to_tax
 from storage.journal import LogEntry, RequestRecord, TxnUpdate
 
 MAX_ATTEMPTS = 3
@@ -596,7 +597,8 @@ async def test_our_own_stale_lock_is_taken_again(world: World) -> None:
 
 # -- the real employee routes ---------------------------------------------------------
 
-ENROLL_ROUTE, FEEDBACK_ROUTE, SYNC_ROUTE = ROUTES
+FEEDBACK_ROUTE, SYNC_ROUTE = RESULT_ROUTES
+ENROLL_ROUTE = next(r for r in LANES if r.name == "tax.employee")
 RNG = random.Random(11)
 ID = make_id_number(RNG, born=date(1988, 3, 9), male=False, area="320104")
 USCC = make_credit_code(RNG)
@@ -625,10 +627,10 @@ def _feedback_msg(serial: str, status: str = "accepted", **over: Any) -> HubMess
 
 
 def test_routes_are_wired() -> None:
-    assert [(r.name, r.bindings, r.partner) for r in ROUTES] == [
-        ("tax.employee", (ENROLL,), "tax"), ("tax.feedback", (FEEDBACK,), "tax"),
-        ("core.sync", (SYNC,), "core")]
-    assert ENROLL_ROUTE.handler is enroll_to_tax and ENROLL_ROUTE.on_failure is enroll_failed
+    assert [(r.name, r.bindings, r.partner) for r in RESULT_ROUTES] == [
+        ("tax.feedback", (FEEDBACK,), "tax"), ("core.sync", (SYNC,), "core")]
+    assert ENROLL in ENROLL_ROUTE.bindings and "tax.employee.stop" in ENROLL_ROUTE.bindings
+    assert ENROLL_ROUTE.handler is submit_to_tax and ENROLL_ROUTE.on_failure is enroll_failed
     assert FEEDBACK_ROUTE.handler is feedback_to_core and FEEDBACK_ROUTE.on_failure is None
     assert SYNC_ROUTE.handler is sync_to_core and SYNC_ROUTE.on_failure is None
 

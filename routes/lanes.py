@@ -1,0 +1,13 @@
+"""Every lane the hub runs, in one tuple: ``main.build_hub`` consumes ``ROUTES``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from routes.employee import RESULT_ROUTES
+from routes.runtime import Route
+from routes.tax_catalogue import CATALOGUE_ROUTES
+
+__all__ = ["ROUTES"]
+
+ROUTES: Final[tuple[Route, ...]] = (*CATALOGUE_ROUTES, *RESULT_ROUTES)
