@@ -202,3 +202,55 @@ async def test_bulk_resend_of_dead_transactions_shows_progress_to_completion(
             assert (await rig.settled(cid))["status"] == "delivered"
         effects = rig.st.tax_state.log.effects
         assert dict(effects) == {f"EmployeeEnroll:{p.business_key}": 1 for p in people[:2]}
+
+
+async def test_units_flexible_workers_and_residents_are_resent_from_core(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """单位/灵活/居民信息税务补发: enrollment, change and stop, from core's current record."""
+    store = _store(2)
+    uscc = next(iter(store.units))
+    flex_id = next(iter(store.records["flexible"]))
+    resident_id = next(iter(store.records["resident"]))
+    async with resend_stack(monkeypatch, store) as rig:
+        async def resend(subject: str, key: str, action: str, **over: Any) -> dict[str, Any]:
+            r = await rig.http.post(f"{rig.st.hub_url}/admin/resend/record", json={
+                "subject": subject, "key": key, "action": action,
+                "reason": "核心有记录, 税务缺失, 人工补发"} | over)
+            assert r.status_code == 202, r.text
+            out: dict[str, Any] = r.json()
+            return await rig.settled(out["correlation_id"]) | {"sent": out}
+
+        plan = [("unit", uscc, "enroll", {}), ("unit", uscc, "update", {}),
+                ("unit", uscc, "stop", {"stop_date": "2026-12-31"}),
+                ("flexible", flex_id, "enroll", {}), ("flexible", flex_id, "update", {}),
+                ("flexible", flex_id, "stop", {"stop_date": "2026-12-31"}),
+                ("resident", resident_id, "enroll", {}), ("resident", resident_id, "update", {}),
+                ("resident", resident_id, "stop", {"stop_date": "2026-12-31"})]
+        for subject, key, action, over in plan:
+            txn = await resend(subject, key, action, **over)
+            assert (txn["status"], txn["source"]) == ("delivered", "resend"), (subject, action,
+                                                                               txn)
+        effects = rig.st.tax_state.log.effects
+        assert sum(effects.values()) == len(plan) and rig.st.tax_state.log.replays == 0
+        assert effects[f"UnitEnroll:{uscc}"] == 1 and effects[f"ResidentSuspend:{resident_id}"] == 1
+        assert store.sync_status[resident_id]["status"] == "synced"
+
+        # a record core does not have is refused with the reason, nothing published
+        r = await rig.http.post(f"{rig.st.hub_url}/admin/resend/record", json={
+            "subject": "resident", "key": "110101199003071234"[:-1] + "X", "action": "enroll",
+            "reason": "核对"})
+        assert r.status_code == 422 and "key" in r.text
+
+        # bulk: every resident whose latest resend was delivered since a date, at a rate
+        r = await rig.http.post(f"{rig.st.hub_url}/admin/resend/employee/bulk", json={
+            "subject": "resident", "filter": {"status": "delivered"}, "action": "update",
+            "reason": "批量补发居民变更", "rate_per_s": 20})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        for _ in range(100):
+            job = (await rig.http.get(f"{rig.st.hub_url}/admin/resend/jobs/{job_id}")).json()
+            if job["state"] != "running":
+                break
+            await asyncio.sleep(0.1)
+        assert (job["state"], job["total"], job["done"], job["failed"]) == (
+            "finished", 1, 1, 0)
