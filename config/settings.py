@@ -19,7 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from retry.policy import RetryPolicy
 
-__all__ = ["ConfigError", "HubSettings", "PartnerConfig", "load_settings"]
+__all__ = ["CHANNELS", "ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
+           "load_settings"]
 
 Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
 
@@ -42,6 +43,34 @@ class PartnerConfig(BaseModel):
 
     def policy(self, message_type: str) -> RetryPolicy:
         return self.policies.get(message_type) or self.policies.get("default") or RetryPolicy()
+
+
+class ChannelConfig(BaseModel):
+    """A citizen channel (F1): how it authenticates, where its results go, what it may submit.
+
+    ``auth`` ``hmac-sha256``: the channel signs ``timestamp + "\\n" + nonce + "\\n" +
+    body`` with ``secret``; ``api-key``: it sends ``secret`` as ``X-Api-Key``. An
+    empty ``types`` means every type the channel has in ``contracts.channels``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    auth: Literal["hmac-sha256", "api-key"] = "hmac-sha256"
+    secret: SecretStr = Field(description="HMAC key or API key (from the environment)")
+    callback_url: str | None = Field(default=None, description="where results are pushed")
+    types: tuple[str, ...] = ()
+    max_skew_s: int = Field(default=300, ge=5, le=3600, description="timestamp window")
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+CHANNELS: tuple[str, ...] = ("my_nanjing", "gov_office", "online_hall", "hrss")
+
+
+def _default_channels() -> dict[str, ChannelConfig]:
+    """Development defaults: loopback callbacks to the channel simulator, well-known secrets."""
+    return {name: ChannelConfig(secret=SecretStr(f"dev-{name}-secret"),
+                                callback_url=f"http://127.0.0.1:8103/channels/{name}/callback")
+            for name in CHANNELS}
 
 
 def _default_partners() -> dict[str, PartnerConfig]:
@@ -90,6 +119,8 @@ class HubSettings(BaseSettings):
         default=SecretStr(""), description="admin API tokens, token:user:role,... "
         "(api/auth.py); unset: dev tokens on a loopback-only hub, else none")
     partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
+    channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
+    sim_channels_port: int = Field(default=8103, ge=1, le=65535)
     settings_file: str = "config/hub.toml"
 
     @model_validator(mode="after")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
-from functools import lru_cache
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import (

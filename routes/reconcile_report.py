@@ -112,7 +112,7 @@ def report_rows(d: Difference) -> list[tuple[Cell, ...]]:
                  e.value if d.side == "tax" else "", e.value if d.side == "core" else "",
                  *tail, f"{side}数据无效: {e.reason}") for e in d.errors]
     if d.diff is DiffKind.DUPLICATE:
-        note = f"与{side}第{d.other_row}条记录主键重复，仅比对第{d.other_row}条"
+        note = f"与{side}第{d.other_row}行记录主键重复，仅比对第{d.other_row}行"
         return [(*head, "", "", "", "", *tail, note)]
     values = "；".join(f"{_label(f.field)}={f.tax_value or f.core_value}" for f in d.fields)
     if d.diff is DiffKind.ONLY_AT_TAX:
@@ -289,9 +289,9 @@ def write_reports(differences: Iterable[Difference], writers: Sequence[ReportWri
                   summary: SummarySource) -> int:
     """Feed every writer from one pass; ``summary`` is read after the last difference.
 
-    Pass ``lambda: reconciliation.summary`` (or the bound property's owner's
-    summary) so the counts are complete. On an error every writer is aborted
-    and the error propagates. Returns the number of differences.
+    Pass ``lambda: reconciliation.summary`` so the counts are the final ones.
+    On an error every writer is aborted (no partial file is left) and the
+    error propagates. Returns the number of differences.
     """
     n = 0
     try:
