@@ -46,6 +46,7 @@ from adapters.tax.soap import (
     parse_payload,
     parse_request,
 )
+from adapters.tax.student_batch_sim import StudentBatchDesk
 from contracts.employee import TaxFeedback
 from contracts.taxcat import from_wire
 from contracts.taxcat import op as catalogue_op
@@ -124,6 +125,7 @@ class TaxSimulator:
         self.acks: dict[str, bytes] = {}
         self.stops: dict[str, dict[str, str]] = {}
         self.book = TaxBook()
+        self.batch_desk = StudentBatchDesk(draw=state.draw, log=state.log)
         self.queries = 0
         self.delivered: list[TaxFeedback] = []
         self.undelivered: list[TaxFeedback] = []
@@ -311,6 +313,11 @@ def create_app(state: SimState | None = None, *, callback_url: str | None,
 
     @app.post("/tax/ws")
     async def soap_endpoint(request: Request) -> Response:
-        return await sim.handle(await request.body())
+        body = await request.body()
+        action = request.headers.get("soapaction", "")
+        if "StudentBatch" in action or b"StudentBatch" in body[:2048]:
+            status, payload = await sim.batch_desk.handle(action, body)
+            return Response(payload, status_code=status, media_type=SOAP_CONTENT_TYPE)
+        return await sim.handle(body)
 
     return app
