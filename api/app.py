@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, HTTPException
 
 from api.admin import admin_router
 from api.auth import READERS, Authenticator, load_principals
+from api.batches import batches_router
 from api.ingress import ingress_router
 from api.queries import queries_router
 from api.resend import resend_router
@@ -43,6 +44,7 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
                                          http_host=s.http_host), audit)
     app.include_router(admin_router(deps, DeadLetterStore(engine), audit, auth))
     app.include_router(resend_router(deps, audit=audit, require=auth.require))
+    app.include_router(batches_router(deps, require=auth.require, audit=audit))
 
     @app.get("/health", tags=["ops"])
     async def get_health() -> dict[str, Any]:

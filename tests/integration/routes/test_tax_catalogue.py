@@ -158,3 +158,35 @@ async def test_tax_asks_core_through_the_hub() -> None:
 
 def test_fixtures_cover_the_catalogue() -> None:
     assert {p.stem for p in Path(ROOT).glob("*.json")} == {o.name for o in OPS}
+
+
+async def test_a_student_batch_uploaded_to_the_hub_reaches_tax_and_reports_download(
+        tmp_path: Path) -> None:
+    from bench.student_batch import make_students_xlsx
+
+    source = tmp_path / "students.xlsx"
+    make_students_xlsx(source, 300, difficulty=20, unknown_community=5)
+    stack, _ = _stack()
+    auth = {"Authorization": "Bearer dev-caseworker"}
+    async with stack as st, httpx.AsyncClient(timeout=30, headers=auth) as http:
+        r = await http.post(f"{st.hub_url}/admin/batches/students/enroll",
+                            params={"filename": "students.xlsx"}, content=source.read_bytes())
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        for _ in range(300):
+            job = (await http.get(f"{st.hub_url}/admin/batches/{job_id}")).json()
+            if job["state"] != "running":
+                break
+            await asyncio.sleep(0.1)
+        assert job["state"] == "finished", job
+        counts = job["counts"]
+        assert (counts["rows"], counts["success"] + counts["failure"] + counts["difficulty"]
+                + counts["invalid"]) == (300, 300)
+        assert counts["difficulty"] == 20 and counts["failure"] == 5
+        r = await http.get(f"{st.hub_url}/admin/batches/{job_id}/files/failure.csv")
+        assert r.status_code == 200 and "TX301" in r.content.decode("utf-8-sig")
+        r = await http.get(f"{st.hub_url}/admin/batches/{job_id}/files/success.xlsx")
+        assert r.status_code == 200 and r.content[:2] == b"PK"
+        r = await http.post(f"{st.hub_url}/admin/batches/students/enroll",
+                            params={"filename": "x.exe"}, content=b"x")
+        assert r.status_code == 422
