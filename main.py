@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -19,6 +20,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,19 +28,23 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from adapters.core.client import CoreClient
 from adapters.tax.client import LeanTaxClient
+from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
 from broker.dlq import attach_dlq_archiver
 from broker.rabbit import RabbitPublisher, attach_routes, make_broker
 from broker.topology import Names, declare_topology
 from config.settings import ConfigError, HubSettings, load_settings
 from contracts.masking import MaskingFilter
 from retry.breaker import BreakerPolicy, Breakers
+from retry.errors import HubError
 from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.deps import Deps
 from routes.lanes import ROUTES
+from routes.returnfiles import ReturnFileService
 from routes.runtime import Route
 from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, make_engine
+from storage.returnfiles import ReturnFileStore
 
 __all__ = ["Hub", "build_hub", "configure_logging", "main"]
 
@@ -62,8 +68,11 @@ class Hub:
     redis: Redis
     api: FastAPI = field(init=False)
     attachments: list[Callable[[Any], None]] = field(default_factory=list)
+    returnfiles: ReturnFileService | None = None
     _broker: Any = None
     _watchdog: asyncio.Task[None] | None = None
+    _poller: asyncio.Task[None] | None = None
+    _poller_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _lost: bool = False
     PUBLISH_FAILURES_LIMIT = 20
 
@@ -76,6 +85,10 @@ class Hub:
         await self.deps.journal.start()
         await self._start_broker()
         self._watchdog = asyncio.create_task(self._watch(), name="broker-watchdog")
+        if self.returnfiles is not None and self.settings.returnfiles.enabled:
+            self._poller_stop.clear()
+            self._poller = asyncio.create_task(self.returnfiles.run_poller(
+                self.settings.returnfiles.poll_s, stop=self._poller_stop), name="returnfiles")
 
     async def _start_broker(self) -> None:
         s = self.settings
@@ -137,6 +150,11 @@ class Hub:
                 log.warning("reconnect failed: %s", exc)
 
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller_stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._poller, 30)
+            self._poller = None
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,7 +199,19 @@ def build_hub(settings: HubSettings) -> Hub:
         breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
                                         settings.breaker_open_s)),
     )
-    return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis)
+    return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis,
+               returnfiles=build_returnfiles(settings, deps))
+
+
+def build_returnfiles(settings: HubSettings, deps: Deps) -> ReturnFileService:
+    """F5: tax's FTP -> spool -> SQL -> 到账 batches to core (``routes.returnfiles``)."""
+    rf = settings.returnfiles
+    source = FtpReturnFileSource(FtpConfig(
+        host=rf.host, port=rf.port, user=rf.user, password=rf.password.get_secret_value(),
+        root=rf.root, timeout_s=rf.timeout_s))
+    return ReturnFileService(source, ReturnFileStore(deps.journal.engine), deps.core,
+                             spool_dir=Path(rf.spool_dir), chunk_size=rf.chunk_size,
+                             batch_size=rf.batch_size)
 
 
 async def serve(settings: HubSettings) -> None:
@@ -191,6 +221,26 @@ async def serve(settings: HubSettings) -> None:
     config = uvicorn.Config(hub.api, host=settings.http_host, port=settings.http_port,
                             log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve()
+
+
+async def poll_returnfiles_once(settings: HubSettings) -> int:
+    """One poll of tax's FTP, without the broker: prints one report per file."""
+    engine = make_engine(settings.database_url)
+    core = settings.partner("core")
+    deps = Deps(settings=settings, tax=None,  # type: ignore[arg-type]
+                core=CoreClient(core.endpoint, timeout=core.timeout_s), idem=None,  # type: ignore[arg-type]
+                journal=Journal(engine), publisher=None, owner="cli",  # type: ignore[arg-type]
+                names=Names(settings.namespace))
+    try:
+        for report in await build_returnfiles(settings, deps).poll_once():
+            print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0
+    except HubError as exc:
+        print(f"returnfiles: {exc.code}: {exc.reason}", file=sys.stderr)
+        return 1
+    finally:
+        await deps.core.aclose()
+        await engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     replay = sub.add_parser("replay", help="send fixtures through a running hub and diff")
     replay.add_argument("path")
     sub.add_parser("migrate", help="alembic upgrade head")
+    sub.add_parser("returnfiles", help="poll tax's FTP once for return files (回盘), report")
     args = parser.parse_args(argv)
 
     try:
@@ -220,11 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
         print("hub: database is at the latest revision")
         return 0
-    if args.command in ("run", "demo") and settings.auto_migrate:
+    if args.command in ("run", "demo", "returnfiles") and settings.auto_migrate:
         upgrade(settings.database_url)
     if args.command == "run":
         asyncio.run(serve(settings))
         return 0
+    if args.command == "returnfiles":
+        return asyncio.run(poll_returnfiles_once(settings))
     if args.command == "simulate":
         from tools.simulate import run_simulators
         asyncio.run(run_simulators(settings))

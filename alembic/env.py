@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import storage.ops_models  # noqa: F401  (registers the ops tables on Base)
+import storage.returnfile_models  # noqa: F401  (the return-file tables)
 from storage.journal import make_engine
 from storage.models import Base
 

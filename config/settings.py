@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from retry.policy import RetryPolicy
 
 __all__ = ["CHANNELS", "ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
-           "load_settings"]
+           "ReturnFileSettings", "load_settings"]
 
 Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
 
@@ -61,6 +61,27 @@ class ChannelConfig(BaseModel):
     types: tuple[str, ...] = ()
     max_skew_s: int = Field(default=300, ge=5, le=3600, description="timestamp window")
     timeout_s: float = Field(default=5.0, gt=0, le=60)
+    policy: RetryPolicy = Field(default_factory=RetryPolicy,
+                                description="how the result push to the channel is retried")
+
+
+class ReturnFileSettings(BaseModel):
+    """F5: where tax drops return files (回盘文件) and how often the hub looks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(default=True, description="poll in ``main.py run``")
+    host: str = "127.0.0.1"
+    port: int = Field(default=2121, ge=1, le=65535)
+    user: str = "hub"
+    password: SecretStr = Field(default=SecretStr("hub-secret"),
+                                description="from HUB_RETURNFILES__PASSWORD in production")
+    root: str = "/outbound"
+    poll_s: float = Field(default=60.0, gt=0)
+    spool_dir: str = ".run/spool/returnfiles"
+    chunk_size: int = Field(default=5000, ge=100)
+    batch_size: int = Field(default=1000, ge=1, le=50_000, description="records per 到账 batch")
+    timeout_s: float = Field(default=10.0, gt=0)
 
 
 CHANNELS: tuple[str, ...] = ("my_nanjing", "gov_office", "online_hall", "hrss")
@@ -120,8 +141,17 @@ class HubSettings(BaseSettings):
         "(api/auth.py); unset: dev tokens on a loopback-only hub, else none")
     partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
+    returnfiles: ReturnFileSettings = Field(default_factory=ReturnFileSettings)
     sim_channels_port: int = Field(default=8103, ge=1, le=65535)
     settings_file: str = "config/hub.toml"
+
+    def policy_for(self, partner: str, message_type: str) -> RetryPolicy:
+        """The retry policy of a lane's partner: a partner's per-type policy, a channel's
+        result-push policy (``channel.<name>``), else the default policy."""
+        if partner in self.partners:
+            return self.partners[partner].policy(message_type)
+        channel = self.channels.get(partner.removeprefix("channel."))
+        return channel.policy if channel is not None else RetryPolicy()
 
     @model_validator(mode="after")
     def _check(self) -> HubSettings:

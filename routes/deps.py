@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapters.channels.port import ChannelPort
 from adapters.core.port import CorePort
 from adapters.tax.port import TaxPort
 from broker.topology import Names
@@ -15,7 +16,7 @@ from retry.idempotency import IdempotencyStore
 from retry.ordering import EntityGate
 from storage.journal import Journal
 
-__all__ = ["Deps", "Publisher"]
+__all__ = ["Applications", "Deps", "Publisher"]
 
 
 class Publisher(Protocol):
@@ -39,6 +40,18 @@ class Publisher(Protocol):
         ...
 
 
+class Applications(Protocol):
+    """The part of the application store the lanes use (``storage.applications``)."""
+
+    async def get(self, app_id: str) -> dict[str, Any] | None: ...
+
+    async def set_status(self, app_id: str, status: str, *, reason_field: str | None = None,
+                         reason: str | None = None, core_ref: str | None = None,
+                         only_if_not_final: bool = True) -> bool: ...
+
+    async def set_parts(self, app_id: str, parts: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class Deps:
     settings: HubSettings
@@ -51,3 +64,6 @@ class Deps:
     names: Names
     breakers: Breakers = field(default_factory=Breakers)
     gate: EntityGate | None = None
+    applications: Applications | None = None
+    """Channel applications (F1); None in a hub without the channel lanes."""
+    channels: ChannelPort | None = None

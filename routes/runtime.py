@@ -80,8 +80,7 @@ class Route:
     calls_partner: bool = True
 
     def policy(self, deps: Deps, type_: str) -> RetryPolicy:
-        return deps.settings.partner(self.partner).policy(type_) \
-            if self.partner in deps.settings.partners else RetryPolicy()
+        return deps.settings.policy_for(self.partner, type_)
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,9 @@ def fast_policies(settings: HubSettings, *, max_attempts: int = 5,
     partners = {name: PartnerConfig(**{**p.model_dump(), "policies": {"default": policy},
                                        "timeout_s": min(p.timeout_s, 2.0)})
                 for name, p in settings.partners.items()}
-    return {"partners": partners, "delay_tiers_ms": delays_ms}
+    channels = {name: c.model_copy(update={"policy": policy, "timeout_s": min(c.timeout_s, 2.0)})
+                for name, c in settings.channels.items()}
+    return {"partners": partners, "channels": channels, "delay_tiers_ms": delays_ms}
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from adapters.core.simulator import create_app as core_app
+from adapters.tax.ftp_simulator import TaxFtpSimulator
 from adapters.tax.simulator import create_app as tax_app
 from config.settings import HubSettings
 from tools.serving import serve_app
@@ -21,5 +23,12 @@ async def run_simulators(settings: HubSettings) -> None:
         tax = await stack.enter_async_context(serve_app(
             tax_app(callback_url=f"{settings.callback_base}/partners/tax/callback"),
             host=host, port=settings.sim_tax_port))
-        print(f"simulators: core {core}/fsi/api/hub  tax {tax}/tax/ws?wsdl  (Ctrl-C stops)")
+        rf = settings.returnfiles
+        ftp = stack.enter_context(TaxFtpSimulator(
+            Path(".run/ftp"), host=host, port=rf.port, user=rf.user,
+            password=rf.password.get_secret_value()))
+        for i, kind in enumerate(("unit_pay", "employee_pay", "resident_pay")):
+            ftp.drop_file(kind, 1000, batch_no=f"{i + 1:04d}", seed=i)
+        print(f"simulators: core {core}/fsi/api/hub  tax {tax}/tax/ws?wsdl  "
+              f"tax FTP ftp://{host}:{ftp.port}{rf.root} (3 return files)  (Ctrl-C stops)")
         await asyncio.Event().wait()

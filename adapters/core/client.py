@@ -13,6 +13,7 @@ errors and core's answers to ``retry.errors`` here, at the boundary:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ import httpx
 from pydantic import ValidationError
 
 from adapters.core.translate import (
+    INFNO_APPLICATION,
+    INFNO_ARRIVALS,
     INFNO_EMPLOYEE_QUERY,
     INFNO_RECORD_QUERY,
     INFNO_SYNC_STATUS,
@@ -37,6 +40,7 @@ from contracts.national import (
     make_msgid,
     now_cst,
 )
+from contracts.returnfile import ReturnRecord
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno
 from retry.errors import (
     BusinessRejected,
@@ -130,6 +134,21 @@ class CoreClient:
         by_core = {f.core: f.attr for f in o.reply_fields}
         return [{by_core[k]: v for k, v in row.items() if k in by_core}
                 for row in rows if isinstance(row, dict)]
+
+    async def deliver_arrivals(self, batch_id: str, kind: str,
+                               records: Sequence[ReturnRecord]) -> None:
+        """H3101: one 到账 batch of a return file; a repeat of ``batch_id`` is a replay."""
+        await self._call(INFNO_ARRIVALS, {"serial": batch_id, "kind": kind,
+                                          "records": [r._asdict() for r in records]})
+
+    async def register_application(self, application: dict[str, Any]) -> str:
+        """H2501: core registers the application; a repeat returns the same reference."""
+        response = await self._call(INFNO_APPLICATION, {"data": application})
+        ref = (response.output or {}).get("core_ref")
+        if not isinstance(ref, str) or not ref:
+            raise PartnerUnavailable("core answered H2501 without output.core_ref",
+                                     partner=PARTNER)
+        return ref
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.returnfile import ReturnRecord
 
 __all__ = ["CorePort"]
 
@@ -33,6 +35,16 @@ class CorePort(Protocol):
 
     async def query(self, infno: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Tax asks core through the hub (F4, infno H120x): records in canonical names."""
+        ...
+
+    async def register_application(self, application: dict[str, Any]) -> str:
+        """F1: core registers a channel's application (H2501) and returns its reference;
+        idempotent on ``application["application_id"]``."""
+        ...
+
+    async def deliver_arrivals(self, batch_id: str, kind: str,
+                               records: Sequence[ReturnRecord]) -> None:
+        """F5: a 到账 batch from a tax return file (H3101); core deduplicates on ``batch_id``."""
         ...
 
     async def aclose(self) -> None: ...

@@ -34,6 +34,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from adapters.core.translate import (
+    INFNO_APPLICATION,
+    INFNO_ARRIVALS,
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
     INFNO_RECORD_QUERY,
@@ -109,6 +111,10 @@ class CoreStore:
     """serial -> the H9201 answer already given (replayed as-is)."""
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     """subject (unit, flexible, resident) -> key (uscc or ID) -> current record, canonical."""
+    arrivals: dict[str, int] = field(default_factory=dict)
+    """到账 batch id -> records in it (F5, H3101)."""
+    applications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """application id -> a channel application core registered (F1, H2501)."""
     pushes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """serial -> a push from tax (F3) core took: infno and data."""
     _cursor: int = 0
@@ -354,7 +360,52 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
                 for r in core.answer_query(o.name, core_to_canonical(o, data))]
         return _json(NationalResponse.success({"records": rows}, refmsgid=ref))
 
+    async def register_application(req: NationalRequest) -> JSONResponse:
+        """F1: one registration per application id; a repeat gets the same reference."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        app_id = data.get("application_id") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(app_id, str) or not app_id:
+            return _json(NationalResponse.failure("data.application_id is required",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{INFNO_APPLICATION}:{app_id}", INFNO_APPLICATION)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        known = core.applications.get(app_id)
+        if known is not None:
+            sim.log.replays += 1
+        else:
+            known = {**data, "core_ref": f"CR{len(core.applications) + 1:010d}"}
+            core.applications[app_id] = known
+            sim.log.record(key=f"{INFNO_APPLICATION}:{app_id}", entity=app_id,
+                           value=str(data.get("type")))
+        return _json(NationalResponse.success({"core_ref": known["core_ref"]}, refmsgid=ref))
+
+    async def arrivals(req: NationalRequest) -> JSONResponse:
+        """F5: a 到账 batch; one effect per batch id, a repeat is a replay."""
+        ref = refmsgid()
+        serial = req.input.get("serial") if isinstance(req.input, dict) else None
+        records = req.input.get("records") if isinstance(req.input, dict) else None
+        if not isinstance(serial, str) or not serial or not isinstance(records, list):
+            return _json(NationalResponse.failure("input.serial and input.records are required",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{INFNO_ARRIVALS}:{serial}", INFNO_ARRIVALS)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        if serial in core.arrivals:
+            sim.log.replays += 1
+        else:
+            core.arrivals[serial] = len(records)
+            sim.log.record(key=f"{INFNO_ARRIVALS}:{serial}", entity=serial,
+                           value=str(req.input.get("kind")))
+        return _json(NationalResponse.success({"serial": serial, "records": len(records)},
+                                              refmsgid=ref))
+
     handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
+                INFNO_ARRIVALS: arrivals,
+                INFNO_APPLICATION: register_application,
                 INFNO_RECORD_QUERY: record_query,
                 **{o.core_infno: push for o in ops_of("push")},
                 **{o.core_infno: tax_query for o in ops_of("core_query")}}

@@ -32,6 +32,8 @@ from retry.errors import ValidationFailed
 __all__ = [
     "CORE_EVENT_TYPES",
     "ENROLLMENT_WIRE_FIELDS",
+    "INFNO_APPLICATION",
+    "INFNO_ARRIVALS",
     "INFNO_EMPLOYEE_QUERY",
     "INFNO_ENROLL",
     "INFNO_RECORD_QUERY",
@@ -55,6 +57,8 @@ INFNO_ENROLL = "H2101"
 INFNO_SYNC_STATUS = "H9201"
 INFNO_EMPLOYEE_QUERY = "H1102"
 INFNO_RECORD_QUERY = "H1103"
+INFNO_APPLICATION = "H2501"
+INFNO_ARRIVALS = "H3101"
 
 RECORD_OPS: dict[str, Op] = {"unit": op("UnitEnroll"), "flexible": op("FlexibleEnroll"),
                              "resident": op("ResidentEnroll")}
