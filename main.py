@@ -199,8 +199,10 @@ def build_hub(settings: HubSettings) -> Hub:
         breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
                                         settings.breaker_open_s)),
     )
+    returnfiles = build_returnfiles(settings, deps)
+    deps.tax_files = returnfiles.source
     return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis,
-               returnfiles=build_returnfiles(settings, deps))
+               returnfiles=returnfiles)
 
 
 def build_returnfiles(settings: HubSettings, deps: Deps) -> ReturnFileService:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -45,6 +46,20 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
     app.include_router(admin_router(deps, DeadLetterStore(engine), audit, auth))
     app.include_router(resend_router(deps, audit=audit, require=auth.require))
     app.include_router(batches_router(deps, require=auth.require, audit=audit))
+
+    @app.get("/admin/reports/compare/{name}", tags=["ops"],
+             summary="Download a 比对 difference report (<batch_id>.csv or .xlsx)",
+             dependencies=[Depends(auth.require(*READERS))])
+    async def compare_report(name: str) -> Any:
+        from fastapi.responses import FileResponse
+
+        from routes.compare import REPORTS_DIR
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}\.(csv|xlsx)", name) or ".." in name:
+            raise HTTPException(404, f"no report {name}")
+        path = REPORTS_DIR / name
+        if not path.is_file():
+            raise HTTPException(404, f"no report {name}")
+        return FileResponse(path, filename=name)
 
     @app.get("/health", tags=["ops"])
     async def get_health() -> dict[str, Any]:

@@ -356,8 +356,9 @@ OPS: Final[tuple[Op, ...]] = (
     _op("ReconcileDataNotify", "对账信息", "collection", "push",
         "reconcile_date record_count amount file_path", key="reconcile_date", infno="H3005"),
     _op("CompareBatchNotify", "单位/职工/居民参保信息比对批次", "query", "push",
-        "batch_id compare_kind record_count file_path", key="batch_id", infno="H3006",
-        doc="compare_kind 1 unit, 2 employee, 3 resident; rows in file_path on tax's FTP"),
+        "batch_id compare_kind record_count file_path", key="batch_id",
+        doc="compare_kind 1 unit, 2 employee, 3 resident; rows in file_path on tax's FTP; "
+            "the hub compares with core itself (routes/compare.py)"),
     # ---- F4 core asks tax
     _op("QueryContributionBase", "缴费基数查询", "query", "query", "id_number ?unit_credit_code",
         reply="id_number unit_credit_code contribution_base start_month"),

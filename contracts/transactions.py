@@ -38,7 +38,9 @@ class Transaction:
     """On the wire: national ``infno`` (core) or SOAP operation (tax)."""
     route: str | None
     """Hub lane handling the leg; ``ingress`` = the HTTP ingress alone; ``admin`` = called
-    directly by the admin API (no lane); ``api`` = the query API (no lane, own pool)."""
+    directly by the admin API (no lane); ``api`` = the query API (no lane, own pool);
+    ``poller`` = the return-file poller (no lane); ``inline`` = called inside another lane's
+    handler (that lane retries it)."""
     policy: str | None
     """Key in ``partners.<partner>.policies`` the hub retries this leg with; None = no retry."""
     name: str
@@ -55,6 +57,14 @@ _HAND: Final[tuple[Transaction, ...]] = (
     Transaction("core.employee.query", "core", "out", "sync", "H1102", "admin", None,
                 "职工参保信息查询",
                 "CorePort.get_employee: the resend API (补发) reads core's current state"),
+    Transaction("core.arrivals", "tax", "in", "async", "FTP RETR", "poller", None,
+                "回盘文件", "polled from tax's FTP; header/trailer checked; processed once "
+                "per content (contracts/RETURNFILES.md)"),
+    Transaction("core.arrivals", "core", "out", "sync", "H3101", "poller", None,
+                "社保费到账批次", "core deduplicates on the batch id; the poller resumes"),
+    Transaction("core.application", "core", "out", "sync", "H2501", "inline", None,
+                "渠道申请登记", "core registers a channel application (F1), within the "
+                "channel.intake lane"),
     Transaction("core.record.query", "core", "out", "sync", "H1103", "admin", None,
                 "单位/灵活/居民参保信息查询",
                 "CorePort.get_record: the resend API (补发) reads core's current state"),
@@ -75,6 +85,16 @@ def _catalogue_rows() -> tuple[Transaction, ...]:
                                     if o.msg_type == "tax.employee.enroll" else policy, o.title,
                                     "受理回执, then FeedbackNotify" + (
                                         f"; {o.doc}" if o.doc else "")))
+        elif o.name == "CompareBatchNotify":
+            rows.append(Transaction(o.msg_type, "tax", "in", "sync", o.name, "ingress", None,
+                                    o.title, "the hub answers S once the broker confirmed"))
+            rows.append(Transaction(o.msg_type, "tax", "out", "sync", "FTP RETR", "tax.compare",
+                                    policy, "比对批次文件",
+                                    "the batch file named in the push, from tax's FTP; "
+                                    "compared with core (H1105) into a CSV/XLSX report"))
+            rows.append(Transaction(o.msg_type, "core", "out", "sync", "H1105", "inline",
+                                    None, "比对: 核心参保信息快照",
+                                    "CorePort.snapshot, within the tax.compare lane"))
         elif o.kind == "push":
             rows.append(Transaction(o.msg_type, "tax", "in", "sync", o.name, "ingress", None,
                                     o.title, "the hub answers S once the broker confirmed"))
@@ -121,7 +141,8 @@ def render_markdown() -> str:
         "`contracts/transactions.py` by `python -m contracts.transactions`; do not edit by "
         "hand). Direction `in` is partner -> hub; mode `sync` means the answer on the same call "
         "is the outcome, `async` that it is only a receipt; route `ingress` is the HTTP ingress "
-        "alone, `admin` a direct call of the admin API, `api` the query API (own pool); "
+        "alone, `admin` a direct call of the admin API, `api` the query API (own pool), "
+        "`poller` the return-file poller, `inline` a call inside another lane's handler; "
         "retry policy is the key in `partners.<partner>.policies` (`default` when the "
         "type has none of its own), and — means the hub does not retry (the sender does).\n\n"
         + _HEADER + rows

@@ -67,3 +67,5 @@ class Deps:
     applications: Applications | None = None
     """Channel applications (F1); None in a hub without the channel lanes."""
     channels: ChannelPort | None = None
+    tax_files: Any = None
+    """Tax's FTP for batch files named in pushes (``routes.compare.BatchFiles``)."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from routes.compare import COMPARE_ROUTE
 from routes.employee import RESULT_ROUTES
 from routes.runtime import Route
 from routes.tax_catalogue import CATALOGUE_ROUTES
 
 __all__ = ["ROUTES"]
 
-ROUTES: Final[tuple[Route, ...]] = (*CATALOGUE_ROUTES, *RESULT_ROUTES)
+ROUTES: Final[tuple[Route, ...]] = (*CATALOGUE_ROUTES, COMPARE_ROUTE, *RESULT_ROUTES)

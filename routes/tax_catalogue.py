@@ -81,6 +81,8 @@ async def push_to_core(msg: HubMessage, deps: Deps) -> Outcome:
 CATALOGUE_ROUTES: Final = (
     *(Route(f"tax.{subject}", tuple(o.msg_type for o in ops_of("submit", subject)), "tax",
             submit_to_tax, tax_failed) for subject in LANES),
-    Route(PUSH_LANE, tuple(o.msg_type for o in ops_of("push")), "core", push_to_core),
+    Route(PUSH_LANE, tuple(o.msg_type for o in ops_of("push")
+                           if o.name != "CompareBatchNotify"), "core", push_to_core),
 )
-"""Every tax lane: submits per subject (F2) and tax's pushes to core (F3)."""
+"""Every tax lane: submits per subject (F2) and tax's pushes to core (F3); the 比对 push
+(CompareBatchNotify) has its own lane, ``routes.compare``."""

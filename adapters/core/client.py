@@ -25,6 +25,7 @@ from adapters.core.translate import (
     INFNO_ARRIVALS,
     INFNO_EMPLOYEE_QUERY,
     INFNO_RECORD_QUERY,
+    INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     NOT_FOUND,
     RECORD_OPS,
@@ -140,6 +141,15 @@ class CoreClient:
         """H3101: one 到账 batch of a return file; a repeat of ``batch_id`` is a replay."""
         await self._call(INFNO_ARRIVALS, {"serial": batch_id, "kind": kind,
                                           "records": [r._asdict() for r in records]})
+
+    async def snapshot(self, kind: str) -> list[dict[str, Any]]:
+        """H1105: every record of ``kind`` core holds (a real core would page; see README)."""
+        response = await self._call(INFNO_SNAPSHOT, {"kind": kind})
+        records = (response.output or {}).get("records")
+        if not isinstance(records, list):
+            raise PartnerUnavailable("core answered H1105 without output.records",
+                                     partner=PARTNER)
+        return [r for r in records if isinstance(r, dict)]
 
     async def register_application(self, application: dict[str, Any]) -> str:
         """H2501: core registers the application; a repeat returns the same reference."""

@@ -47,4 +47,9 @@ class CorePort(Protocol):
         """F5: a 到账 batch from a tax return file (H3101); core deduplicates on ``batch_id``."""
         ...
 
+    async def snapshot(self, kind: str) -> list[dict[str, Any]]:
+        """比对: core's current records of one kind (unit, employee, resident), in the field
+        names of ``contracts/RECONCILE.md`` (H1105)."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -39,6 +39,7 @@ from adapters.core.translate import (
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
     INFNO_RECORD_QUERY,
+    INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     NOT_FOUND,
     RECORD_OPS,
@@ -197,6 +198,23 @@ class CoreStore:
         bumped = current.model_copy(update={"entity_seq": current.entity_seq + 1})
         self.persons[key] = bumped
         return bumped
+
+    def snapshot(self, kind: str) -> list[dict[str, Any]]:
+        """Records of one kind as 比对 compares them (``contracts/RECONCILE.md``)."""
+        if kind == "unit":
+            return [{"uscc": u["unit_credit_code"], "unit_name": u["unit_name"],
+                     "legal_rep_name": u["legal_rep"], "insured_status": "1",
+                     "start_month": u["start_month"], "pay_status": "1"}
+                    for u in self.records.get("unit", {}).values()]
+        if kind == "employee":
+            return [{"uscc": e.unit_credit_code, "cert_type": e.psn_cert_type,
+                     "id_number": e.id_number, "name": e.name, "insutype": e.insutype,
+                     "insured_status": "1", "start_month": e.start_month, "pay_base": e.wage}
+                    for e in self.persons.values()]
+        return [{"cert_type": "01", "id_number": r["id_number"], "name": r["name"],
+                 "community_code": r["community"], "psn_type": r["resident_type"],
+                 "insured_status": "1", "insu_year": int(r["insure_year"])}
+                for r in self.records.get("resident", {}).values()]
 
     def answer_query(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Tax's questions (F4) answered from what core holds (canonical names)."""
@@ -403,7 +421,22 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         return _json(NationalResponse.success({"serial": serial, "records": len(records)},
                                               refmsgid=ref))
 
+    async def snapshot(req: NationalRequest) -> JSONResponse:
+        """比对: core's records of one kind, in the reconciliation field names."""
+        ref = refmsgid()
+        kind = req.input.get("kind") if isinstance(req.input, dict) else None
+        if kind not in ("unit", "employee", "resident"):
+            return _json(NationalResponse.failure("input.kind must be unit, employee or "
+                                                  "resident", code=INVALID_INPUT, refmsgid=ref))
+        fault = sim.draw(f"{INFNO_SNAPSHOT}:{kind}", INFNO_SNAPSHOT)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        return _json(NationalResponse.success({"records": core.snapshot(str(kind))},
+                                              refmsgid=ref))
+
     handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
+                INFNO_SNAPSHOT: snapshot,
                 INFNO_ARRIVALS: arrivals,
                 INFNO_APPLICATION: register_application,
                 INFNO_RECORD_QUERY: record_query,

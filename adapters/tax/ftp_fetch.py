@@ -184,6 +184,19 @@ class FtpReturnFileSource:
             part.unlink(missing_ok=True)
         return FetchedFile(remote.name, final, sha, size)
 
+    async def fetch_path(self, path: str, dest: Path) -> tuple[str, int]:
+        """Any one file (e.g. a 比对 batch named in a push) to ``dest``: (sha256, size)."""
+        if ".." in PurePosixPath(path).parts or not path.startswith(self.config.root):
+            raise ClientError(f"{path}: outside {self.config.root}", partner=PARTNER)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        try:
+            sha, size = await self._call(lambda client: self._download(client, path, part))
+            os.replace(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return sha, size
+
     async def _read_small(self, client: aioftp.Client, path: str) -> bytes:
         data = b""
         async with client.download_stream(path) as stream:

@@ -23,7 +23,8 @@ async def test_return_files_reach_core_as_arrival_batches_once(tmp_path: Path) -
     with TaxFtpSimulator(tmp_path / "ftp") as ftp:
         s = load_settings()
         rf = s.returnfiles.model_copy(update={
-            "port": ftp.port, "enabled": False, "password": SecretStr(ftp.password), "batch_size": 100,
+            "port": ftp.port, "enabled": False, "password": SecretStr(ftp.password),
+            "batch_size": 100,
             "spool_dir": str(tmp_path / "spool")})
         store = CoreStore.seed(1, 2, rng_seed=random.randrange(10**9))
         async with running_stack(s, store=store, overrides=fast_policies(s) | {
@@ -46,3 +47,68 @@ async def test_return_files_reach_core_as_arrival_batches_once(tmp_path: Path) -
             ftp.duplicate(name, "0002")            # tax sends the same bytes again
             assert {r.status for r in await service.poll_once()} <= {"duplicate"}
             assert sum(store.arrivals.values()) == arrivals
+
+
+async def test_a_compare_batch_pushed_by_tax_becomes_a_difference_report(
+        tmp_path: Path) -> None:
+    """比对: tax pushes CompareBatchNotify naming a file on its FTP; the hub fetches it,
+    compares it with core's employees and writes the report (CSV and XLSX)."""
+    import asyncio
+    import csv
+
+    import httpx
+    import openpyxl
+
+    from adapters.tax.soap import build_request, parse_reply
+    from contracts.ids import make_credit_code, make_id_number
+    from routes.compare import REPORTS_DIR
+
+    with TaxFtpSimulator(tmp_path / "ftp") as ftp:
+        s = load_settings()
+        rf = s.returnfiles.model_copy(update={
+            "port": ftp.port, "enabled": False, "password": SecretStr(ftp.password),
+            "spool_dir": str(tmp_path / "spool")})
+        store = CoreStore.seed(2, 6, rng_seed=random.randrange(10**9))
+        people = list(store.persons.values())
+        rows = [{"uscc": p.unit_credit_code, "cert_type": "01", "id_number": p.id_number,
+                 "name": p.name, "insutype": p.insutype, "insured_status": "1",
+                 "start_month": p.start_month, "pay_base": p.wage} for p in people[1:]]
+        rows[0]["pay_base"] = int(str(rows[0]["pay_base"])) + 100   # a field mismatch
+        rng = random.Random(5)
+        rows.append(rows[1] | {"uscc": make_credit_code(rng),         # only at tax
+                               "id_number": make_id_number(rng)})
+        batch_id = f"BD{random.randrange(10**8)}"
+        path = tmp_path / "ftp" / "outbound" / "compare" / f"{batch_id}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8-sig") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        async with running_stack(s, store=store, overrides=fast_policies(s) | {
+                "returnfiles": rf}) as st, httpx.AsyncClient(timeout=10) as http:
+            body = build_request("CompareBatchNotify", {
+                "batch_id": batch_id, "compare_kind": "2", "record_count": len(rows),
+                "file_path": f"/outbound/compare/{batch_id}.csv"}, "CMP-1", "TAXSYS")
+            r = await http.post(f"{st.hub_url}/partners/tax/callback", content=body,
+                                headers={"Content-Type": "text/xml; charset=utf-8"})
+            assert r.status_code == 200 and parse_reply(r.content)[0], r.text
+            report = REPORTS_DIR / f"{batch_id}.xlsx"
+            for _ in range(200):
+                if report.exists():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            kinds = [row[2] for row in csv.reader(
+                (REPORTS_DIR / f"{batch_id}.csv").open(encoding="utf-8-sig"))][1:]
+            assert sorted(kinds) == sorted(["字段不一致", "税务有、核心无", "核心有、税务无"])
+            auth = {"Authorization": "Bearer dev-readonly"}
+            r = await http.get(f"{st.hub_url}/admin/reports/compare/{batch_id}.csv",
+                               headers=auth)
+            assert r.status_code == 200 and "缴费基数" in r.content.decode("utf-8-sig")
+            r = await http.get(f"{st.hub_url}/admin/reports/compare/..%2Fx.csv", headers=auth)
+            assert r.status_code == 404
+            wb = openpyxl.load_workbook(report, read_only=True)
+            try:
+                assert len(wb.sheetnames) >= 2
+            finally:
+                wb.close()

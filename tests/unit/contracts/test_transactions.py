@@ -12,8 +12,8 @@ from adapters.core.translate import (
 )
 from adapters.tax.soap import OP_ENROLL, OP_FEEDBACK, OP_STOP
 from config.settings import load_settings
-from contracts.transactions import DOC_PATH, TRANSACTIONS, render_markdown
 from contracts.taxcat import OPS
+from contracts.transactions import DOC_PATH, TRANSACTIONS, render_markdown
 from routes.lanes import ROUTES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +34,7 @@ def test_every_route_binding_is_in_the_table() -> None:
 def test_rows_name_real_routes_and_their_bindings() -> None:
     lanes = {r.name: r for r in ROUTES}
     for t in TRANSACTIONS:
-        assert t.route in (*lanes, "ingress", "admin", "api"), t
+        assert t.route in (*lanes, "ingress", "admin", "api", "poller", "inline"), t
         if t.route in lanes:
             assert t.type in lanes[t.route].bindings, t
             assert t.partner == lanes[t.route].partner, t
@@ -48,7 +48,8 @@ def test_rows_are_unique() -> None:
 def test_wire_operations_are_the_adapters() -> None:
     ops = {o.name for o in OPS} | {o.core_infno for o in OPS if o.core_infno}
     assert {t.operation for t in TRANSACTIONS} == ops | {
-        INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, "H1103", OP_FEEDBACK}
+        INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, "H1103", "H1105", "H2501", "H3101",
+        "FTP RETR", OP_FEEDBACK}
     assert {OP_ENROLL, OP_STOP, INFNO_ENROLL} <= ops
     core_events = {t.operation: t.type for t in TRANSACTIONS
                    if t.partner == "core" and t.direction == "in"}
