@@ -13,9 +13,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from adapters.core.translate import CORE_EVENT_TYPES, event_to_payload, parse_national_request
+from adapters.core.translate import (
+    CORE_EVENT_TYPES,
+    INFNO_EMPLOYEE_BATCH,
+    INFNO_ENROLL,
+    batch_items,
+    event_to_payload,
+    parse_national_request,
+)
 from adapters.tax.soap import (
     build_fault,
     build_feedback_reply,
@@ -30,7 +37,7 @@ from contracts.taxcat import Op, from_wire, model_for
 from contracts.taxcat import op as catalogue_op
 from retry.errors import BusinessRejected, HubError, TransientError, ValidationFailed
 from routes.deps import Deps
-from routes.employee import FEEDBACK
+from routes.employee import ENROLL, FEEDBACK
 from storage.journal import LogEntry, TxnUpdate
 
 __all__ = ["ingress_router"]
@@ -47,8 +54,9 @@ def ingress_router(deps: Deps) -> APIRouter:
         cid = new_id()
         try:
             req = parse_national_request(body, deps.settings.max_body_bytes,
-                                         known_infnos=CORE_EVENT_TYPES)
-            type_ = CORE_EVENT_TYPES[req.infno]
+                                         known_infnos=(*CORE_EVENT_TYPES, INFNO_EMPLOYEE_BATCH))
+            if req.infno == INFNO_EMPLOYEE_BATCH:
+                return await core_batch(req.msgid, batch_items(req.input))
             o, contract = event_to_payload(req.infno, req.input)
         except ValidationFailed as exc:
             await deps.journal.write(
@@ -60,20 +68,45 @@ def ingress_router(deps: Deps) -> APIRouter:
             resp = NationalResponse.failure(exc.reason, code=exc.code)
             return JSONResponse(resp.model_dump(mode="json"), status_code=422
                                 if exc.field != "body" else 400)
+        msg = await publish_event(o, contract, cid, req.msgid)
+        out = {"hub_msg_id": msg.message_id, "correlation_id": cid}
+        return JSONResponse(NationalResponse.success(out).model_dump(mode="json"))
+
+    async def publish_event(o: Op, contract: BaseModel, cid: str, causation: str) -> HubMessage:
         payload = contract.model_dump(mode="json", exclude_none=True)
         business_key = o.business_key(payload)
-        msg = HubMessage(type=type_, source="core", target="tax", correlation_id=cid,
-                         causation_id=req.msgid,
-                         idempotency_key=idempotency_key(type_, business_key, payload),
+        msg = HubMessage(type=o.msg_type, source="core", target="tax", correlation_id=cid,
+                         causation_id=causation,
+                         idempotency_key=idempotency_key(o.msg_type, business_key, payload),
                          entity_key=entity_key(o.entity_prefix, o.entity_value(payload)),
                          payload=payload)
         await deps.publisher.publish(msg)  # confirmed before we answer: nothing lost
         await deps.journal.write(
-            LogEntry(message_id=msg.message_id, correlation_id=cid, type=type_,
+            LogEntry(message_id=msg.message_id, correlation_id=cid, type=o.msg_type,
                      partner="core", direction="in", hop="ingress.core", outcome="ok",
-                     detail={"msgid": req.msgid, "key": business_key}),
-            TxnUpdate(cid, type_, business_key, "core", "received", only_if_new=True))
-        out = {"hub_msg_id": msg.message_id, "correlation_id": cid}
+                     detail={"msgid": causation, "key": business_key}),
+            TxnUpdate(cid, o.msg_type, business_key, "core", "received", only_if_new=True))
+        return msg
+
+    async def core_batch(msgid: str, rows: list[Any]) -> JSONResponse:
+        """H2107 职工批量参保登记: each row becomes its own enrollment; bad rows are answered
+        by index with their fields and journaled as rejected, the good ones go on."""
+        accepted: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            cid = new_id()
+            try:
+                o, contract = event_to_payload(INFNO_ENROLL, row)
+            except ValidationFailed as exc:
+                await deps.journal.write(TxnUpdate(
+                    cid, ENROLL, f"{msgid}#{i}", "core", "rejected", exc.code,
+                    exc.reason[:1000]))
+                refused.append({"index": i, "correlation_id": cid, "errors": [
+                    {"field": f, "reason": r} for f, r in exc.errors]})
+                continue
+            await publish_event(o, contract, cid, f"{msgid}#{i}")
+            accepted.append({"index": i, "correlation_id": cid})
+        out = {"accepted": accepted, "rejected": refused}
         return JSONResponse(NationalResponse.success(out).model_dump(mode="json"))
 
     @r.post("/partners/tax/callback",

@@ -34,15 +34,18 @@ __all__ = [
     "ENROLLMENT_WIRE_FIELDS",
     "INFNO_APPLICATION",
     "INFNO_ARRIVALS",
+    "INFNO_EMPLOYEE_BATCH",
     "INFNO_EMPLOYEE_QUERY",
     "INFNO_ENROLL",
     "INFNO_RECORD_QUERY",
     "INFNO_SNAPSHOT",
     "INFNO_SYNC_STATUS",
+    "MAX_BATCH",
     "NOT_FOUND",
     "RECORD_OPS",
     "SYNC_STATUS_CODES",
     "SYNC_WIRE_FIELDS",
+    "batch_items",
     "employee_query_input",
     "enrollment_to_event",
     "event_to_enrollment",
@@ -61,6 +64,9 @@ INFNO_RECORD_QUERY = "H1103"
 INFNO_SNAPSHOT = "H1105"
 INFNO_APPLICATION = "H2501"
 INFNO_ARRIVALS = "H3101"
+INFNO_EMPLOYEE_BATCH = "H2107"
+"""职工批量参保登记: up to ``MAX_BATCH`` H2101 payloads in one event; the hub splits it."""
+MAX_BATCH = 1000
 
 RECORD_OPS: dict[str, Op] = {"unit": op("UnitEnroll"), "flexible": op("FlexibleEnroll"),
                              "resident": op("ResidentEnroll")}
@@ -205,6 +211,18 @@ def event_to_payload(infno: str, input: Mapping[str, Any]) -> tuple[Op, BaseMode
         return o, event_to_enrollment(input)
     wire = {f.core: f.attr for f in o.wire_fields}
     return o, _to_canonical(model_for(o.name), _data_of(input), wire, {})
+
+
+def batch_items(input: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The rows of an H2107 batch (``{"data": [...]}``); the list itself is checked here,
+    each row later on its own, so one bad row never refuses the others."""
+    if not isinstance(input, Mapping) or not isinstance(input.get("data"), list):
+        raise ValidationFailed([("data", "must be a list of enrollments")], partner=PARTNER)
+    rows = input["data"]
+    if not 1 <= len(rows) <= MAX_BATCH:
+        raise ValidationFailed([("data", f"must hold 1-{MAX_BATCH} rows, got {len(rows)}")],
+                               partner=PARTNER)
+    return [{"data": row} for row in rows]
 
 
 def enrollment_to_event(e: EmployeeEnrollment) -> dict[str, Any]:

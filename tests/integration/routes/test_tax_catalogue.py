@@ -190,3 +190,52 @@ async def test_a_student_batch_uploaded_to_the_hub_reaches_tax_and_reports_downl
         r = await http.post(f"{st.hub_url}/admin/batches/students/enroll",
                             params={"filename": "x.exe"}, content=b"x")
         assert r.status_code == 422
+
+
+async def test_an_employee_batch_event_is_split_and_bad_rows_answered_by_index() -> None:
+    """H2107 职工批量参保登记: 30 rows, 2 bad: 28 enrollments at tax, 2 refused by index."""
+    from adapters.core.translate import enrollment_to_event
+
+    stack, store = _stack()
+    async with stack as st, httpx.AsyncClient(timeout=10) as http:
+        people = list(store.persons.values())
+        extra = CoreStore.seed(3, 30, rng_seed=random.randrange(10**9))
+        rows = [enrollment_to_event(p) for p in list(extra.persons.values())[:30]]
+        rows[4]["tel"] = "12345"
+        rows[9]["certno"] = rows[9]["certno"][:-1] + ("0" if rows[9]["certno"][-1] != "0"
+                                                      else "1")
+        req = NationalRequest(infno="H2107", msgid=make_msgid("NJYBCORE0001", now_cst(), 7),
+                              input={"data": rows})
+        r = await http.post(f"{st.hub_url}/partners/core/events",
+                            json=req.model_dump(mode="json", exclude_none=True))
+        assert r.status_code == 200, r.text
+        out = r.json()["output"]
+        assert [x["index"] for x in out["rejected"]] == [4, 9]
+        assert out["rejected"][0]["errors"][0]["field"] == "tel"
+        for item in out["accepted"]:
+            assert (await settled(st, item["correlation_id"]))["status"] == "delivered"
+        assert st.tax_state.log.summary()["effects"] == 28
+        assert people  # the stack's own store is untouched
+
+
+async def test_queries_do_not_wait_behind_bulk_submits() -> None:
+    """Tax is slow for enrollments (1.5 s each) and 60 are in flight: a query still answers
+    at once, because queries bypass the work queues and use their own connection pool."""
+    import time
+
+    from adapters.core.simulator import emit_enrollments
+
+    stack, store = _stack()
+    async with stack as st, httpx.AsyncClient(timeout=10) as http:
+        st.tax_state.faults[:] = [Fault(kind="slow", delay_s=1.5, operation="EmployeeEnroll")]
+        bulk = asyncio.create_task(emit_enrollments(st.hub_url, store, 60, client=http))
+        await asyncio.sleep(0.8)   # the lanes are now busy with slow tax calls
+        took = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            r = await http.post(f"{st.hub_url}/queries/tax/community",
+                                json=fixture("QueryCommunity")["payload"])
+            took.append(time.perf_counter() - t0)
+            assert r.status_code == 200
+        await bulk
+        assert max(took) < 0.5, took
