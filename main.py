@@ -26,6 +26,8 @@ from typing import Any
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from adapters.channels.auth import RedisNonceStore
+from adapters.channels.client import ChannelClient
 from adapters.core.client import CoreClient
 from adapters.tax.client import LeanTaxClient
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
@@ -42,6 +44,7 @@ from routes.deps import Deps
 from routes.lanes import ROUTES
 from routes.returnfiles import ReturnFileService
 from routes.runtime import Route
+from storage.applications import ApplicationStore
 from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, make_engine
 from storage.returnfiles import ReturnFileStore
@@ -166,6 +169,8 @@ class Hub:
         await self.deps.journal.stop()
         await self.deps.tax.aclose()
         await self.deps.core.aclose()
+        if self.deps.channels is not None:
+            await self.deps.channels.aclose()
         await self.redis.aclose()
         await self.deps.journal.engine.dispose()
 
@@ -198,7 +203,10 @@ def build_hub(settings: HubSettings) -> Hub:
         gate=RedisGate(redis, prefix=f"{settings.namespace}:order:"),
         breakers=Breakers(BreakerPolicy(settings.breaker_threshold, settings.breaker_window_s,
                                         settings.breaker_open_s)),
+        channels=ChannelClient(settings.channels),
+        nonces=RedisNonceStore(redis, prefix=f"{settings.namespace}:nonce:"),
     )
+    deps.applications = ApplicationStore(deps.journal.engine)
     returnfiles = build_returnfiles(settings, deps)
     deps.tax_files = returnfiles.source
     return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis,

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from api.admin import admin_router
 from api.auth import READERS, Authenticator, load_principals
 from api.batches import batches_router
+from api.channels import channels_router
 from api.ingress import ingress_router
 from api.queries import queries_router
 from api.resend import resend_router
@@ -39,6 +40,9 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
                   lifespan=lifespan)
     app.include_router(ingress_router(deps))
     app.include_router(queries_router(deps))
+    if deps.applications is not None and deps.nonces is not None:
+        app.include_router(channels_router(deps, deps.applications,  # type: ignore[arg-type]
+                                           deps.nonces))
     engine, s = deps.journal.engine, deps.settings
     audit = AuditLog(engine)
     auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),

@@ -389,6 +389,10 @@ OPS: Final[tuple[Op, ...]] = (
         reply="bill_no amount paid_amount status"),
     _op("QueryCommunity", "基层医保区划有效性查询", "query", "query", "community",
         reply="community valid"),
+    _op("QueryPreNewbornPayment", "准新生儿参保缴费查询", "query", "query",
+        "mother_id_number birth_order insure_year",
+        reply="mother_id_number birth_order insure_year paid_amount",
+        doc="出生一件事: was the 准新生儿 enrollment paid this year"),
     # ---- F4 tax asks core through the hub
     _op("CoreQueryUnitEnrollment", "单位参保登记查询(税务查核心)", "query", "core_query",
         "unit_credit_code", reply="unit_credit_code unit_name admdvs start_month status",

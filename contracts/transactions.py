@@ -29,7 +29,8 @@ class Transaction:
 
     type: str
     """Hub message type (broker routing key)."""
-    partner: Literal["core", "tax"]
+    partner: str
+    """``core``, ``tax`` or ``channel.<name>`` (a citizen channel, F1)."""
     direction: Literal["in", "out"]
     """``in``: partner -> hub; ``out``: hub -> partner."""
     mode: Literal["sync", "async"]
@@ -62,9 +63,17 @@ _HAND: Final[tuple[Transaction, ...]] = (
                 "per content (contracts/RETURNFILES.md)"),
     Transaction("core.arrivals", "core", "out", "sync", "H3101", "poller", None,
                 "社保费到账批次", "core deduplicates on the batch id; the poller resumes"),
-    Transaction("core.application", "core", "out", "sync", "H2501", "inline", None,
-                "渠道申请登记", "core registers a channel application (F1), within the "
-                "channel.intake lane"),
+    Transaction("channel.application", "channel", "in", "async",
+                "POST /channels/{channel}/applications", "ingress", None, "渠道申请",
+                "signed (HMAC-SHA256) or API key; 202 once stored and confirmed by the broker"),
+    Transaction("channel.application", "core", "out", "sync", "H2501", "channel.intake",
+                "default", "渠道申请登记",
+                "after tax queries for the rules (community, arrears, contributions); then "
+                "one tax submit per catalogue operation"),
+    *(Transaction(f"channel.result.{name}", f"channel.{name}", "out", "sync",
+                  "POST callback_url", f"channel.{name}", "channel", "申请结果推送",
+                  "signed like the channel's requests; retried, then dead-lettered")
+      for name in ("my_nanjing", "gov_office", "online_hall", "hrss")),
     Transaction("core.record.query", "core", "out", "sync", "H1103", "admin", None,
                 "单位/灵活/居民参保信息查询",
                 "CorePort.get_record: the resend API (补发) reads core's current state"),

@@ -67,5 +67,7 @@ class Deps:
     applications: Applications | None = None
     """Channel applications (F1); None in a hub without the channel lanes."""
     channels: ChannelPort | None = None
+    nonces: Any = None
+    """Channel request nonces (``adapters.channels.auth.NonceStore``)."""
     tax_files: Any = None
     """Tax's FTP for batch files named in pushes (``routes.compare.BatchFiles``)."""

@@ -15,6 +15,7 @@ from contracts.employee import EmployeeEnrollment, SyncStatusUpdate, TaxAck, Tax
 from contracts.envelope import HubMessage, idempotency_key
 from contracts.taxcat import OPS_BY_TYPE
 from retry.errors import BusinessRejected, HubError, PermanentError, TransientError
+from routes.channel_results import application_id_of, result_message
 from routes.deps import Deps
 from routes.runtime import Outcome, Route, validation_error
 from storage.journal import RequestRecord, TxnUpdate
@@ -122,10 +123,26 @@ async def sync_to_core(msg: HubMessage, deps: Deps) -> Outcome:
     await deps.core.update_sync_status(update, serial=msg.idempotency_key)
     final = {"synced": "delivered", "rejected": "rejected", "failed": "dead"}[update.status]
     return Outcome(
+        outputs=await _application_result(update, msg, deps),
         txn=TxnUpdate(update.correlation_id, update.biz_type, update.business_key, "hub", final,
                       update.reason_code, update.reason_text),
         detail={"status": update.status, "reason_code": update.reason_code},
     )
+
+
+async def _application_result(update: SyncStatusUpdate, msg: HubMessage,
+                              deps: Deps) -> tuple[HubMessage, ...]:
+    """F1: once core has the result of a channel application's submit, its channel gets it."""
+    if deps.applications is None:
+        return ()
+    app = await deps.applications.get(application_id_of(update.correlation_id))
+    if app is None:
+        return ()
+    result = {"application_id": app["id"], "correlation_id": update.correlation_id,
+              "status": update.status, "reason_code": update.reason_code,
+              "reason_field": "", "reason_text": update.reason_text,
+              "accept_no": update.accept_no}
+    return (result_message(str(app["channel"]), result, cause=msg),)
 
 
 RESULT_ROUTES = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from routes.channels import CHANNEL_ROUTES
 from routes.compare import COMPARE_ROUTE
 from routes.employee import RESULT_ROUTES
 from routes.runtime import Route
@@ -11,4 +12,5 @@ from routes.tax_catalogue import CATALOGUE_ROUTES
 
 __all__ = ["ROUTES"]
 
-ROUTES: Final[tuple[Route, ...]] = (*CATALOGUE_ROUTES, COMPARE_ROUTE, *RESULT_ROUTES)
+ROUTES: Final[tuple[Route, ...]] = (*CATALOGUE_ROUTES, COMPARE_ROUTE, *RESULT_ROUTES,
+                                    *CHANNEL_ROUTES)

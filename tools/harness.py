@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from adapters.channels.simulator import ChannelInbox
+from adapters.channels.simulator import create_app as channels_app
 from adapters.core.simulator import CoreStore
 from adapters.core.simulator import create_app as core_app
 from adapters.simkit import SimState
@@ -61,6 +63,8 @@ class Stack:
     tax_state: SimState
     store: CoreStore
     settings: HubSettings
+    channel_state: SimState
+    inbox: ChannelInbox
 
     async def effects(self, which: str) -> dict[str, Any]:
         state = self.core_state if which == "core" else self.tax_state
@@ -82,21 +86,29 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
     core_state, tax_state = SimState(), SimState()
     store = store or CoreStore.seed(5, 50, rng_seed=int(time.time()))
     db = database_url or f"sqlite+aiosqlite:///./.run/{ns}.db"
+    channel_state, inbox = SimState(), ChannelInbox()
     async with contextlib.AsyncExitStack() as stack:
         core_url = await stack.enter_async_context(serve_app(core_app(core_state, store=store)))
+        channels_url = await stack.enter_async_context(serve_app(
+            channels_app(settings.channels, channel_state, inbox)))
+        channels = {name: c.model_copy(update={
+            "callback_url": f"{channels_url}/channels/{name}/callback"})
+            for name, c in {**settings.channels,
+                            **(overrides or {}).get("channels", {})}.items()}
         tax_base = await stack.enter_async_context(serve_app(tax_app(
             tax_state, callback_url=f"{hub_url}/partners/tax/callback",
             reject_suffixes=reject_suffixes)))
         s = settings.model_copy(update={
             "namespace": ns, "database_url": db, "http_port": hub_port,
             "core_url": core_url, "tax_url": f"{tax_base}/tax/ws", "callback_base": hub_url,
-            **(overrides or {})})
+            "returnfiles": settings.returnfiles.model_copy(update={"enabled": False}),
+            **(overrides or {}), "channels": channels})
         await asyncio.to_thread(upgrade, db)
         hub = build_hub(s)
         try:
             await stack.enter_async_context(serve_app(hub.api, port=hub_port))
             yield Stack(hub, hub_url, core_url, f"{tax_base}/tax/ws", core_state, tax_state,
-                        store, s)
+                        store, s, channel_state, inbox)
         finally:
             if not keep_topology:
                 await stack.aclose()

@@ -84,6 +84,10 @@ class TaxBook:
     """zjhm -> confirm number of a completed identity confirmation."""
     arrears: dict[str, int] = field(default_factory=dict)
     """zjhm or shxydm -> arrears in fen; when absent, derived from the key (about 1 in 10)."""
+    prenewborns: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(mother's ID, birth order) -> a 准新生儿 enrollment: its year and whether it is paid."""
+    prenewborn_paid: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """Payments of 准新生儿 fees tax has received (a test or the demo sets them)."""
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     """op:business key -> the last accepted body, for inspection."""
 
@@ -239,7 +243,12 @@ class TaxBook:
         return self._ResidentEnroll(f, today)
 
     def _PreNewbornEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
-        return self._community(f)
+        if not (d := self._community(f)).ok:
+            return d
+        key = (str(f["mqzjhm"]), str(f["tc"]))
+        self.prenewborns[key] = {"cbnd": str(f.get("cbnd", "")),
+                                 "paid": self.prenewborn_paid.get(key, False)}
+        return _OK
 
     def _ResidentUpdate(self, f: Mapping[str, Any], today: date) -> Decision:
         return self._change("resident", f, None, "TX504")
@@ -325,6 +334,14 @@ class TaxBook:
                 if op == "QueryResidentPayment":
                     return [{**rec, "paid_amount": 38_000, "arrival_date": today.isoformat()}]
                 return [{**rec, "amount": 38_000, "status": "1"}]
+            case "QueryPreNewbornPayment":
+                key = (str(f["mother_id_number"]), str(f["birth_order"]))
+                pre = self.prenewborns.get(key)
+                paid = self.prenewborn_paid.get(key, bool(pre and pre["paid"]))
+                if not paid or (pre and pre["cbnd"] and pre["cbnd"] != f["insure_year"]):
+                    return []
+                return [{"mother_id_number": key[0], "birth_order": key[1],
+                         "insure_year": f["insure_year"], "paid_amount": 38_000}]
             case "QuerySpecialPayment":
                 bill = self.bills.get(f["bill_no"])
                 return [] if bill is None else [{

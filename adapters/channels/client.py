@@ -1,0 +1,70 @@
+"""ChannelPort over HTTP: results pushed to each channel's callback URL, signed.
+
+The body is JSON; the headers carry the same HMAC-SHA256 scheme the channels
+use towards the hub (``adapters.channels.auth``), keyed with the channel's secret, so
+a channel verifies the hub exactly as the hub verifies it. Errors are mapped
+here, at the boundary:
+
+    timeout                         -> PartnerTimeout
+    connection errors, 5xx, 429     -> PartnerUnavailable   (retried, then DLQ)
+    other 4xx                       -> ClientError          (the channel refuses: DLQ)
+    channel not configured / no URL -> ClientError
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from adapters.channels.auth import signed_headers
+from config.settings import ChannelConfig
+from retry.errors import ClientError, PartnerTimeout, PartnerUnavailable
+
+if TYPE_CHECKING:
+    from adapters.channels.port import ChannelPort
+
+__all__ = ["ChannelClient"]
+
+
+class ChannelClient:
+    """One HTTP client for all channels; each push is signed with its channel's secret."""
+
+    def __init__(self, channels: Mapping[str, ChannelConfig], *,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._channels = dict(channels)
+        self._http = httpx.AsyncClient(transport=transport,
+                                       limits=httpx.Limits(max_connections=100))
+
+    async def push_result(self, channel: str, result: dict[str, Any], *, serial: str) -> None:
+        partner = f"channel.{channel}"
+        config = self._channels.get(channel)
+        if config is None or not config.callback_url:
+            raise ClientError(f"channel {channel} has no callback_url configured",
+                              partner=partner)
+        body = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = signed_headers(config.secret.get_secret_value(), body) | {
+            "Content-Type": "application/json", "X-Hub-Serial": serial}
+        try:
+            r = await self._http.post(config.callback_url, content=body, headers=headers,
+                                      timeout=config.timeout_s)
+        except httpx.TimeoutException as exc:
+            raise PartnerTimeout(f"{channel} did not answer within {config.timeout_s}s",
+                                 partner=partner) from exc
+        except httpx.HTTPError as exc:
+            raise PartnerUnavailable(f"{channel} unreachable: {type(exc).__name__}: {exc}",
+                                     partner=partner) from exc
+        if r.status_code >= 500 or r.status_code in (408, 429):
+            raise PartnerUnavailable(f"{channel} answered HTTP {r.status_code}", partner=partner)
+        if r.status_code >= 300:
+            raise ClientError(f"{channel} refused the result: HTTP {r.status_code} "
+                              f"{r.text[:200]}", partner=partner)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+if TYPE_CHECKING:
+    _conforms: type[ChannelPort] = ChannelClient

@@ -1,0 +1,177 @@
+"""F1 citizen applications across the hub: intake -> core -> tax -> result -> channel.
+
+    channel.application          lane ``channel.intake``: facts from tax (community,
+                                 arrears, contributions), the seed's business rules,
+                                 core registers (H2501), then one tax submit per
+                                 catalogue operation the application ends in
+    tax.<subject>.*              the catalogue lanes; tax's feedback -> core.sync
+    channel.result.<channel>     lane ``channel.<channel>``: collects the results of an
+                                 application's tax submits and, once all are in, pushes
+                                 the signed final result to the channel (retried,
+                                 dead-lettered if the channel stays down)
+
+The tax submits carry the application id as correlation id (``<id>-<n>`` when an
+application becomes several submits, e.g. 大学生毕业停保), so ``core.sync`` can
+tell an application's result from any other (``result_message``). One lane per
+channel keeps one channel's outage from delaying another's results; results of
+one application are serialized by the ordering gate (entity = the application).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Final
+
+from config.settings import CHANNELS
+from contracts.channels import to_tax_payload
+from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
+from contracts.taxcat import model_for
+from contracts.taxcat import op as catalogue_op
+from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
+from routes.channel_results import application_id_of, result_message, result_type
+from routes.channel_rules import (
+    check_arrears,
+    check_community,
+    newborn_insure_year,
+    retirement_start_month,
+    today_cn,
+)
+from routes.deps import Deps
+from routes.runtime import Outcome, Route
+from storage.journal import TxnUpdate
+
+__all__ = ["APPLICATION", "CHANNEL_ROUTES", "application_id_of", "intake", "intake_failed",
+           "push_result", "result_message", "result_type"]
+
+APPLICATION: Final = "channel.application"
+
+
+async def _ask(deps: Deps, operation: str, **params: Any) -> list[dict[str, str]]:
+    return await deps.tax.query(operation, model_for(operation).model_validate(params),
+                                serial=new_id())
+
+
+async def _facts(app_type: str, payload: dict[str, Any], deps: Deps,
+                 today: date) -> dict[str, str]:
+    """Ask tax what the rules need; returns the overrides (start month, insure year)."""
+    community = payload.get("community")
+    if community:
+        rows = await _ask(deps, "QueryCommunity", community=community)
+        check_community(community, bool(rows) and rows[0].get("valid") == "1")
+    id_number = payload.get("id_number")
+    if id_number and app_type in ("transfer_out", "retire"):
+        rows = await _ask(deps, "QueryPersonArrears", id_number=id_number)
+        check_arrears(app_type, sum(int(r.get("arrears") or 0) for r in rows))
+    if app_type == "birth_newborn_enroll" and payload.get("mother_id_number"):
+        rows = await _ask(deps, "QueryPreNewbornPayment",
+                          mother_id_number=payload["mother_id_number"],
+                          birth_order=int(payload.get("birth_order", 1)),
+                          insure_year=str(today.year))
+        return {"insure_year": newborn_insure_year(bool(rows), today)}
+    if app_type == "retirement_flexible_enroll" and id_number:
+        month = f"{today:%Y%m}"
+        rows = await _ask(deps, "QueryPaymentInfo", id_number=id_number, period_start=month,
+                          period_end=month)
+        paid = any(r.get("status") == "1" for r in rows)
+        return {"start_month": retirement_start_month(paid, today)}
+    return {}
+
+
+async def intake(msg: HubMessage, deps: Deps) -> Outcome:
+    app: dict[str, Any] = msg.payload
+    app_id, channel, app_type = app["application_id"], app["channel"], app["type"]
+    assert deps.applications is not None, "the channel lanes need deps.applications"
+    overrides = await _facts(app_type, app["payload"], deps, today_cn())
+    submits = to_tax_payload(app_type, app["payload"], **overrides)
+    core_ref = await deps.core.register_application(
+        {"application_id": app_id, "channel": channel, "type": app_type,
+         "request_id": app["request_id"], "data": app["payload"]})
+    source = f"channel.{channel}"
+    outputs = []
+    for i, (name, payload) in enumerate(submits):
+        o = catalogue_op(name)
+        cid = app_id if len(submits) == 1 else f"{app_id}-{i + 1}"
+        key = o.business_key(payload)
+        outputs.append(HubMessage(
+            type=o.msg_type, source=source, target="tax", correlation_id=cid,
+            causation_id=msg.message_id,
+            idempotency_key=idempotency_key(o.msg_type, key, payload, salt=app_id),
+            entity_key=entity_key(o.entity_prefix, o.entity_value(payload)), payload=payload))
+    await deps.applications.set_parts(app_id, {"expected": len(outputs), "results": {}})
+    await deps.applications.set_status(app_id, "registered", core_ref=core_ref)
+    return Outcome(outputs=tuple(outputs),
+                   txn=TxnUpdate(app_id, APPLICATION, f"{channel}:{app['request_id']}", source,
+                                 "submitted", attempts=msg.attempt + 1),
+                   detail={"core_ref": core_ref, "submits": [n for n, _ in submits],
+                           **overrides})
+
+
+def _reason_field(text: str) -> tuple[str | None, str]:
+    """Rules name the field first (``payload.community: ...``)."""
+    head, sep, rest = text.partition(": ")
+    return (head, rest) if sep and head.startswith("payload.") else (None, text)
+
+
+async def intake_failed(msg: HubMessage, exc: HubError, deps: Deps) -> Outcome:
+    """Refused by a rule, by core or by a bad catalogue payload: tell the channel why."""
+    app = msg.payload
+    code = exc.reason_code if isinstance(exc, BusinessRejected) else exc.code
+    text = exc.reason_text if isinstance(exc, BusinessRejected) else exc.reason
+    field, reason = _reason_field(text)
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        field, reason = exc.errors[0]
+    status = "rejected" if isinstance(exc, PermanentError) else "failed"
+    result = {"application_id": app["application_id"], "correlation_id": msg.correlation_id,
+              "status": status, "reason_code": code, "reason_field": field or "",
+              "reason_text": reason, "final": True}
+    return Outcome(outputs=(result_message(app["channel"], result, cause=msg),),
+                   txn=TxnUpdate(msg.correlation_id, APPLICATION, app.get("request_id", "-"),
+                                 msg.source, "rejected" if status == "rejected" else "dead",
+                                 code, text, attempts=msg.attempt + 1))
+
+
+async def push_result(msg: HubMessage, deps: Deps) -> Outcome:
+    """Record one part; when the application's parts are all in, push the final result."""
+    assert deps.applications is not None and deps.channels is not None
+    part = msg.payload
+    app_id = str(part["application_id"])
+    app = await deps.applications.get(app_id)
+    if app is None:
+        raise ValidationFailed([("application_id", f"no application {app_id}")])
+    parts: dict[str, Any] = app.get("parts") or {"expected": 1, "results": {}}
+    parts["results"][part["correlation_id"]] = {
+        k: part.get(k, "") for k in ("status", "reason_code", "reason_field", "reason_text",
+                                     "accept_no")}
+    await deps.applications.set_parts(app_id, parts)
+    results = parts["results"]
+    if not part.get("final") and len(results) < int(parts["expected"]):
+        return Outcome(detail={"application_id": app_id, "parts": len(results),
+                               "expected": parts["expected"]})
+    bad = [r for r in results.values() if r["status"] != "synced"]
+    if bad:
+        await deps.applications.set_status(app_id, "rejected", reason_field=(
+            bad[0]["reason_field"] or None), reason=f"{bad[0]['reason_code']}: "
+            f"{bad[0]['reason_text']}")
+    else:
+        await deps.applications.set_status(app_id, "synced")
+    final = {"application_id": app_id, "request_id": app["request_id"], "type": app["type"],
+             "status": "rejected" if bad else "completed",
+             "reason_code": bad[0]["reason_code"] if bad else "",
+             "reason_field": bad[0]["reason_field"] if bad else "",
+             "reason": bad[0]["reason_text"] if bad else "",
+             "parts": [{"correlation_id": k, **v} for k, v in sorted(results.items())]}
+    channel = str(app["channel"])
+    await deps.channels.push_result(channel, final, serial=app_id)
+    if not bad:
+        await deps.applications.set_status(app_id, "completed")
+    return Outcome(txn=TxnUpdate(app_id, APPLICATION, f"{channel}:{app['request_id']}",
+                                 f"channel.{channel}", "delivered" if not bad else "rejected",
+                                 final["reason_code"] or "", final["reason"] or ""),
+                   detail={"application_id": app_id, "status": final["status"]})
+
+
+CHANNEL_ROUTES: Final = (
+    Route("channel.intake", (APPLICATION,), "core", intake, intake_failed),
+    *(Route(f"channel.{name}", (result_type(name),), f"channel.{name}", push_result)
+      for name in CHANNELS),
+)

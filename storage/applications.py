@@ -1,0 +1,204 @@
+"""The application store (flow F1): one row per channel application, race-safe on repeats.
+
+``create`` inserts or finds: ``(channel, request_id)`` is unique and the
+insert does nothing on a conflict, so two identical requests racing on two
+replicas still make one application, and both callers get the same row.
+``set_status`` only moves forward (received -> validated -> registered ->
+synced -> completed | rejected) and never overwrites a final status, so a
+late or redelivered step cannot undo a result the channel was already told;
+it is a compare-and-set on the current status (and recorded tax serials),
+retried when another writer got there first.
+
+The payload is stored masked (``mask_payload``); the hash of the unmasked
+payload tells a true repeat from a request id reused for something else.
+SQLite gives timestamps back without a zone; every timestamp is UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.envelope import canonical_json, new_id
+from contracts.masking import mask_id, mask_name, mask_text, mask_value
+from storage.application_models import FINAL_STATUSES, STATUSES, ApplicationRow
+
+__all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationStore", "mask_payload", "payload_hash"]
+
+_RANK: Final = {"received": 0, "validated": 1, "registered": 2, "synced": 3, "completed": 4,
+                "rejected": 4}
+_ID_LIKE: Final = frozenset({"temp_id_number", "unemployment_cert_no", "veteran_cert_no"})
+_ADDRESSES: Final = frozenset({"household_address", "residence_address"})
+_CAS_TRIES: Final = 5
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def mask_payload(value: Any, key: str = "") -> Any:
+    """``contracts.masking`` plus the application's own personal fields.
+
+    Temporary IDs embed the mother's ID, certificate numbers and a unit's legal
+    representative name a person, addresses keep their district only, birth
+    dates their year only (the masked ID number hides the birth date; the
+    payload must not give it back).
+    """
+    if isinstance(value, dict):
+        return {k: mask_payload(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_payload(v, key) for v in value]
+    if isinstance(value, str):
+        if key in _ID_LIKE:
+            return mask_id(value)
+        if key in _ADDRESSES:
+            return value[:6] + "***"
+        if key == "birth_date":
+            return value[:4] + "-**-**"
+        if key == "legal_rep":
+            return mask_name(value)
+    return mask_value(value, key)
+
+
+def payload_hash(app_type: str, payload: dict[str, Any]) -> str:
+    """SHA-256 of the type and the unmasked payload: the same request, or not."""
+    return hashlib.sha256(canonical_json({"type": app_type, "payload": payload}).encode()
+                          ).hexdigest()
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["payload_masked"] = json.loads(d["payload_masked"] or "{}")
+    d["tax_serials"] = json.loads(d["tax_serials"] or "[]")
+    d["parts"] = json.loads(d["parts"] or "{}")
+    for k in ("created_at", "updated_at", "completed_at"):
+        d[k] = _utc(d[k])
+    return d
+
+
+class ApplicationStore:
+    """Async store of channel applications on any SQLAlchemy async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._insert = (postgresql.insert if engine.dialect.name == "postgresql"
+                        else sqlite.insert)
+
+    async def create(self, channel: str, request_id: str, type: str, payload: dict[str, Any],
+                     *, status: str = "received") -> tuple[dict[str, Any], bool]:
+        """``(row, True)`` for a new application, ``(first row, False)`` for a repeat."""
+        if status not in _RANK:
+            raise ValueError(f"unknown status {status!r}")
+        for _ in range(3):
+            now = _now()
+            row = {"id": new_id(), "channel": channel, "request_id": request_id, "type": type,
+                   "status": status, "reason_field": "", "reason": "",
+                   "payload_masked": json.dumps(mask_payload(payload), ensure_ascii=False),
+                   "payload_hash": payload_hash(type, payload), "core_ref": "",
+                   "tax_serials": "[]", "parts": "{}", "created_at": now, "updated_at": now,
+                   "completed_at": now if status in FINAL_STATUSES else None}
+            stmt = (self._insert(ApplicationRow).values(row).on_conflict_do_nothing()
+                    .returning(ApplicationRow.id))
+            async with self.engine.begin() as conn:
+                inserted = (await conn.execute(stmt)).first()
+            if inserted is not None:
+                return _as_dict(row), True
+            existing = await self.get_by_request(channel, request_id)
+            if existing is not None:
+                return existing, False
+            # the conflict was on the generated id (practically never): try a new one
+        raise RuntimeError("could not store the application: id conflicts")  # pragma: no cover
+
+    async def _one(self, *where: Any) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(ApplicationRow.__table__).where(*where))
+                   ).mappings().first()
+        return _as_dict(row) if row else None
+
+    async def get(self, app_id: str) -> dict[str, Any] | None:
+        return await self._one(ApplicationRow.id == app_id)
+
+    async def get_for_channel(self, channel: str, app_id: str) -> dict[str, Any] | None:
+        """Only ``channel``'s own application: another channel's is as good as absent."""
+        return await self._one(ApplicationRow.id == app_id, ApplicationRow.channel == channel)
+
+    async def get_by_request(self, channel: str, request_id: str) -> dict[str, Any] | None:
+        return await self._one(ApplicationRow.channel == channel,
+                               ApplicationRow.request_id == request_id)
+
+    async def set_parts(self, app_id: str, parts: dict[str, Any]) -> None:
+        """Replace the pipeline's part bookkeeping (expected submits, results so far).
+
+        The pipeline serializes one application's results (ordering gate), so a
+        plain overwrite is enough here.
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(update(ApplicationRow).where(ApplicationRow.id == app_id)
+                               .values(parts=json.dumps(parts, ensure_ascii=False,
+                                                        default=str),
+                                       updated_at=_now()))
+
+    async def count(self, channel: str | None = None) -> int:
+        q = select(func.count()).select_from(ApplicationRow)
+        if channel is not None:
+            q = q.where(ApplicationRow.channel == channel)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(q)).scalar_one())
+
+    async def set_status(self, app_id: str, status: str, *, reason_field: str | None = None,
+                         reason: str | None = None, core_ref: str | None = None,
+                         tax_serials: list[str] | None = None,
+                         only_if_not_final: bool = True) -> bool:
+        """Move ``app_id`` to ``status``; False when absent, final or already further on.
+
+        With ``only_if_not_final`` (the default) a status only moves forward and
+        a final one stays; ``False`` is for an operator's correction.
+        ``tax_serials`` are added to the ones recorded (duplicates ignored).
+        """
+        if status not in _RANK:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        for _ in range(_CAS_TRIES):
+            async with self.engine.begin() as conn:
+                current = (await conn.execute(
+                    select(ApplicationRow.status, ApplicationRow.tax_serials)
+                    .where(ApplicationRow.id == app_id).with_for_update())).first()
+                if current is None:
+                    return False
+                if only_if_not_final and (current.status in FINAL_STATUSES
+                                          or _RANK[status] < _RANK[current.status]):
+                    return False
+                now = _now()
+                values: dict[str, Any] = {
+                    "status": status, "updated_at": now,
+                    "completed_at": now if status in FINAL_STATUSES else None}
+                if reason_field is not None:
+                    values["reason_field"] = reason_field[:120]
+                if reason is not None:
+                    values["reason"] = mask_text(reason)
+                if core_ref is not None:
+                    values["core_ref"] = core_ref[:64]
+                if tax_serials:
+                    known: list[str] = json.loads(current.tax_serials or "[]")
+                    values["tax_serials"] = json.dumps(
+                        known + [s for s in dict.fromkeys(tax_serials) if s not in known])
+                result = await conn.execute(
+                    update(ApplicationRow)
+                    .where(ApplicationRow.id == app_id,
+                           ApplicationRow.status == current.status,
+                           ApplicationRow.tax_serials == current.tax_serials)
+                    .values(**values))
+                if result.rowcount == 1:
+                    return True
+        return False  # pragma: no cover  (lost the race _CAS_TRIES times)

@@ -1,0 +1,159 @@
+"""F1 end to end on real servers: every application type, from each channel that may send
+it, through the hub to core and tax and back to the channel's callback (counted there)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.channels.simulator import submit
+from adapters.core.simulator import CoreStore
+from adapters.simkit import Fault
+from config.settings import load_settings
+from contracts.channels import APPLICATION_TYPES, CHANNEL_TYPES
+from contracts.fixtures.generate_channels import ROOT
+from tools.harness import fast_policies, running_stack
+
+pytestmark = pytest.mark.integration
+
+FINAL = ("completed", "rejected")
+
+
+def fixture(app_type: str) -> dict[str, Any]:
+    return json.loads((ROOT / f"{app_type}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _stack(**kw: Any) -> Any:
+    s = load_settings()
+    store = CoreStore.seed(2, 4, rng_seed=random.randrange(10**9))
+    return running_stack(s, store=store, overrides=fast_policies(s) | kw)
+
+
+async def status(http: httpx.AsyncClient, st: Any, channel: str, app_id: str) -> dict[str, Any]:
+    from adapters.channels.auth import signed_headers
+    cfg = st.settings.channels[channel]
+    r = await http.get(f"{st.hub_url}/channels/{channel}/applications/{app_id}",
+                       headers=signed_headers(cfg.secret.get_secret_value(), b""))
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def until_final(http: httpx.AsyncClient, st: Any, channel: str, app_id: str,
+                      timeout: float = 20) -> dict[str, Any]:
+    got: dict[str, Any] = {}
+    for _ in range(int(timeout / 0.05)):
+        got = await status(http, st, channel, app_id)
+        if got["status"] in FINAL and app_id in st.inbox.results:
+            return got
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{channel} {app_id} not final: {got}")
+
+
+async def test_every_application_type_from_every_channel_reaches_a_final_result() -> None:
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        sent: list[tuple[str, str, str]] = []
+        for channel, types in CHANNEL_TYPES.items():
+            cfg = st.settings.channels[channel]
+            for app_type in types:
+                body = fixture(app_type)
+                r = await submit(http, st.hub_url, channel, cfg, app_type,
+                                 f"{channel}-{body['request_id']}", body["payload"])
+                assert r.status_code == 202, (channel, app_type, r.text)
+                sent.append((channel, app_type, r.json()["application_id"]))
+        assert {t for _, t, _ in sent} == set(APPLICATION_TYPES)
+        outcomes = {}
+        for channel, app_type, app_id in sent:
+            final = await until_final(http, st, channel, app_id)
+            result = st.inbox.results[app_id]
+            assert result["_channel"] == channel and result["status"] == final["status"]
+            if final["status"] == "rejected":
+                assert result["reason"] and final["reason"], (app_type, final)
+            outcomes[(channel, app_type)] = (final["status"], result["reason_code"])
+        # one callback per application, counted at the channels; each registered once at core
+        summary = st.channel_state.log.summary()
+        assert summary["effects"] == len(sent) and summary["duplicates"] == {}
+        assert 0 < len(st.store.applications) <= len(sent)  # refused ones never reach core
+        # the same fixture person from several channels is synced several times on purpose;
+        # what must never repeat is a registration of one application
+        dups = st.core_state.log.summary()["duplicates"]
+        assert not [k for k in dups if k.startswith("H2501")], dups
+        assert st.inbox.bad_signatures == 0
+        print({f"{c}/{t}": (o, r) for (c, t), (o, r) in outcomes.items()})
+        assert outcomes[("my_nanjing", "resident_enroll")][0] == "completed"
+        # the same fixture person again from 网厅: tax says already enrolled this year
+        assert outcomes[("online_hall", "resident_enroll")] == ("rejected", "TX502")
+
+
+async def test_a_duplicate_request_id_returns_the_first_application() -> None:
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        cfg = st.settings.channels["my_nanjing"]
+        body = fixture("resident_enroll")
+        first = await submit(http, st.hub_url, "my_nanjing", cfg, "resident_enroll", "DUP-1",
+                             body["payload"])
+        again = await submit(http, st.hub_url, "my_nanjing", cfg, "resident_enroll", "DUP-1",
+                             body["payload"])
+        assert first.status_code == 202 and again.status_code == 200
+        assert again.json()["application_id"] == first.json()["application_id"]
+        await until_final(http, st, "my_nanjing", first.json()["application_id"])
+        assert st.tax_state.log.summary()["effects"] == 1 and len(st.store.applications) == 1
+
+
+async def test_arrears_refuse_a_transfer_out_with_the_reason() -> None:
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        body = fixture("transfer_out")
+        cfg = st.settings.channels["my_nanjing"]
+        book = _tax_book(st)
+        book.arrears[body["payload"]["id_number"]] = 123_456
+        r = await submit(http, st.hub_url, "my_nanjing", cfg, "transfer_out", "ARR-1",
+                         body["payload"])
+        final = await until_final(http, st, "my_nanjing", r.json()["application_id"])
+        assert final["status"] == "rejected" and "1234.56" in final["reason"]
+        assert final["reason_field"] == "payload.id_number"
+        assert st.tax_state.log.summary()["effects"] == 0  # nothing reached tax
+
+
+async def test_a_channel_that_stays_down_gets_its_result_dead_lettered_then_redriven() -> None:
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        st.channel_state.faults[:] = [Fault(kind="http_5xx", operation="gov_office")]
+        cfg = st.settings.channels["gov_office"]
+        body = fixture("veteran_enroll")
+        r = await submit(http, st.hub_url, "gov_office", cfg, "veteran_enroll", "DOWN-1",
+                         body["payload"])
+        app_id = r.json()["application_id"]
+        for _ in range(200):
+            counts = await st.hub.deps.journal.status_counts()
+            parked = await _parked(st)
+            if parked:
+                break
+            await asyncio.sleep(0.1)
+        assert parked == 1, counts
+        assert app_id not in st.inbox.results
+        # the channel comes back; operations re-drive the dead letter
+        st.channel_state.faults.clear()
+        ops = {"Authorization": "Bearer dev-ops"}
+        r = await http.post(f"{st.hub_url}/admin/dead-letters/retry", headers=ops,
+                            json={"all": True, "reason": "渠道恢复, 重推结果"})
+        assert r.status_code in (200, 202), r.text
+        final = await until_final(http, st, "gov_office", app_id)
+        assert final["status"] in FINAL and st.inbox.results[app_id]["status"]
+
+
+def _tax_book(st: Any) -> Any:
+    """The tax simulator's book (the app behind the harness's tax URL)."""
+    import gc
+
+    from adapters.tax.simulator import TaxSimulator
+    sims = [o for o in gc.get_objects() if isinstance(o, TaxSimulator)]
+    return sims[-1].book
+
+
+async def _parked(st: Any) -> int:
+    from storage.deadletters import DeadLetterFilter, DeadLetterStore
+    rows = await DeadLetterStore(st.hub.deps.journal.engine).list(
+        DeadLetterFilter(partner="channel.gov_office"))
+    return len(rows)
