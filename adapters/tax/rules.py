@@ -335,12 +335,12 @@ class TaxBook:
                     return [{**rec, "paid_amount": 38_000, "arrival_date": today.isoformat()}]
                 return [{**rec, "amount": 38_000, "status": "1"}]
             case "QueryPreNewbornPayment":
-                key = (str(f["mother_id_number"]), str(f["birth_order"]))
-                pre = self.prenewborns.get(key)
-                paid = self.prenewborn_paid.get(key, bool(pre and pre["paid"]))
+                child = (str(f["mother_id_number"]), str(f["birth_order"]))
+                pre = self.prenewborns.get(child)
+                paid = self.prenewborn_paid.get(child, bool(pre and pre["paid"]))
                 if not paid or (pre and pre["cbnd"] and pre["cbnd"] != f["insure_year"]):
                     return []
-                return [{"mother_id_number": key[0], "birth_order": key[1],
+                return [{"mother_id_number": child[0], "birth_order": child[1],
                          "insure_year": f["insure_year"], "paid_amount": 38_000}]
             case "QuerySpecialPayment":
                 bill = self.bills.get(f["bill_no"])
