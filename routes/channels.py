@@ -97,8 +97,8 @@ async def intake(msg: HubMessage, deps: Deps) -> Outcome:
             causation_id=msg.message_id,
             idempotency_key=idempotency_key(o.msg_type, key, payload, salt=app_id),
             entity_key=entity_key(o.entity_prefix, o.entity_value(payload)), payload=payload))
-    await deps.applications.set_parts(app_id, {"expected": len(outputs), "results": {}})
-    await deps.applications.set_status(app_id, "registered", core_ref=core_ref)
+    await deps.applications.set_status(app_id, "registered", core_ref=core_ref,
+                                       parts={"expected": len(outputs), "results": {}})
     return Outcome(outputs=tuple(outputs),
                    txn=TxnUpdate(app_id, APPLICATION, f"{channel}:{app['request_id']}", source,
                                  "submitted", attempts=msg.attempt + 1),
@@ -142,18 +142,18 @@ async def push_result(msg: HubMessage, deps: Deps) -> Outcome:
     parts["results"][part["correlation_id"]] = {
         k: part.get(k, "") for k in ("status", "reason_code", "reason_field", "reason_text",
                                      "accept_no")}
-    await deps.applications.set_parts(app_id, parts)
     results = parts["results"]
     if not part.get("final") and len(results) < int(parts["expected"]):
+        await deps.applications.set_parts(app_id, parts)
         return Outcome(detail={"application_id": app_id, "parts": len(results),
                                "expected": parts["expected"]})
     bad = [r for r in results.values() if r["status"] != "synced"]
     if bad:
         await deps.applications.set_status(app_id, "rejected", reason_field=(
             bad[0]["reason_field"] or None), reason=f"{bad[0]['reason_code']}: "
-            f"{bad[0]['reason_text']}")
+            f"{bad[0]['reason_text']}", parts=parts)
     else:
-        await deps.applications.set_status(app_id, "synced")
+        await deps.applications.set_status(app_id, "synced", parts=parts)
     final = {"application_id": app_id, "request_id": app["request_id"], "type": app["type"],
              "status": "rejected" if bad else "completed",
              "reason_code": bad[0]["reason_code"] if bad else "",

@@ -47,6 +47,7 @@ class Applications(Protocol):
 
     async def set_status(self, app_id: str, status: str, *, reason_field: str | None = None,
                          reason: str | None = None, core_ref: str | None = None,
+                         parts: dict[str, Any] | None = None,
                          only_if_not_final: bool = True) -> bool: ...
 
     async def set_parts(self, app_id: str, parts: dict[str, Any]) -> None: ...

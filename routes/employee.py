@@ -26,6 +26,8 @@ __all__ = ["ENROLL", "FEEDBACK", "RESULT_ROUTES", "SYNC", "submitted_to_tax", "s
 ENROLL = "tax.employee.enroll"
 FEEDBACK = "tax.feedback"
 SYNC = "core.sync_status"
+FEEDBACK_WAIT_S = 0.5
+"""How long a feedback waits in-process for its request to be recorded before retrying."""
 
 
 def sync_message(update: SyncStatusUpdate, *, cause: HubMessage, entity_key: str) -> HubMessage:
@@ -95,7 +97,7 @@ async def feedback_to_core(msg: HubMessage, deps: Deps) -> Outcome:
         fb = TaxFeedback.model_validate(msg.payload)
     except ValidationError as exc:
         raise validation_error(exc, prefix="payload.") from None
-    req = await deps.journal.request(fb.biz_msg_id)
+    req = await deps.journal.request(fb.biz_msg_id, wait_s=FEEDBACK_WAIT_S)
     if req is None:
         # Tax can answer before our own record of the request is committed: wait for it.
         raise TransientError(f"feedback for serial {fb.biz_msg_id} arrived before its request "

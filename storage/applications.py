@@ -160,12 +160,14 @@ class ApplicationStore:
     async def set_status(self, app_id: str, status: str, *, reason_field: str | None = None,
                          reason: str | None = None, core_ref: str | None = None,
                          tax_serials: list[str] | None = None,
+                         parts: dict[str, Any] | None = None,
                          only_if_not_final: bool = True) -> bool:
         """Move ``app_id`` to ``status``; False when absent, final or already further on.
 
         With ``only_if_not_final`` (the default) a status only moves forward and
         a final one stays; ``False`` is for an operator's correction.
-        ``tax_serials`` are added to the ones recorded (duplicates ignored).
+        ``tax_serials`` are added to the ones recorded (duplicates ignored);
+        ``parts`` replaces the pipeline's bookkeeping in the same statement.
         """
         if status not in _RANK:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
@@ -189,6 +191,8 @@ class ApplicationStore:
                     values["reason"] = mask_text(reason)
                 if core_ref is not None:
                     values["core_ref"] = core_ref[:64]
+                if parts is not None:
+                    values["parts"] = json.dumps(parts, ensure_ascii=False, default=str)
                 if tax_serials:
                     known: list[str] = json.loads(current.tax_serials or "[]")
                     values["tax_serials"] = json.dumps(

@@ -110,7 +110,7 @@ class FakeJournal:
             if isinstance(it, RequestRecord):
                 self.requests[it.serial] = it
 
-    async def request(self, serial: str) -> RequestRecord | None:
+    async def request(self, serial: str, *, wait_s: float = 0.0) -> RequestRecord | None:
         return self.requests.get(serial)
 
     def logs(self) -> list[LogEntry]:

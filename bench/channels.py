@@ -1,0 +1,197 @@
+"""Channel benchmark (F1): sustained applications, time from submission to the callback.
+
+A real hub process (``python main.py run``) on the real broker, Redis and
+SQLite; in this process the core, tax and channel simulators, each answering
+after 10 ms, and a channel client submitting 居民参保登记 applications at a
+fixed rate (each a new person) for ``--seconds`` at every rate of ``--rates``.
+Each application crosses ingress -> intake (tax community query, core H2501)
+-> tax submit -> tax feedback -> core sync -> signed push to the channel; the
+latency is from just before the POST to the callback's arrival at the channel
+simulator. Prints one line per rate, then
+``channels: rate=N p50_ms=A p99_ms=B max_rate_p99_under_1s=M`` for the highest
+rate whose p99 stayed under one second (rate/p50/p99 of that rate; 0 when none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.channels.simulator import ChannelInbox, submit
+from adapters.channels.simulator import create_app as channels_app
+from adapters.core.simulator import CoreStore
+from adapters.core.simulator import create_app as core_app
+from adapters.simkit import Fault, SimState
+from adapters.tax.rules import community_for
+from adapters.tax.simulator import create_app as tax_app
+from broker.topology import Names, delete_topology
+from config.settings import load_settings
+from contracts.ids import make_id_number
+from tools.serving import serve_app
+
+ROOT = Path(__file__).resolve().parents[1]
+ANSWER_S = 0.010
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml(core: str, tax: str, channels: str) -> str:
+    lines = ["log_level = \"ERROR\"", "[returnfiles]", "enabled = false",
+             "[partners.core]", 'protocol = "http-json"', f'endpoint = "{core}"',
+             "timeout_s = 5.0", "[partners.tax]", 'protocol = "soap"',
+             f'endpoint = "{tax}/tax/ws"', "timeout_s = 5.0"]
+    for name in ("my_nanjing", "gov_office", "online_hall", "hrss"):
+        lines += [f"[channels.{name}]", f'secret = "dev-{name}-secret"',
+                  f'callback_url = "{channels}/channels/{name}/callback"']
+    return "\n".join(lines) + "\n"
+
+
+def _application(rng: random.Random, i: int) -> dict[str, Any]:
+    id_number = make_id_number(rng, born=date(1960 + i % 40, 1 + i % 12, 1 + i % 28))
+    division = ("320102", "320104", "320105", "320106", "320113")[i % 5]
+    return {"id_number": id_number, "name": "赵建国", "phone": f"139{i % 10**8:08d}",
+            "household_kind": "1", "household_address": "南京市玄武区户籍路2号",
+            "residence_address": "南京市玄武区居住路2号",
+            "community": community_for(division, i), "resident_type": "11",
+            "subsidy_type": "00"}
+
+
+async def _wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as c:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await c.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(url)
+
+
+async def _run_rate(rate: int, seconds: float, hub_url: str, inbox: ChannelInbox,
+                    rng: random.Random, offset: int) -> dict[str, float]:
+    settings = load_settings()
+    cfg = settings.channels["my_nanjing"]
+    n = int(rate * seconds)
+    sent_at: dict[str, float] = {}
+    failures = 0
+    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=200)) as http:
+        async def one(i: int) -> None:
+            nonlocal failures
+            t0 = time.monotonic()
+            r = await submit(http, hub_url, "my_nanjing", cfg, "resident_enroll",
+                             f"bench-{offset + i}", _application(rng, offset + i))
+            if r.status_code == 202:
+                sent_at[r.json()["application_id"]] = t0
+            else:
+                failures += 1
+
+        start = time.monotonic()
+        tasks = []
+        for i in range(n):
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(a not in inbox.received_at for a in sent_at):
+        await asyncio.sleep(0.1)
+    lat = sorted((inbox.received_at[a] - t) * 1000 for a, t in sent_at.items()
+                 if a in inbox.received_at)
+    lost = len(sent_at) - len(lat)
+    p50 = statistics.median(lat) if lat else float("inf")
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("inf")
+    return {"rate": rate, "sent": n, "accepted": len(sent_at), "refused": failures,
+            "results": len(lat), "missing": lost, "p50": p50, "p99": p99}
+
+
+async def run(rates: list[int], seconds: float) -> int:
+    ns = f"bch{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-channels-"))
+    core_state, tax_state, channel_state = SimState(), SimState(), SimState()
+    for state in (core_state, tax_state, channel_state):
+        state.faults[:] = [Fault(kind="slow", delay_s=ANSWER_S)]
+    inbox = ChannelInbox()
+    hub_port = _free_port()
+    hub_url = f"http://127.0.0.1:{hub_port}"
+    settings = load_settings()
+    async with contextlib.AsyncExitStack() as stack:
+        core = await stack.enter_async_context(serve_app(core_app(
+            core_state, store=CoreStore.seed(2, 4, rng_seed=1))))
+        tax = await stack.enter_async_context(serve_app(tax_app(
+            tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+            feedback_delay_s=ANSWER_S)))
+        channels = await stack.enter_async_context(serve_app(channels_app(
+            settings.channels, channel_state, inbox)))
+        toml = tmp / "hub.toml"
+        toml.write_text(_toml(core, tax, channels), encoding="utf-8")
+        env = {**os.environ, "HUB_SETTINGS_FILE": str(toml), "HUB_NAMESPACE": ns,
+               "HUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/hub.db",
+               "HUB_HTTP_PORT": str(hub_port), "HUB_CALLBACK_BASE": hub_url}
+        log = (tmp / "hub.log").open("wb")
+        hub = subprocess.Popen([sys.executable, "main.py", "run"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            await _wait_http(f"{hub_url}/health")
+            rng = random.Random(7)
+            await _run_rate(10, 1.0, hub_url, inbox, rng, 10**6)  # warm-up, not reported
+            results = []
+            for k, rate in enumerate(rates):
+                res = await _run_rate(rate, seconds, hub_url, inbox, rng, k * 10**5)
+                results.append(res)
+                print(f"channels: rate={rate}/s sent={res['sent']} accepted={res['accepted']} "
+                      f"results={res['results']} missing={res['missing']} "
+                      f"p50_ms={res['p50']:.0f} p99_ms={res['p99']:.0f}", flush=True)
+                if res["p99"] >= 5000:
+                    break  # far past the target: higher rates only queue up more
+        finally:
+            hub.send_signal(signal.SIGTERM)
+            try:
+                hub.wait(30)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+            log.close()
+            with contextlib.suppress(Exception):
+                routes = json.loads(subprocess.run(
+                    [sys.executable, "-c", "import json; from main import ROUTES; "
+                     "print(json.dumps([r.name for r in ROUTES]))"], cwd=ROOT,
+                    capture_output=True, text=True, check=True).stdout)
+                await delete_topology(settings.amqp_url, Names(ns), routes,
+                                      settings.delay_tiers_ms)
+    good = [r for r in results if r["p99"] < 1000 and r["missing"] == 0]
+    best = max(good, key=lambda r: r["rate"]) if good else None
+    shown = best or results[-1]
+    print(f"channels: rate={shown['rate']} p50_ms={shown['p50']:.0f} "
+          f"p99_ms={shown['p99']:.0f} max_rate_p99_under_1s={best['rate'] if best else 0}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rates", default="10,20,30,40,60,100,200")
+    p.add_argument("--seconds", type=float, default=10.0)
+    args = p.parse_args(argv)
+    return asyncio.run(run([int(x) for x in args.rates.split(",")], args.seconds))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
