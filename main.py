@@ -31,6 +31,7 @@ from adapters.channels.client import ChannelClient
 from adapters.core.client import CoreClient
 from adapters.tax.client import LeanTaxClient
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
+from broker.channel_inbound import attach_channel_inbound
 from broker.dlq import attach_dlq_archiver
 from broker.rabbit import RabbitPublisher, attach_routes, make_broker
 from broker.topology import Names, declare_topology
@@ -209,8 +210,10 @@ def build_hub(settings: HubSettings) -> Hub:
     deps.applications = ApplicationStore(deps.journal.engine)
     returnfiles = build_returnfiles(settings, deps)
     deps.tax_files = returnfiles.source
-    return Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis,
-               returnfiles=returnfiles)
+    hub = Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis,
+              returnfiles=returnfiles)
+    hub.attachments.append(lambda broker: attach_channel_inbound(broker, deps.names, hub.api))
+    return hub
 
 
 def build_returnfiles(settings: HubSettings, deps: Deps) -> ReturnFileService:

@@ -108,8 +108,10 @@ async def delete_topology(amqp_url: str, names: Names, routes: Iterable[str],
             await ch.queue_delete(names.dlq(route))
         for tier in tiers_ms:
             await ch.queue_delete(names.wait(tier))
+        await ch.queue_delete(f"{names.ns}.q.channel.inbound")  # broker/channel_inbound.py
         for ex in (names.work, names.redeliver, names.retry, names.dlx):
             await ch.exchange_delete(ex.name)
+        await ch.exchange_delete(f"{names.ns}.channels")
     finally:
         await conn.close()
 

@@ -157,3 +157,38 @@ async def _parked(st: Any) -> int:
     rows = await DeadLetterStore(st.hub.deps.journal.engine).list(
         DeadLetterFilter(partner="channel.gov_office"))
     return len(rows)
+
+
+async def test_a_channel_may_submit_over_amqp_with_the_same_contract() -> None:
+    import aio_pika
+
+    from adapters.channels.auth import signed_headers
+
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        cfg = st.settings.channels["online_hall"]
+        body = fixture("flexible_enroll")
+        raw = json.dumps({"type": "flexible_enroll", "request_id": "AMQP-1",
+                          "payload": body["payload"]}, ensure_ascii=False).encode()
+        bad = json.dumps({"type": "newborn_enroll", "request_id": "AMQP-2",
+                          "payload": fixture("newborn_enroll")["payload"]}).encode()
+        conn = await aio_pika.connect_robust(st.settings.amqp_url)
+        async with conn:
+            ch = await conn.channel()
+            replies = await ch.declare_queue(exclusive=True)
+            ex = await ch.get_exchange(f"{st.settings.namespace}.channels")
+            for n, payload in enumerate((raw, bad)):
+                await ex.publish(aio_pika.Message(
+                    payload, headers=signed_headers(cfg.secret.get_secret_value(), payload),
+                    reply_to=replies.name, correlation_id=f"c{n}"), routing_key="online_hall")
+            answers = {}
+            async with replies.iterator() as it:
+                async for m in it:
+                    async with m.process():
+                        answers[m.correlation_id] = json.loads(m.body)
+                    if len(answers) == 2:
+                        break
+        assert answers["c0"]["status"] == 202, answers
+        assert answers["c1"]["status"] == 403  # online_hall may not submit newborns
+        app_id = answers["c0"]["body"]["application_id"]
+        final = await until_final(http, st, "online_hall", app_id)
+        assert final["status"] in FINAL and st.inbox.results[app_id]["_channel"] == "online_hall"
