@@ -6,6 +6,7 @@ import asyncio
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from adapters.channels.simulator import create_app as channels_app
 from adapters.core.simulator import create_app as core_app
 from adapters.tax.ftp_simulator import TaxFtpSimulator
 from adapters.tax.simulator import create_app as tax_app
@@ -23,6 +24,8 @@ async def run_simulators(settings: HubSettings) -> None:
         tax = await stack.enter_async_context(serve_app(
             tax_app(callback_url=f"{settings.callback_base}/partners/tax/callback"),
             host=host, port=settings.sim_tax_port))
+        channels = await stack.enter_async_context(serve_app(
+            channels_app(settings.channels), host=host, port=settings.sim_channels_port))
         rf = settings.returnfiles
         ftp = stack.enter_context(TaxFtpSimulator(
             Path(".run/ftp"), host=host, port=rf.port, user=rf.user,
@@ -30,5 +33,6 @@ async def run_simulators(settings: HubSettings) -> None:
         for i, kind in enumerate(("unit_pay", "employee_pay", "resident_pay")):
             ftp.drop_file(kind, 1000, batch_no=f"{i + 1:04d}", seed=i)
         print(f"simulators: core {core}/fsi/api/hub  tax {tax}/tax/ws?wsdl  "
-              f"tax FTP ftp://{host}:{ftp.port}{rf.root} (3 return files)  (Ctrl-C stops)")
+              f"tax FTP ftp://{host}:{ftp.port}{rf.root} (3 return files)  "
+              f"channels {channels}/channels/<name>/callback  (Ctrl-C stops)")
         await asyncio.Event().wait()
