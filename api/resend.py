@@ -350,10 +350,7 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
                      "accepted")
         return msg
 
-    @r.post("/admin/resend/employee", status_code=202,
-            summary="职工信息税务补发: resend one employee from core's current state")
-    async def resend_employee(body: ResendRequest,
-                              principal: Any = principal_dep) -> JSONResponse:
+    async def answer(body: AnyResend, principal: Any) -> JSONResponse:
         resend_id = new_id()
         out = await attempt(body, _who(principal), resend_id)
         if isinstance(out, HubError):
@@ -361,16 +358,17 @@ def resend_router(deps: Deps, *, audit: Audit | None = None,
         return JSONResponse({"resend_id": resend_id, "correlation_id": out.correlation_id,
                              "serial": out.message_id, "type": out.type}, status_code=202)
 
+    @r.post("/admin/resend/employee", status_code=202,
+            summary="职工信息税务补发: resend one employee from core's current state")
+    async def resend_employee(body: ResendRequest,
+                              principal: Any = principal_dep) -> JSONResponse:
+        return await answer(body, principal)
+
     @r.post("/admin/resend/record", status_code=202,
             summary="单位/灵活/居民信息税务补发: resend one record from core's current state")
     async def resend_record(body: RecordResendRequest,
                             principal: Any = principal_dep) -> JSONResponse:
-        resend_id = new_id()
-        out = await attempt(body, _who(principal), resend_id)
-        if isinstance(out, HubError):
-            return JSONResponse({"detail": _error_body(out)}, status_code=_status_for(out))
-        return JSONResponse({"resend_id": resend_id, "correlation_id": out.correlation_id,
-                             "serial": out.message_id, "type": out.type}, status_code=202)
+        return await answer(body, principal)
 
     @r.post("/admin/resend/employee/bulk", status_code=202,
             summary="Bulk 补发 of employees picked by transaction status, at a bounded rate")

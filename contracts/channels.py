@@ -73,12 +73,17 @@ from pydantic import (
     model_validator,
 )
 
+from contracts.checks import (
+    check_community,
+    check_credit_code,
+    check_division,
+    check_id_number,
+    check_mobile,
+)
 from contracts.employee import check_name, check_stop_date, check_stop_reason
 from contracts.ids import (
-    NANJING_DIVISIONS,
     birth_date_of,
     gender_of,
-    is_valid_credit_code,
     validate_id_number,
 )
 from contracts.taxcat import model_for
@@ -189,37 +194,14 @@ def temp_id_for(mother_id_number: str, birth_order: int) -> str:
 # ---------------------------------------------------------------- field types
 
 
-def _id_number(v: str) -> str:
-    v = v.strip().upper()
-    if reason := validate_id_number(v):
-        raise ValueError(reason)
-    return v
 
 
-def _mobile(v: str) -> str:
-    if not _MOBILE.match(v):
-        raise ValueError("must be an 11-digit mainland mobile number starting 13-19")
-    return v
 
 
-def _community(v: str) -> str:
-    if not _COMMUNITY.match(v) or v[:6] not in NANJING_DIVISIONS:
-        raise ValueError("must be a 12-digit 基层医保区划 code inside a Nanjing division "
-                         "(6-digit division + 3-digit street + 3-digit community)")
-    return v
 
 
-def _division(v: str) -> str:
-    if v not in NANJING_DIVISIONS:
-        raise ValueError(f"{v} is not a Nanjing division code")
-    return v
 
 
-def _uscc(v: str) -> str:
-    v = v.upper()
-    if reason := is_valid_credit_code(v):
-        raise ValueError(reason)
-    return v
 
 
 def _month(v: str) -> str:
@@ -234,12 +216,12 @@ def _code(v: str) -> str:
     return v
 
 
-IdNumber = Annotated[str, AfterValidator(_id_number)]
+IdNumber = Annotated[str, AfterValidator(check_id_number)]
 PersonName = Annotated[str, AfterValidator(check_name)]
-Mobile = Annotated[str, AfterValidator(_mobile)]
-CommunityCode = Annotated[str, AfterValidator(_community)]
-NanjingDivision = Annotated[str, AfterValidator(_division)]
-CreditCode = Annotated[str, AfterValidator(_uscc)]
+Mobile = Annotated[str, AfterValidator(check_mobile)]
+CommunityCode = Annotated[str, AfterValidator(check_community)]
+NanjingDivision = Annotated[str, AfterValidator(check_division)]
+CreditCode = Annotated[str, AfterValidator(check_credit_code)]
 Month = Annotated[str, AfterValidator(_month)]
 Code = Annotated[str, AfterValidator(_code)]
 Address = Annotated[str, Field(min_length=2, max_length=200)]

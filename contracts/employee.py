@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.checks import check_credit_code, check_id_number
 from contracts.ids import (
     NANJING_DIVISIONS,
     birth_date_of,
@@ -188,17 +189,8 @@ class SyncStatusUpdate(BaseModel):
 
 # ---------------------------------------------------------------- stop and resend (补发)
 
-def _check_credit_code(v: str) -> str:
-    if reason := is_valid_credit_code(v):
-        raise ValueError(reason)
-    return v
-
-
-def _check_id_number(v: str) -> str:
-    v = v.strip().upper()
-    if reason := validate_id_number(v):
-        raise ValueError(reason)
-    return v
+_check_credit_code = check_credit_code
+_check_id_number = check_id_number
 
 
 def check_stop_date(v: date, *, today: date | None = None) -> date:

@@ -30,13 +30,11 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
+from contracts.checks import check_community, check_credit_code, check_division, check_id_number
 from contracts.employee import check_name, check_stop_date
 from contracts.ids import (
-    NANJING_DIVISIONS,
     birth_date_of,
     gender_of,
-    is_valid_credit_code,
-    validate_id_number,
 )
 
 __all__ = [
@@ -431,18 +429,8 @@ def ops_of(kind: OpKind, subject: Subject | None = None) -> tuple[Op, ...]:
 
 # ---------------------------------------------------------------- field types
 
-def _uscc(v: str) -> str:
-    v = v.strip().upper()
-    if reason := is_valid_credit_code(v):
-        raise ValueError(reason)
-    return v
 
 
-def _id(v: str) -> str:
-    v = v.strip().upper()
-    if reason := validate_id_number(v):
-        raise ValueError(reason)
-    return v
 
 
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
@@ -454,17 +442,8 @@ def _pattern(regex: re.Pattern[str], what: str) -> Any:
     return check
 
 
-def _division(v: str) -> str:
-    if v not in NANJING_DIVISIONS:
-        raise ValueError(f"{v} is not a Nanjing division code")
-    return v
 
 
-def _community(v: str) -> str:
-    v = v.strip()
-    if not _COMMUNITY.match(v) or v[:6] not in NANJING_DIVISIONS:
-        raise ValueError("must be a 12-digit 基层医保区划 code inside a Nanjing division")
-    return v
 
 
 def _choices(choices: tuple[str, ...]) -> Any:
@@ -476,7 +455,7 @@ def _choices(choices: tuple[str, ...]) -> Any:
 
 
 def _idlist(v: list[str]) -> list[str]:
-    out = [_id(x) for x in v]
+    out = [check_id_number(x) for x in v]
     if len(set(out)) != len(out):
         raise ValueError("contains the same ID number twice")
     return out
@@ -497,9 +476,9 @@ def _annotation(f: WireField) -> Any:
         return Annotated[s, AfterValidator(_choices(f.choices))]
     match f.kind:
         case "uscc":
-            return Annotated[s, AfterValidator(_uscc)]
+            return Annotated[s, AfterValidator(check_credit_code)]
         case "id":
-            return Annotated[s, AfterValidator(_id)]
+            return Annotated[s, AfterValidator(check_id_number)]
         case "name":
             return Annotated[s, AfterValidator(check_name)]
         case "text":
@@ -522,9 +501,9 @@ def _annotation(f: WireField) -> Any:
             return Annotated[s, AfterValidator(_pattern(
                 _MOBILE, "an 11-digit mainland mobile number starting 13-19"))]
         case "division":
-            return Annotated[s, AfterValidator(_division)]
+            return Annotated[s, AfterValidator(check_division)]
         case "community":
-            return Annotated[s, AfterValidator(_community)]
+            return Annotated[s, AfterValidator(check_community)]
         case "certtype":
             return Annotated[s, AfterValidator(_certtype)]
         case "gender":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from sqlalchemy import func, select, update
@@ -28,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import canonical_json, new_id
 from contracts.masking import mask_id, mask_name, mask_text, mask_value
 from storage.application_models import FINAL_STATUSES, STATUSES, ApplicationRow
+from storage.times import as_utc, utc_now
 
 __all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationStore", "mask_payload", "payload_hash"]
 
@@ -38,14 +38,8 @@ _ADDRESSES: Final = frozenset({"household_address", "residence_address"})
 _CAS_TRIES: Final = 5
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+_now = utc_now
+_utc = as_utc
 
 
 def mask_payload(value: Any, key: str = "") -> Any:

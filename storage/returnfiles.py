@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -30,6 +30,7 @@ from storage.returnfile_models import (
     ReturnLineErrorRow,
     ReturnRecordRow,
 )
+from storage.times import as_utc, utc_now
 
 __all__ = ["FileCounts", "ReturnFileStore", "StoredFile"]
 
@@ -37,14 +38,8 @@ _RECORD_COLS = ("file_sha", *ReturnRecord._fields)
 _SELECT_RECORD = [getattr(ReturnRecordRow, f) for f in ReturnRecord._fields]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+_now = utc_now
+_utc = as_utc
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,14 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
     def refmsgid() -> str:
         return make_refmsgid(_AREA, now_cst(), next(serials))
 
+    async def faulted(key: str, infno: str, ref: str) -> JSONResponse | None:
+        """A read-like call's faults: an early answer, or a delay before the normal one."""
+        fault = sim.draw(key, infno)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        return None
+
     async def sync_status(req: NationalRequest) -> JSONResponse:
         ref = refmsgid()
         try:
@@ -329,10 +337,9 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if not isinstance(data, dict) or o is None:
             return _json(NationalResponse.failure("data.subject must be unit, flexible or "
                                                   "resident", code=INVALID_INPUT, refmsgid=ref))
-        fault = sim.draw(f"{INFNO_RECORD_QUERY}:{subject}", INFNO_RECORD_QUERY)
-        if (early := _early_fault(fault, ref)) is not None:
+        early = await faulted(f"{INFNO_RECORD_QUERY}:{subject}", INFNO_RECORD_QUERY, ref)
+        if early is not None:
             return early
-        await sim.sleep_for(fault)
         key = data.get("uscc") if subject == "unit" else data.get("certno")
         record = core.records.get(str(subject), {}).get(str(key))
         if record is None:
@@ -349,10 +356,8 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if not isinstance(serial, str) or not serial or not isinstance(data, dict):
             return _json(NationalResponse.failure("input.serial and input.data are required",
                                                   code=INVALID_INPUT, refmsgid=ref))
-        fault = sim.draw(f"{req.infno}:{serial}", req.infno)
-        if (early := _early_fault(fault, ref)) is not None:
+        if (early := await faulted(f"{req.infno}:{serial}", req.infno, ref)) is not None:
             return early
-        await sim.sleep_for(fault)
         if serial in core.pushes:
             sim.log.replays += 1
         else:
@@ -370,10 +375,8 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if o is None or not isinstance(data, dict):
             return _json(NationalResponse.failure("input.data is required",
                                                   code=INVALID_INPUT, refmsgid=ref))
-        fault = sim.draw(f"{req.infno}:query", req.infno)
-        if (early := _early_fault(fault, ref)) is not None:
+        if (early := await faulted(f"{req.infno}:query", req.infno, ref)) is not None:
             return early
-        await sim.sleep_for(fault)
         rows = [canonical_to_core(o.reply_fields, r)
                 for r in core.answer_query(o.name, core_to_canonical(o, data))]
         return _json(NationalResponse.success({"records": rows}, refmsgid=ref))
@@ -386,10 +389,9 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if not isinstance(data, dict) or not isinstance(app_id, str) or not app_id:
             return _json(NationalResponse.failure("data.application_id is required",
                                                   code=INVALID_INPUT, refmsgid=ref))
-        fault = sim.draw(f"{INFNO_APPLICATION}:{app_id}", INFNO_APPLICATION)
-        if (early := _early_fault(fault, ref)) is not None:
+        early = await faulted(f"{INFNO_APPLICATION}:{app_id}", INFNO_APPLICATION, ref)
+        if early is not None:
             return early
-        await sim.sleep_for(fault)
         known = core.applications.get(app_id)
         if known is not None:
             sim.log.replays += 1
@@ -408,10 +410,8 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if not isinstance(serial, str) or not serial or not isinstance(records, list):
             return _json(NationalResponse.failure("input.serial and input.records are required",
                                                   code=INVALID_INPUT, refmsgid=ref))
-        fault = sim.draw(f"{INFNO_ARRIVALS}:{serial}", INFNO_ARRIVALS)
-        if (early := _early_fault(fault, ref)) is not None:
+        if (early := await faulted(f"{INFNO_ARRIVALS}:{serial}", INFNO_ARRIVALS, ref)) is not None:
             return early
-        await sim.sleep_for(fault)
         if serial in core.arrivals:
             sim.log.replays += 1
         else:
@@ -428,10 +428,8 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if kind not in ("unit", "employee", "resident"):
             return _json(NationalResponse.failure("input.kind must be unit, employee or "
                                                   "resident", code=INVALID_INPUT, refmsgid=ref))
-        fault = sim.draw(f"{INFNO_SNAPSHOT}:{kind}", INFNO_SNAPSHOT)
-        if (early := _early_fault(fault, ref)) is not None:
+        if (early := await faulted(f"{INFNO_SNAPSHOT}:{kind}", INFNO_SNAPSHOT, ref)) is not None:
             return early
-        await sim.sleep_for(fault)
         return _json(NationalResponse.success({"records": core.snapshot(str(kind))},
                                               refmsgid=ref))
 

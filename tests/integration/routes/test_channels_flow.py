@@ -192,3 +192,29 @@ async def test_a_channel_may_submit_over_amqp_with_the_same_contract() -> None:
         app_id = answers["c0"]["body"]["application_id"]
         final = await until_final(http, st, "online_hall", app_id)
         assert final["status"] in FINAL and st.inbox.results[app_id]["_channel"] == "online_hall"
+
+
+async def test_every_bad_input_is_refused_by_the_real_hub_and_nothing_is_enrolled() -> None:
+    """The unit suite's 45 bad requests, now against the running hub (real Redis nonces,
+    real broker, real database): each a 4xx naming its field; nothing stored or sent."""
+    from tests.unit.api.test_channels_api import BAD, MAX_BODY, _settings
+    from tests.unit.api.test_channels_api import fields as named
+
+    async with _stack(channels=_settings().channels, max_body_bytes=MAX_BODY) as st, \
+            httpx.AsyncClient(timeout=10) as http:
+        for name, case in BAD.items():
+            body = case.body()
+            headers = case.make_headers(body)
+            if case.replay:
+                assert await st.hub.deps.nonces.seen(case.channel, headers["X-Channel-Nonce"],
+                                                     600) is False
+            if case.content_type is not None:
+                headers["Content-Type"] = case.content_type
+            r = await http.post(f"{st.hub_url}/channels/{case.channel}/applications",
+                                content=body, headers=headers)
+            assert r.status_code == case.status, (name, r.text)
+            assert case.field in named(r), (name, r.text)
+        await asyncio.sleep(0.5)
+        assert await st.hub.deps.applications.count() == 0  # type: ignore[union-attr]
+        assert st.store.applications == {} and st.tax_state.log.summary()["effects"] == 0
+        assert st.inbox.results == {}
