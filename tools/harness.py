@@ -65,6 +65,8 @@ class Stack:
     settings: HubSettings
     channel_state: SimState
     inbox: ChannelInbox
+    tax_sim: Any = None
+    """The tax simulator behind ``tax_url`` (its rules' book, its batch desk)."""
 
     async def effects(self, which: str) -> dict[str, Any]:
         state = self.core_state if which == "core" else self.tax_state
@@ -95,9 +97,9 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
             "callback_url": f"{channels_url}/channels/{name}/callback"})
             for name, c in {**settings.channels,
                             **(overrides or {}).get("channels", {})}.items()}
-        tax_base = await stack.enter_async_context(serve_app(tax_app(
-            tax_state, callback_url=f"{hub_url}/partners/tax/callback",
-            reject_suffixes=reject_suffixes)))
+        tax_application = tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+                                  reject_suffixes=reject_suffixes)
+        tax_base = await stack.enter_async_context(serve_app(tax_application))
         s = settings.model_copy(update={
             "namespace": ns, "database_url": db, "http_port": hub_port,
             "core_url": core_url, "tax_url": f"{tax_base}/tax/ws", "callback_base": hub_url,
@@ -108,7 +110,7 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
         try:
             await stack.enter_async_context(serve_app(hub.api, port=hub_port))
             yield Stack(hub, hub_url, core_url, f"{tax_base}/tax/ws", core_state, tax_state,
-                        store, s, channel_state, inbox)
+                        store, s, channel_state, inbox, tax_application.state.tax)
         finally:
             if not keep_topology:
                 await stack.aclose()

@@ -107,7 +107,7 @@ async def test_arrears_refuse_a_transfer_out_with_the_reason() -> None:
     async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
         body = fixture("transfer_out")
         cfg = st.settings.channels["my_nanjing"]
-        book = _tax_book(st)
+        book = st.tax_sim.book
         book.arrears[body["payload"]["id_number"]] = 123_456
         r = await submit(http, st.hub_url, "my_nanjing", cfg, "transfer_out", "ARR-1",
                          body["payload"])
@@ -141,15 +141,6 @@ async def test_a_channel_that_stays_down_gets_its_result_dead_lettered_then_redr
         assert r.status_code in (200, 202), r.text
         final = await until_final(http, st, "gov_office", app_id)
         assert final["status"] in FINAL and st.inbox.results[app_id]["status"]
-
-
-def _tax_book(st: Any) -> Any:
-    """The tax simulator's book (the app behind the harness's tax URL)."""
-    import gc
-
-    from adapters.tax.simulator import TaxSimulator
-    sims = [o for o in gc.get_objects() if isinstance(o, TaxSimulator)]
-    return sims[-1].book
 
 
 async def _parked(st: Any) -> int:
