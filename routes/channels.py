@@ -152,8 +152,6 @@ async def push_result(msg: HubMessage, deps: Deps) -> Outcome:
         await deps.applications.set_status(app_id, "rejected", reason_field=(
             bad[0]["reason_field"] or None), reason=f"{bad[0]['reason_code']}: "
             f"{bad[0]['reason_text']}", parts=parts)
-    else:
-        await deps.applications.set_status(app_id, "synced", parts=parts)
     final = {"application_id": app_id, "request_id": app["request_id"], "type": app["type"],
              "status": "rejected" if bad else "completed",
              "reason_code": bad[0]["reason_code"] if bad else "",
@@ -161,9 +159,14 @@ async def push_result(msg: HubMessage, deps: Deps) -> Outcome:
              "reason": bad[0]["reason_text"] if bad else "",
              "parts": [{"correlation_id": k, **v} for k, v in sorted(results.items())]}
     channel = str(app["channel"])
-    await deps.channels.push_result(channel, final, serial=app_id)
-    if not bad:
-        await deps.applications.set_status(app_id, "completed")
+    try:
+        await deps.channels.push_result(channel, final, serial=app_id)
+    except Exception:
+        if not bad:  # synced at tax and core; the channel has yet to hear it
+            await deps.applications.set_status(app_id, "synced", parts=parts)
+        raise
+    if not bad:  # one write in the common case: the channel heard it, so it is completed
+        await deps.applications.set_status(app_id, "completed", parts=parts)
     return Outcome(txn=TxnUpdate(app_id, APPLICATION, f"{channel}:{app['request_id']}",
                                  f"channel.{channel}", "delivered" if not bad else "rejected",
                                  final["reason_code"] or "", final["reason"] or ""),

@@ -144,6 +144,31 @@ class ApplicationStore:
                                                         default=str),
                                        updated_at=_now()))
 
+    async def _advance(self, app_id: str, status: str, *, reason_field: str | None,
+                       reason: str | None, core_ref: str | None,
+                       parts: dict[str, Any] | None) -> bool:
+        """The pipeline's common case in one statement: move forward from any earlier,
+        non-final status (the WHERE clause is the rule, so no read is needed)."""
+        now = _now()
+        values: dict[str, Any] = {"status": status, "updated_at": now,
+                                  "completed_at": now if status in FINAL_STATUSES else None}
+        if reason_field is not None:
+            values["reason_field"] = reason_field[:120]
+        if reason is not None:
+            values["reason"] = mask_text(reason)
+        if core_ref is not None:
+            values["core_ref"] = core_ref[:64]
+        if parts is not None:
+            values["parts"] = json.dumps(parts, ensure_ascii=False, default=str)
+        earlier = [s for s, rank in _RANK.items()
+                   if rank <= _RANK[status] and s not in FINAL_STATUSES]
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(ApplicationRow)
+                .where(ApplicationRow.id == app_id, ApplicationRow.status.in_(earlier))
+                .values(**values))
+        return bool(result.rowcount == 1)
+
     async def count(self, channel: str | None = None) -> int:
         q = select(func.count()).select_from(ApplicationRow)
         if channel is not None:
@@ -165,6 +190,9 @@ class ApplicationStore:
         """
         if status not in _RANK:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        if tax_serials is None and only_if_not_final:
+            return await self._advance(app_id, status, reason_field=reason_field,
+                                       reason=reason, core_ref=core_ref, parts=parts)
         for _ in range(_CAS_TRIES):
             async with self.engine.begin() as conn:
                 current = (await conn.execute(
