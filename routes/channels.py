@@ -55,9 +55,10 @@ async def _facts(app_type: str, payload: dict[str, Any], deps: Deps,
                  today: date) -> dict[str, str]:
     """Ask tax what the rules need; returns the overrides (start month, insure year)."""
     community = payload.get("community")
-    if community:
+    if community and not deps.memo.get(f"community:{community}"):
         rows = await _ask(deps, "QueryCommunity", community=community)
         check_community(community, bool(rows) and rows[0].get("valid") == "1")
+        deps.memo.put(f"community:{community}", True)  # only a known one is remembered
     id_number = payload.get("id_number")
     if id_number and app_type in ("transfer_out", "retire"):
         rows = await _ask(deps, "QueryPersonArrears", id_number=id_number)

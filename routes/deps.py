@@ -13,6 +13,7 @@ from config.settings import HubSettings
 from contracts.envelope import HubMessage
 from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
+from retry.memo import TtlMemo
 from retry.ordering import EntityGate
 from storage.journal import Journal
 
@@ -70,5 +71,7 @@ class Deps:
     channels: ChannelPort | None = None
     nonces: Any = None
     """Channel request nonces (``adapters.channels.auth.NonceStore``)."""
+    memo: TtlMemo = field(default_factory=TtlMemo)
+    """Reference answers worth remembering for minutes (``retry.memo``)."""
     tax_files: Any = None
     """Tax's FTP for batch files named in pushes (``routes.compare.BatchFiles``)."""
