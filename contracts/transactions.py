@@ -58,7 +58,7 @@ _HAND: Final[tuple[Transaction, ...]] = (
     Transaction("core.employee.query", "core", "out", "sync", "H1102", "admin", None,
                 "职工参保信息查询",
                 "CorePort.get_employee: the resend API (补发) reads core's current state"),
-    Transaction("core.arrivals", "tax", "in", "async", "FTP RETR", "poller", None,
+    Transaction("core.arrivals", "tax_ftp", "in", "async", "FTP RETR", "poller", None,
                 "回盘文件", "polled from tax's FTP; header/trailer checked; processed once "
                 "per content (contracts/RETURNFILES.md)"),
     Transaction("core.arrivals", "core", "out", "sync", "H3101", "poller", None,
@@ -97,8 +97,8 @@ def _catalogue_rows() -> tuple[Transaction, ...]:
         elif o.name == "CompareBatchNotify":
             rows.append(Transaction(o.msg_type, "tax", "in", "sync", o.name, "ingress", None,
                                     o.title, "the hub answers S once the broker confirmed"))
-            rows.append(Transaction(o.msg_type, "tax", "out", "sync", "FTP RETR", "tax.compare",
-                                    policy, "比对批次文件",
+            rows.append(Transaction(o.msg_type, "tax_ftp", "out", "sync", "FTP RETR",
+                                    "tax.compare", "default", "比对批次文件",
                                     "the batch file named in the push, from tax's FTP; "
                                     "compared with core (H1105) into a CSV/XLSX report"))
             rows.append(Transaction(o.msg_type, "core", "out", "sync", "H1105", "inline",

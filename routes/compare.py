@@ -88,4 +88,5 @@ async def compare(msg: HubMessage, deps: Deps) -> Outcome:
                    result={"outcome": "compared", "differences": summary["differences"]})
 
 
-COMPARE_ROUTE: Final = Route("tax.compare", (COMPARE,), "tax", compare)
+COMPARE_ROUTE: Final = Route("tax.compare", (COMPARE,), "tax_ftp", compare)
+"""Its own partner name: an FTP outage must not open the breaker of tax's SOAP lanes."""

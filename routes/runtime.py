@@ -257,7 +257,10 @@ async def _run(route: Route, msg: HubMessage, d: Delivery, deps: Deps, policy: R
         return await _permanent(route, msg, d, deps, exc, attempt, t0)
     except TransientError as exc:
         if breaker:
-            breaker.failure()
+            # Count it against the partner that failed: a lane may ask another partner too
+            # (the channel intake asks tax), and tax being down must not rest core.
+            failed = deps.breakers.get(exc.partner) if exc.partner else breaker
+            failed.failure()
         return await _transient(route, msg, d, deps, policy, exc, attempt, t0)
     except Exception as exc:  # a bug or a surprise: count it, so a poison message ends in the DLQ
         log.warning("unexpected %s on %s: %s", type(exc).__name__, route.name, exc)

@@ -34,7 +34,8 @@ from retry.errors import ClientError, HubError, PartnerTimeout, PartnerUnavailab
 __all__ = ["FetchedFile", "FtpConfig", "FtpReturnFileSource", "RemoteFile", "ReturnFileSource",
            "map_ftp_error"]
 
-PARTNER: Final = "tax"
+PARTNER: Final = "tax_ftp"
+"""Errors name tax's FTP server apart from its SOAP service: separate breakers."""
 _MARKER_MAX: Final = 256
 T = TypeVar("T")
 

@@ -124,7 +124,7 @@ async def test_a_refused_login_is_a_client_error(sim: TaxFtpSimulator, store: Re
     svc = make_service(sim, store, Sink(), tmp_path)
     with pytest.raises(ClientError, match="login refused") as info:
         await svc.poll_once()
-    assert info.value.partner == "tax"
+    assert info.value.partner == "tax_ftp"
 
 
 async def test_a_dropped_transfer_is_transient_and_the_next_poll_recovers(
@@ -159,4 +159,4 @@ async def test_a_server_that_is_down_is_transient(tmp_path: Path,
     svc = make_service(sim, store, Sink(), tmp_path)
     with pytest.raises(TransientError) as info:
         await svc.poll_once()
-    assert info.value.partner == "tax"
+    assert info.value.partner == "tax_ftp"

@@ -782,3 +782,15 @@ def test_a_model_level_payload_error_is_named_payload() -> None:
     assert isinstance(failed, ValidationFailed)
     assert "gender 1 disagrees" in failed.reason
     assert failed.field == "payload"
+
+
+async def test_a_transient_failure_counts_against_the_partner_that_failed(
+        world: World) -> None:
+    """The channel intake (a core lane) asks tax too: tax being down must not rest core."""
+    handler = Script(*(PartnerTimeout("tax slow", partner="tax") for _ in range(3)))
+    for n in range(3):
+        await world.run(_route(handler, partner="core"), _msg(correlation_id=f"c{n}",
+                                                                entity_key=f"e{n}"))
+    failures = {b["partner"]: b for b in world.deps.breakers.snapshot()}
+    assert failures["tax"]["recent_failures"] == 3
+    assert failures["core"]["recent_failures"] == 0
