@@ -25,6 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from redis.asyncio import BlockingConnectionPool, Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.channels.auth import RedisNonceStore
 from adapters.channels.client import ChannelClient
@@ -43,7 +44,7 @@ from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.deps import Deps
 from routes.lanes import ROUTES
-from routes.returnfiles import ReturnFileService
+from routes.returnfiles import ArrivalSink, ReturnFileService
 from routes.runtime import Route
 from storage.applications import ApplicationStore
 from storage.deadletters import DeadLetterStore
@@ -208,7 +209,7 @@ def build_hub(settings: HubSettings) -> Hub:
         nonces=RedisNonceStore(redis, prefix=f"{settings.namespace}:nonce:"),
     )
     deps.applications = ApplicationStore(deps.journal.engine)
-    returnfiles = build_returnfiles(settings, deps)
+    returnfiles = build_returnfiles(settings, deps.journal.engine, deps.core)
     deps.tax_files = returnfiles.source
     hub = Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis,
               returnfiles=returnfiles)
@@ -216,13 +217,14 @@ def build_hub(settings: HubSettings) -> Hub:
     return hub
 
 
-def build_returnfiles(settings: HubSettings, deps: Deps) -> ReturnFileService:
+def build_returnfiles(settings: HubSettings, engine: AsyncEngine,
+                      core: ArrivalSink) -> ReturnFileService:
     """F5: tax's FTP -> spool -> SQL -> 到账 batches to core (``routes.returnfiles``)."""
     rf = settings.returnfiles
     source = FtpReturnFileSource(FtpConfig(
         host=rf.host, port=rf.port, user=rf.user, password=rf.password.get_secret_value(),
         root=rf.root, timeout_s=rf.timeout_s))
-    return ReturnFileService(source, ReturnFileStore(deps.journal.engine), deps.core,
+    return ReturnFileService(source, ReturnFileStore(engine), core,
                              spool_dir=Path(rf.spool_dir), chunk_size=rf.chunk_size,
                              batch_size=rf.batch_size)
 
@@ -247,20 +249,17 @@ async def serve(settings: HubSettings) -> None:
 async def poll_returnfiles_once(settings: HubSettings) -> int:
     """One poll of tax's FTP, without the broker: prints one report per file."""
     engine = make_engine(settings.database_url)
-    core = settings.partner("core")
-    deps = Deps(settings=settings, tax=None,  # type: ignore[arg-type]
-                core=CoreClient(core.endpoint, timeout=core.timeout_s), idem=None,  # type: ignore[arg-type]
-                journal=Journal(engine), publisher=None, owner="cli",  # type: ignore[arg-type]
-                names=Names(settings.namespace))
+    partner = settings.partner("core")
+    core = CoreClient(partner.endpoint, timeout=partner.timeout_s)
     try:
-        for report in await build_returnfiles(settings, deps).poll_once():
+        for report in await build_returnfiles(settings, engine, core).poll_once():
             print(json.dumps(report.to_dict(), ensure_ascii=False))
         return 0
     except HubError as exc:
         print(f"returnfiles: {exc.code}: {exc.reason}", file=sys.stderr)
         return 1
     finally:
-        await deps.core.aclose()
+        await core.aclose()
         await engine.dispose()
 
 

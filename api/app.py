@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import FileResponse
 
 from api.admin import admin_router
 from api.auth import READERS, Authenticator, load_principals
@@ -16,6 +17,7 @@ from api.channels import channels_router
 from api.ingress import ingress_router
 from api.queries import queries_router
 from api.resend import resend_router
+from routes.compare import REPORTS_DIR
 from routes.deps import Deps
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
@@ -55,9 +57,6 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
              summary="Download a 比对 difference report (<batch_id>.csv or .xlsx)",
              dependencies=[Depends(auth.require(*READERS))])
     async def compare_report(name: str) -> Any:
-        from fastapi.responses import FileResponse
-
-        from routes.compare import REPORTS_DIR
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}\.(csv|xlsx)", name) or ".." in name:
             raise HTTPException(404, f"no report {name}")
         path = REPORTS_DIR / name

@@ -56,12 +56,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _toml(core: str, tax: str, channels: str) -> str:
+def _toml(core: str, tax: str, channels: str, names: list[str]) -> str:
     lines = ["log_level = \"ERROR\"", "[returnfiles]", "enabled = false",
              "[partners.core]", 'protocol = "http-json"', f'endpoint = "{core}"',
              "timeout_s = 5.0", "[partners.tax]", 'protocol = "soap"',
              f'endpoint = "{tax}/tax/ws"', "timeout_s = 5.0"]
-    for name in ("my_nanjing", "gov_office", "online_hall", "hrss"):
+    for name in names:
         lines += [f"[channels.{name}]", f'secret = "dev-{name}-secret"',
                   f'callback_url = "{channels}/channels/{name}/callback"']
     return "\n".join(lines) + "\n"
@@ -143,7 +143,7 @@ async def run(rates: list[int], seconds: float) -> int:
         channels = await stack.enter_async_context(serve_app(channels_app(
             settings.channels, channel_state, inbox)))
         toml = tmp / "hub.toml"
-        toml.write_text(_toml(core, tax, channels), encoding="utf-8")
+        toml.write_text(_toml(core, tax, channels, list(settings.channels)), encoding="utf-8")
         env = {**os.environ, "HUB_SETTINGS_FILE": str(toml), "HUB_NAMESPACE": ns,
                "HUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/hub.db",
                "HUB_HTTP_PORT": str(hub_port), "HUB_CALLBACK_BASE": hub_url}

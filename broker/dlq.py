@@ -31,7 +31,8 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 
 from broker.topology import DELAY_HEADER, DELIVERY_LIMIT, Names
 from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HEADER_SOURCE
-from storage.deadletters import DeadLetter, DeadLetterStore, utc
+from storage.deadletters import DeadLetter, DeadLetterStore
+from storage.times import utc
 
 __all__ = ["HEADER_REASON", "HEADER_REASON_CODE", "HEADER_RETRY_OF", "HEADER_ROUTE",
            "attach_dlq_archiver", "describe", "dlq_queue", "retry_headers", "start_late"]

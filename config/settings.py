@@ -17,9 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from contracts.channels import CHANNEL_NAMES
 from retry.policy import RetryPolicy
 
-__all__ = ["CHANNELS", "ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
+__all__ = ["ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
            "ReturnFileSettings", "load_settings"]
 
 Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
@@ -84,14 +85,11 @@ class ReturnFileSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
-CHANNELS: tuple[str, ...] = ("my_nanjing", "gov_office", "online_hall", "hrss")
-
-
 def _default_channels() -> dict[str, ChannelConfig]:
     """Development defaults: loopback callbacks to the channel simulator, well-known secrets."""
     return {name: ChannelConfig(secret=SecretStr(f"dev-{name}-secret"),
                                 callback_url=f"http://127.0.0.1:8103/channels/{name}/callback")
-            for name in CHANNELS}
+            for name in CHANNEL_NAMES}
 
 
 def _default_partners() -> dict[str, PartnerConfig]:

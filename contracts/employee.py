@@ -189,10 +189,6 @@ class SyncStatusUpdate(BaseModel):
 
 # ---------------------------------------------------------------- stop and resend (补发)
 
-_check_credit_code = check_credit_code
-_check_id_number = check_id_number
-
-
 def check_stop_date(v: date, *, today: date | None = None) -> date:
     """A stop date may lie in the future, but by one year at most (Beijing calendar)."""
     today = today or datetime.now(_CN_TZ).date()
@@ -223,8 +219,8 @@ class EmployeeStop(BaseModel):
     stop_date: date = Field(description="停保日期")
     reason_code: str = Field(default="01", description="停保原因, a key of STOP_REASONS")
 
-    _uscc = field_validator("unit_credit_code")(_check_credit_code)
-    _id = field_validator("id_number")(_check_id_number)
+    _uscc = field_validator("unit_credit_code")(check_credit_code)
+    _id = field_validator("id_number")(check_id_number)
     _stop = field_validator("stop_date")(check_stop_date)
     _reason = field_validator("reason_code")(check_stop_reason)
 
@@ -252,8 +248,8 @@ class ResendRequest(BaseModel):
     stop_reason: str = Field(default="01", description="停保原因, for action stop")
     reason: str = Field(min_length=2, max_length=500, description="why the resend (audited)")
 
-    _uscc = field_validator("unit_credit_code")(_check_credit_code)
-    _id = field_validator("id_number")(_check_id_number)
+    _uscc = field_validator("unit_credit_code")(check_credit_code)
+    _id = field_validator("id_number")(check_id_number)
     _reason = field_validator("stop_reason")(check_stop_reason)
 
     @field_validator("stop_date")

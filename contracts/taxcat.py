@@ -31,11 +31,12 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from contracts.checks import check_community, check_credit_code, check_division, check_id_number
-from contracts.employee import check_name, check_stop_date
+from contracts.employee import CERT_TYPES, check_name, check_stop_date, normalise_cert_type
 from contracts.ids import (
     birth_date_of,
     gender_of,
 )
+from retry.errors import ValidationFailed
 
 __all__ = [
     "FIELDS",
@@ -462,7 +463,6 @@ def _idlist(v: list[str]) -> list[str]:
 
 
 def _certtype(v: str) -> str:
-    from contracts.employee import CERT_TYPES, normalise_cert_type
     v = normalise_cert_type(v)
     if v not in CERT_TYPES:
         raise ValueError(f"unknown certificate type {v}")
@@ -599,7 +599,6 @@ def core_to_canonical(o: Op, data: Mapping[str, Any]) -> dict[str, Any]:
     by_core = {f.core: f.attr for f in o.wire_fields}
     unknown = sorted(k for k in data if k not in by_core and k != "seq")
     if unknown:
-        from retry.errors import ValidationFailed
         raise ValidationFailed([(k, f"unknown field for {o.name}") for k in unknown],
                                partner="core")
     return {by_core[k]: v for k, v in data.items() if k in by_core}

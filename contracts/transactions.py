@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from contracts.channels import CHANNEL_NAMES
 from contracts.taxcat import OPS
 
 __all__ = ["DOC_PATH", "TRANSACTIONS", "Transaction", "render_markdown"]
@@ -73,7 +74,7 @@ _HAND: Final[tuple[Transaction, ...]] = (
     *(Transaction(f"channel.result.{name}", f"channel.{name}", "out", "sync",
                   "POST callback_url", f"channel.{name}", "channel", "申请结果推送",
                   "signed like the channel's requests; retried, then dead-lettered")
-      for name in ("my_nanjing", "gov_office", "online_hall", "hrss")),
+      for name in CHANNEL_NAMES),
     Transaction("core.record.query", "core", "out", "sync", "H1103", "admin", None,
                 "单位/灵活/居民参保信息查询",
                 "CorePort.get_record: the resend API (补发) reads core's current state"),

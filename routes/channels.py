@@ -22,8 +22,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Final
 
-from config.settings import CHANNELS
-from contracts.channels import to_tax_payload
+from contracts.channels import CHANNEL_NAMES, to_tax_payload
 from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
@@ -177,5 +176,5 @@ async def push_result(msg: HubMessage, deps: Deps) -> Outcome:
 CHANNEL_ROUTES: Final = (
     Route("channel.intake", (APPLICATION,), "core", intake, intake_failed),
     *(Route(f"channel.{name}", (result_type(name),), f"channel.{name}", push_result)
-      for name in CHANNELS),
+      for name in CHANNEL_NAMES),
 )

@@ -27,11 +27,11 @@ from contracts.reconcile import BatchHeader
 from retry.errors import ValidationFailed
 from routes.deps import Deps
 from routes.reconcile import InMemoryCoreSnapshot, reconcile_batch
+from routes.reconcile_input import InputError, read_records
 from routes.reconcile_report import CsvReport, XlsxReport, write_reports
 from routes.runtime import Outcome, Route, validation_error
 from routes.tax_catalogue import parse_payload
 from storage.journal import TxnUpdate
-from tools.reconcile_cli import CliError, read_records
 
 __all__ = ["COMPARE", "COMPARE_ROUTE", "KIND_OF", "REPORTS_DIR", "BatchFiles", "compare"]
 
@@ -58,7 +58,7 @@ def _run(header: BatchHeader, source: Path, core: list[dict[str, Any]],
         n = write_reports(result, [CsvReport(out.with_suffix(".csv")),
                                    XlsxReport(out.with_suffix(".xlsx"))],
                           lambda: result.summary)
-    except CliError as exc:
+    except InputError as exc:
         raise ValidationFailed([("wjlj", str(exc))], partner="tax") from None
     s = result.summary
     return {"differences": n, "tax_records": s.tax_records, "core_records": s.core_records,

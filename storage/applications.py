@@ -38,8 +38,6 @@ _ADDRESSES: Final = frozenset({"household_address", "residence_address"})
 _CAS_TRIES: Final = 5
 
 
-_now = utc_now
-_utc = as_utc
 
 
 def mask_payload(value: Any, key: str = "") -> Any:
@@ -78,8 +76,25 @@ def _as_dict(row: Any) -> dict[str, Any]:
     d["tax_serials"] = json.loads(d["tax_serials"] or "[]")
     d["parts"] = json.loads(d["parts"] or "{}")
     for k in ("created_at", "updated_at", "completed_at"):
-        d[k] = _utc(d[k])
+        d[k] = as_utc(d[k])
     return d
+
+
+def _status_values(status: str, reason_field: str | None, reason: str | None,
+                   core_ref: str | None, parts: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns a status change writes (only what is given, besides the times)."""
+    now = utc_now()
+    values: dict[str, Any] = {"status": status, "updated_at": now,
+                              "completed_at": now if status in FINAL_STATUSES else None}
+    if reason_field is not None:
+        values["reason_field"] = reason_field[:120]
+    if reason is not None:
+        values["reason"] = mask_text(reason)
+    if core_ref is not None:
+        values["core_ref"] = core_ref[:64]
+    if parts is not None:
+        values["parts"] = json.dumps(parts, ensure_ascii=False, default=str)
+    return values
 
 
 class ApplicationStore:
@@ -96,7 +111,7 @@ class ApplicationStore:
         if status not in _RANK:
             raise ValueError(f"unknown status {status!r}")
         for _ in range(3):
-            now = _now()
+            now = utc_now()
             row = {"id": new_id(), "channel": channel, "request_id": request_id, "type": type,
                    "status": status, "reason_field": "", "reason": "",
                    "payload_masked": json.dumps(mask_payload(payload), ensure_ascii=False),
@@ -142,24 +157,14 @@ class ApplicationStore:
             await conn.execute(update(ApplicationRow).where(ApplicationRow.id == app_id)
                                .values(parts=json.dumps(parts, ensure_ascii=False,
                                                         default=str),
-                                       updated_at=_now()))
+                                       updated_at=utc_now()))
 
     async def _advance(self, app_id: str, status: str, *, reason_field: str | None,
                        reason: str | None, core_ref: str | None,
                        parts: dict[str, Any] | None) -> bool:
         """The pipeline's common case in one statement: move forward from any earlier,
         non-final status (the WHERE clause is the rule, so no read is needed)."""
-        now = _now()
-        values: dict[str, Any] = {"status": status, "updated_at": now,
-                                  "completed_at": now if status in FINAL_STATUSES else None}
-        if reason_field is not None:
-            values["reason_field"] = reason_field[:120]
-        if reason is not None:
-            values["reason"] = mask_text(reason)
-        if core_ref is not None:
-            values["core_ref"] = core_ref[:64]
-        if parts is not None:
-            values["parts"] = json.dumps(parts, ensure_ascii=False, default=str)
+        values = _status_values(status, reason_field, reason, core_ref, parts)
         earlier = [s for s, rank in _RANK.items()
                    if rank <= _RANK[status] and s not in FINAL_STATUSES]
         async with self.engine.begin() as conn:
@@ -203,18 +208,7 @@ class ApplicationStore:
                 if only_if_not_final and (current.status in FINAL_STATUSES
                                           or _RANK[status] < _RANK[current.status]):
                     return False
-                now = _now()
-                values: dict[str, Any] = {
-                    "status": status, "updated_at": now,
-                    "completed_at": now if status in FINAL_STATUSES else None}
-                if reason_field is not None:
-                    values["reason_field"] = reason_field[:120]
-                if reason is not None:
-                    values["reason"] = mask_text(reason)
-                if core_ref is not None:
-                    values["core_ref"] = core_ref[:64]
-                if parts is not None:
-                    values["parts"] = json.dumps(parts, ensure_ascii=False, default=str)
+                values = _status_values(status, reason_field, reason, core_ref, parts)
                 if tax_serials:
                     known: list[str] = json.loads(current.tax_serials or "[]")
                     values["tax_serials"] = json.dumps(

@@ -18,8 +18,9 @@ from sqlalchemy import ColumnElement, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.masking import mask_value
-from storage.deadletters import jsonable, utc
+from storage.deadletters import jsonable
 from storage.ops_models import AuditRow
+from storage.times import utc
 
 __all__ = ["AuditEntry", "AuditLog"]
 

@@ -15,7 +15,7 @@ import builtins
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, func, insert, select, update
@@ -23,16 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.masking import mask_text, mask_value
 from storage.ops_models import DeadLetterRow
+from storage.times import utc, utc_now
 
 __all__ = ["ID_HEADERS", "DeadLetter", "DeadLetterFilter", "DeadLetterGroup", "DeadLetterStore",
-           "Status", "jsonable", "mask_headers", "utc"]
+           "Status", "jsonable", "mask_headers"]
 
 Status = Literal["dead", "retried", "archived"]
-
-
-def utc(value: datetime) -> datetime:
-    """Aware UTC; a naive value (what SQLite gives back) is taken to be UTC already."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def jsonable(value: Any) -> Any:
@@ -48,10 +44,6 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -75,7 +67,7 @@ class DeadLetter:
     status: Status = "dead"
     #: How often an operator sent it back (a send that failed still counts).
     retried_count: int = 0
-    updated_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=utc_now)
     id: int = 0
 
 
@@ -231,7 +223,7 @@ class DeadLetterStore:
             return []
         t = DeadLetterRow
         q = (update(t).where(t.id.in_(wanted))
-             .values(status=status, updated_at=_now(),
+             .values(status=status, updated_at=utc_now(),
                      retried_count=t.retried_count + (1 if status == "retried" else 0))
              .returning(t.id))
         if only_from is not None:

@@ -12,7 +12,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.masking import mask_text, mask_value
 from storage.models import InteractionLog, PartnerRequest, Transaction
+from storage.times import utc_now
 
-__all__ = ["Journal", "LogEntry", "RequestRecord", "TxnUpdate", "make_engine", "now"]
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Journal", "LogEntry", "RequestRecord", "TxnUpdate", "make_engine"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class LogEntry:
     attempt: int = 0
     duration_ms: int = 0
     detail: Any = ""
-    at: datetime = field(default_factory=now)
+    at: datetime = field(default_factory=utc_now)
 
     def row(self) -> dict[str, Any]:
         d = self.detail
@@ -64,7 +61,7 @@ class TxnUpdate:
     reason_code: str = ""
     reason: str = ""
     attempts: int = 0
-    at: datetime = field(default_factory=now)
+    at: datetime = field(default_factory=utc_now)
     only_if_new: bool = False
     only_if_exists: bool = False
 
@@ -78,7 +75,7 @@ class RequestRecord:
     business_key: str
     entity_key: str = ""
     accept_no: str = ""
-    created_at: datetime = field(default_factory=now)
+    created_at: datetime = field(default_factory=utc_now)
 
 
 Item = LogEntry | TxnUpdate | RequestRecord

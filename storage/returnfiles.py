@@ -38,8 +38,6 @@ _RECORD_COLS = ("file_sha", *ReturnRecord._fields)
 _SELECT_RECORD = [getattr(ReturnRecordRow, f) for f in ReturnRecord._fields]
 
 
-_now = utc_now
-_utc = as_utc
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class StoredFile:
     def of(cls, row: Any) -> StoredFile:
         d = dict(row)
         for k in ("started_at", "updated_at", "finished_at"):
-            d[k] = _utc(d[k])
+            d[k] = as_utc(d[k])
         return cls(**d)
 
 
@@ -143,7 +141,7 @@ class ReturnFileStore:
 
     async def claim(self, sha256: str, name: str, parsed: ReturnFileName, size: int) -> bool:
         """Start (or take over a stale) processing of a file; False if it is not ours to do."""
-        at = _now()
+        at = utc_now()
         async with self.engine.begin() as conn:
             row = (await conn.execute(select(ReturnFileRow.status, ReturnFileRow.updated_at)
                                       .where(ReturnFileRow.sha256 == sha256))).first()
@@ -169,7 +167,7 @@ class ReturnFileStore:
         return True
 
     def _stale(self, updated_at: datetime, at: datetime) -> bool:
-        seen = _utc(updated_at)
+        seen = as_utc(updated_at)
         return seen is not None and at - seen >= timedelta(seconds=self.lease_s)
 
     async def add_name(self, name: str, sha256: str, outcome: str = "duplicate") -> None:
@@ -183,7 +181,7 @@ class ReturnFileStore:
         async with self.engine.begin() as conn:
             await self._rows(conn, sha256, records, errors)
             await conn.execute(update(ReturnFileRow).where(ReturnFileRow.sha256 == sha256)
-                               .values(updated_at=_now()))
+                               .values(updated_at=utc_now()))
 
     async def finish(self, sha256: str, records: Sequence[ReturnRecord],
                      errors: Sequence[LineError], counts: FileCounts) -> None:
@@ -205,7 +203,7 @@ class ReturnFileStore:
                              done: bool) -> None:
         """Progress of delivery to core: resumable after a crash or a core outage."""
         values: dict[str, Any] = {"delivered_batches": batches, "delivered_through": through_line,
-                                  "updated_at": _now()}
+                                  "updated_at": utc_now()}
         if done:
             values |= {"status": "delivered", "finished_at": values["updated_at"]}
         async with self.engine.begin() as conn:
@@ -217,7 +215,7 @@ class ReturnFileStore:
         async with self.engine.begin() as conn:
             await conn.execute(update(ReturnFileRow).where(ReturnFileRow.sha256 == sha256)
                                .values(status="failed", reason_code=reason_code,
-                                       reason=mask_text(reason)[:2000], updated_at=_now()))
+                                       reason=mask_text(reason)[:2000], updated_at=utc_now()))
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -228,7 +226,7 @@ class ReturnFileStore:
 
     async def _name(self, conn: AsyncConnection, name: str, sha256: str, outcome: str) -> None:
         await conn.execute(self._insert(ReturnFileNameRow).values(
-            name=name, sha256=sha256, outcome=outcome, seen_at=_now()).on_conflict_do_nothing())
+            name=name, sha256=sha256, outcome=outcome, seen_at=utc_now()).on_conflict_do_nothing())
 
     async def _rows(self, conn: AsyncConnection, sha256: str, records: Iterable[ReturnRecord],
                     errors: Iterable[LineError]) -> None:
@@ -242,7 +240,7 @@ class ReturnFileStore:
 
     async def _close(self, conn: AsyncConnection, sha256: str, status: str, counts: FileCounts,
                      reason_code: str = "", reason: str = "") -> None:
-        at = _now()
+        at = utc_now()
         await conn.execute(update(ReturnFileRow).where(ReturnFileRow.sha256 == sha256).values(
             status=status, lines=counts.lines, records=counts.records,
             line_errors=counts.line_errors, amount_fen=counts.amount_fen,
