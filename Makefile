@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # Packages that are linted and type-checked (tests are not); missing ones are skipped.
-LINT_PATHS := $(wildcard adapters routes contracts broker retry config storage api tools bench main.py)
+LINT_PATHS := $(wildcard adapters api bootstrap broker config contracts jobs kernel retry routes services simulators storage tools bench main.py)
 
 .PHONY: help venv services postgres demo test test-unit bench lint run simulate migrate \
 	stop compose-config clean distclean

@@ -7,9 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import storage.ops_models  # noqa: F401  (registers the ops tables on Base)
+import storage.application_models
+import storage.ops_models
 import storage.returnfile_models  # noqa: F401  (the return-file tables)
-import storage.application_models  # noqa: F401  (channel applications)
 from storage.journal import make_engine
 from storage.models import Base
 

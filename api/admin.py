@@ -34,7 +34,7 @@ from api.auth import READERS, Authenticator, Principal
 from broker.dlq import retry_headers
 from contracts.envelope import HubMessage, new_id
 from contracts.masking import mask_text, mask_value
-from routes.deps import Deps
+from services.deps import Deps
 from storage.audit import AuditEntry, AuditLog
 from storage.deadletters import (
     DeadLetter,

@@ -18,7 +18,7 @@ from api.ingress import ingress_router
 from api.queries import queries_router
 from api.resend import resend_router
 from routes.compare import REPORTS_DIR
-from routes.deps import Deps
+from services.deps import Deps
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
 

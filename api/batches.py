@@ -5,7 +5,7 @@
     GET  /admin/batches/{job_id}/files/{name}         a report: invalid.*, success.*,
                                                       failure.*, difficulty.*
 
-The job runs ``routes.student_batch.run_batch`` in this process against tax's
+The job runs ``jobs.student_batch.run_batch`` in this process against tax's
 batch operations (chunks with their own serial, so a re-run of the same file
 gets tax's replayed answers, not a second enrollment). Reports are written
 under ``.run/batches/<job_id>/``; jobs are kept in memory (like bulk resends),
@@ -27,9 +27,9 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from adapters.tax.student_batch import StudentBatchClient
 from contracts.envelope import new_id
-from retry.errors import HubError
-from routes.deps import Deps
-from routes.student_batch import BatchSummary, run_batch
+from contracts.errors import HubError
+from jobs.student_batch import BatchSummary, run_batch
+from services.deps import Deps
 
 __all__ = ["MAX_UPLOAD_BYTES", "batches_router"]
 

@@ -58,8 +58,8 @@ from contracts.channels import (
     validate_payload,
 )
 from contracts.envelope import HubMessage, entity_key, idempotency_key
-from retry.errors import TransientError, ValidationFailed
-from routes.deps import Deps
+from contracts.errors import TransientError, ValidationFailed
+from services.deps import Deps
 from storage.applications import ApplicationStore, payload_hash
 from storage.journal import LogEntry, TxnUpdate
 

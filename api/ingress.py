@@ -32,12 +32,12 @@ from adapters.tax.soap import (
     parse_request,
 )
 from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
+from contracts.errors import BusinessRejected, HubError, TransientError, ValidationFailed
+from contracts.messages import ENROLL, FEEDBACK
 from contracts.national import NationalResponse
 from contracts.taxcat import Op, from_wire, model_for
 from contracts.taxcat import op as catalogue_op
-from retry.errors import BusinessRejected, HubError, TransientError, ValidationFailed
-from routes.deps import Deps
-from routes.employee import ENROLL, FEEDBACK
+from services.deps import Deps
 from storage.journal import LogEntry, TxnUpdate
 
 __all__ = ["ingress_router"]

@@ -22,10 +22,9 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from contracts.envelope import new_id
+from contracts.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
 from contracts.taxcat import Op, model_for, ops_of
-from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
-from routes.deps import Deps
-from routes.runtime import validation_error
+from services.deps import Deps
 from storage.journal import LogEntry
 
 __all__ = ["MAX_IN_FLIGHT", "QUERIES", "queries_router"]
@@ -65,7 +64,7 @@ def queries_router(deps: Deps) -> APIRouter:
                 raise ValidationFailed([("body", "must be a JSON object")])
             params = model_for(o.name).model_validate(body)
         except ValidationError as exc:
-            err = validation_error(exc)
+            err = ValidationFailed.of(exc)
             return _error(422, err.code, err.reason, err.errors)
         except ValidationFailed as exc:
             return _error(422, exc.code, exc.reason, exc.errors)

@@ -8,7 +8,7 @@
     GET  /admin/resend/jobs/{job_id}  a bulk job's progress: total, done, failed, pending
 
 A resend reads core's current state (H1102), builds the message with
-``routes.resend.resend_messages``, publishes it with a broker confirm, and
+``services.resend.resend_messages``, publishes it with a broker confirm, and
 records a new transaction (source ``resend``, status ``received``) with who
 asked and why in the interaction log. Each resend is a new business
 transaction and a new serial at tax: see ``routes/resend.py`` for why that is
@@ -54,13 +54,13 @@ from sqlalchemy.orm import aliased
 
 from contracts.employee import ResendRequest, check_stop_date, check_stop_reason
 from contracts.envelope import HubMessage, new_id
+from contracts.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
 from contracts.masking import mask_id, mask_text
+from contracts.messages import ENROLL, STOP
 from contracts.resend import RecordResendRequest
 from contracts.taxcat import ops_of
-from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
-from routes.deps import Deps
-from routes.employee import ENROLL
-from routes.resend import RESEND_SOURCE, STOP, record_resend_message, resend_messages
+from services.deps import Deps
+from services.resend import RESEND_SOURCE, record_resend_message, resend_messages
 from storage.journal import LogEntry, TxnUpdate
 from storage.models import Transaction
 

@@ -34,17 +34,17 @@ from typing import Any
 
 import httpx
 
-from adapters.channels.simulator import ChannelInbox, submit
-from adapters.channels.simulator import create_app as channels_app
-from adapters.core.simulator import CoreStore
-from adapters.core.simulator import create_app as core_app
-from adapters.simkit import Fault, SimState
-from adapters.tax.rules import community_for
-from adapters.tax.simulator import create_app as tax_app
 from broker.topology import Names, delete_topology
 from config.settings import load_settings
 from contracts.ids import make_id_number
-from tools.serving import serve_app
+from simulators.channels import ChannelInbox, submit
+from simulators.channels import create_app as channels_app
+from simulators.core import CoreStore
+from simulators.core import create_app as core_app
+from simulators.serving import serve_app
+from simulators.simkit import Fault, SimState
+from simulators.tax import create_app as tax_app
+from simulators.tax_rules import community_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_S = 0.010
@@ -172,7 +172,7 @@ async def run(rates: list[int], seconds: float) -> int:
             log.close()
             with contextlib.suppress(Exception):
                 routes = json.loads(subprocess.run(
-                    [sys.executable, "-c", "import json; from main import ROUTES; "
+                    [sys.executable, "-c", "import json; from routes.lanes import ROUTES; "
                      "print(json.dumps([r.name for r in ROUTES]))"], cwd=ROOT,
                     capture_output=True, text=True, check=True).stdout)
                 await delete_topology(settings.amqp_url, Names(ns), routes,

@@ -21,6 +21,7 @@ import uuid
 from typing import Any
 
 import aio_pika
+from pydantic import ValidationError
 
 from adapters.tax.soap import build_enroll_request
 from broker.rabbit import RabbitPublisher, attach_routes, make_broker
@@ -28,10 +29,11 @@ from broker.topology import Names, declare_topology, delete_topology
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment, TaxAck
 from contracts.envelope import HubMessage, idempotency_key
+from contracts.errors import ValidationFailed
 from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
+from kernel.runtime import Outcome, Route
 from retry.idempotency import RedisIdempotencyStore
-from routes.deps import Deps
-from routes.runtime import Outcome, Route, validation_error
+from services.deps import Deps
 from storage.journal import Journal, TxnUpdate, make_engine
 from storage.migrate import upgrade
 
@@ -55,11 +57,14 @@ class StubTax:
 async def bench_handler(msg: HubMessage, deps: Deps) -> Outcome:
     try:
         req = EmployeeEnrollment.model_validate(msg.payload)
-    except Exception as exc:  # pydantic ValidationError
-        raise validation_error(exc) from None  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ValidationFailed.of(exc) from None
     ack = await deps.tax.enroll_employee(req, serial=msg.message_id)
-    out = msg.child(type=SINK_TYPE, source="hub", target="core",
-                    payload={"accept_no": ack.accept_no}, business_key=req.business_key)
+    payload = {"accept_no": ack.accept_no}
+    out = HubMessage(type=SINK_TYPE, source="hub", target="core",
+                     correlation_id=msg.correlation_id, causation_id=msg.message_id,
+                     idempotency_key=idempotency_key(SINK_TYPE, req.business_key, payload),
+                     entity_key=msg.entity_key, payload=payload)
     return Outcome(outputs=(out,),
                    txn=TxnUpdate(msg.correlation_id, msg.type, req.business_key, "core",
                                  "submitted"),
@@ -153,14 +158,14 @@ async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
     broker = make_broker(url)
     deps = Deps(settings=settings, tax=StubTax(), core=None,  # type: ignore[arg-type]
                 idem=RedisIdempotencyStore(redis, prefix=f"{ns}:idem:"), journal=journal,
-                publisher=RabbitPublisher(broker, names), owner="bench", names=names)
+                publisher=RabbitPublisher(names, broker), owner="bench", names=names)
     route = Route("bench", ("bench.enroll",), "tax", bench_handler)
     sink = Route("sink", (SINK_TYPE,), "core", bench_handler)
     await broker.connect()
     await declare_topology(broker, names, [(route.name, route.bindings),
                                            (sink.name, sink.bindings)], (1000,))
     await _prefill(url, names.queue(route.name), bodies)
-    attach_routes(broker, [route], deps, prefetch)
+    attach_routes(broker, names, [route], deps, prefetch)
     t0 = time.perf_counter()
     await broker.start()
     t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))

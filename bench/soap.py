@@ -33,7 +33,6 @@ from zeep.wsdl.utils import etree_to_string
 
 from adapters.tax.client import BINDING
 from adapters.tax.soap import (
-    CN_TZ,
     SOAP_CONTENT_TYPE,
     TAX_WSDL,
     build_ack,
@@ -41,13 +40,14 @@ from adapters.tax.soap import (
     enroll_fields,
     parse_ack,
 )
+from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment, TaxAck
 
 __all__ = ["bench_lean", "bench_zeep", "main", "measure"]
 
 FIXTURE = TAX_WSDL.parents[1] / "fixtures" / "tax" / "employee_enroll" / "001_ok.input.json"
 SERIAL = "tax.employee_enroll:0123456789abcdef0123456789abcdef"
-SENT_AT = datetime(2025, 1, 15, 9, 30, tzinfo=CN_TZ)
+SENT_AT = datetime(2025, 1, 15, 9, 30, tzinfo=BEIJING)
 ACK = build_ack("S", "000000", "受理成功", "SL202501150000000001")
 
 

@@ -19,7 +19,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path
 
 if __package__ in (None, ""):  # allow `python bench/student_batch.py` as well as `-m`
@@ -27,13 +27,14 @@ if __package__ in (None, ""):  # allow `python bench/student_batch.py` as well a
 
 import openpyxl
 
-from adapters.tax.rules import community_for
 from adapters.tax.student_batch import StudentBatchClient
-from adapters.tax.student_batch_sim import StudentBatchDesk, create_app
+from contracts.clock import today_beijing
 from contracts.ids import NANJING_DIVISIONS, make_id_number
 from contracts.student_batch import DIFFICULTY_TYPES, ENROLL_COLUMNS
-from routes.student_batch import BatchSummary, run_batch
-from tools.serving import serve_app
+from jobs.student_batch import BatchSummary, run_batch
+from simulators.serving import serve_app
+from simulators.student_batch import StudentBatchDesk, create_app
+from simulators.tax_rules import community_for
 
 __all__ = ["main", "make_students_xlsx", "run"]
 
@@ -47,7 +48,7 @@ def make_students_xlsx(path: Path, rows: int, *, seed: int = 2025, difficulty: i
                        unknown_community: int = 40, insure_year: int | None = None) -> None:
     """A university's 大学生批量参保 file: ``rows`` valid rows, unique ID numbers."""
     rng = random.Random(seed)
-    year = insure_year or datetime.now(timezone(timedelta(hours=8))).year + 1
+    year = insure_year or today_beijing().year + 1
     divisions = [d for d in NANJING_DIVISIONS if d != "320100"]
     flagged = set(rng.sample(range(rows), difficulty))
     unknown = set(rng.sample(sorted(set(range(rows)) - flagged), unknown_community))

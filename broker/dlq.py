@@ -9,7 +9,7 @@ then goes back to the queue: a dead letter is never dropped. A redelivery
 after a lost ack can store the same message twice (at least once).
 
 The reason is the hub's own (``x-dead-reason`` / ``x-dead-code``, set by
-``routes.runtime`` when it parks a message) or, when RabbitMQ dead-lettered
+``kernel.runtime`` when it parks a message) or, when RabbitMQ dead-lettered
 it (a crash loop past the quorum queue's delivery limit, a reject), the
 broker's ``x-death`` entry.
 """

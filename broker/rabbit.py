@@ -13,10 +13,10 @@ from faststream.rabbit.schemas import Channel
 
 from broker.topology import DELAY_HEADER, Names
 from contracts.envelope import HubMessage
-from routes.deps import Deps
-from routes.runtime import Delivery, Route, process
+from kernel.deps import KernelDeps
+from kernel.runtime import Delivery, Route, process
 
-__all__ = ["RabbitPublisher", "attach_routes", "make_broker"]
+__all__ = ["BrokerGone", "RabbitPublisher", "attach_routes", "make_broker"]
 
 
 def make_broker(url: str, *, on_reconnected: Callable[..., Any] | None = None) -> RabbitBroker:
@@ -28,19 +28,34 @@ def make_broker(url: str, *, on_reconnected: Callable[..., Any] | None = None) -
     )
 
 
-class RabbitPublisher:
-    """Every publish is persistent, mandatory and awaited for its confirm."""
+class BrokerGone(ConnectionError):
+    """Publishing while the hub has no broker client (starting, or being rebuilt)."""
 
-    def __init__(self, broker: RabbitBroker, names: Names) -> None:
+
+class RabbitPublisher:
+    """Every publish is persistent, mandatory and awaited for its confirm.
+
+    One publisher lives as long as the hub; ``bind`` points it at the broker
+    client of the moment (the watchdog rebuilds that client after a loss), so
+    whoever holds the publisher never holds a stale one.
+    """
+
+    def __init__(self, names: Names, broker: RabbitBroker | None = None) -> None:
         self._b = broker
         self._work, self._retry, self._dlx = names.work, names.retry, names.dlx
         self._redeliver = names.redeliver
 
     consecutive_failures: int = 0
 
+    def bind(self, broker: RabbitBroker | None) -> None:
+        self._b = broker
+        self.consecutive_failures = 0
+
     async def _send(self, body: bytes, **kw: Any) -> None:
         """Publish and keep score: the hub's watchdog rebuilds a client that keeps failing."""
         try:
+            if self._b is None:
+                raise BrokerGone("no broker client (starting or reconnecting)")
             await self._b.publish(body, persist=True, content_type="application/json", **kw)
         except Exception:
             self.consecutive_failures += 1
@@ -72,8 +87,8 @@ async def _raw(message: RabbitMessage) -> RabbitMessage:
     return message
 
 
-def attach_routes(broker: RabbitBroker, routes: Iterable[Route], deps: Deps,
-                  prefetch: int) -> None:
+def attach_routes(broker: RabbitBroker, names: Names, routes: Iterable[Route],
+                  deps: KernelDeps, prefetch: int) -> None:
     """One manual-ack consumer per route; prefetch bounds its concurrency.
 
     ``apply_types=False`` and a pass-through decoder skip FastStream's
@@ -91,6 +106,6 @@ def attach_routes(broker: RabbitBroker, routes: Iterable[Route], deps: Deps,
             consume.__name__ = f"consume_{r.name.replace('.', '_')}"
             return consume
 
-        broker.subscriber(deps.names.work_queue(route.name), ack_policy=AckPolicy.MANUAL,
+        broker.subscriber(names.work_queue(route.name), ack_policy=AckPolicy.MANUAL,
                           channel=Channel(prefetch_count=prefetch),
                           decoder=_raw)(make(route))

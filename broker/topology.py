@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 
+from kernel.names import QueueNames
+
 __all__ = ["DELAY_HEADER", "DELIVERY_LIMIT", "Names", "declare_topology", "delete_topology",
            "queue_depths"]
 
@@ -30,10 +32,8 @@ DELIVERY_LIMIT = 10
 
 
 @dataclass(frozen=True)
-class Names:
-    """Pure naming of every exchange and queue in one namespace."""
-
-    ns: str = "hub"
+class Names(QueueNames):
+    """The namespace's names (``kernel.names``) as RabbitMQ exchanges and queues."""
 
     @property
     def work(self) -> RabbitExchange:
@@ -50,15 +50,6 @@ class Names:
     @property
     def dlx(self) -> RabbitExchange:
         return RabbitExchange(f"{self.ns}.dlx", type=ExchangeType.DIRECT, durable=True)
-
-    def queue(self, route: str) -> str:
-        return f"{self.ns}.q.{route}"
-
-    def dlq(self, route: str) -> str:
-        return f"{self.ns}.dlq.{route}"
-
-    def wait(self, tier_ms: int) -> str:
-        return f"{self.ns}.wait.{tier_ms}ms"
 
     def work_queue(self, route: str) -> RabbitQueue:
         """Quorum, dead-lettering to this route's DLQ; a crash loop ends there too."""

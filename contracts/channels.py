@@ -51,7 +51,7 @@ Choices worth knowing:
   next year when a 准新生儿 paid this year's fee): ``to_tax_payload`` takes them
   as arguments and defaults to the current month / year.
 
-Pure: pydantic, the contracts package and ``retry.errors``; no I/O.
+Pure: pydantic, the contracts package and ``contracts.errors``; no I/O.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
@@ -80,14 +80,15 @@ from contracts.checks import (
     check_id_number,
     check_mobile,
 )
+from contracts.clock import today_beijing
 from contracts.employee import check_name, check_stop_date, check_stop_reason
+from contracts.errors import ValidationFailed
 from contracts.ids import (
     birth_date_of,
     gender_of,
     validate_id_number,
 )
 from contracts.taxcat import model_for
-from retry.errors import ValidationFailed
 
 __all__ = [
     "APPLICATION_TYPES",
@@ -122,7 +123,6 @@ __all__ = [
     "UnemployedEnroll",
     "UnitMaintain",
     "VeteranEnroll",
-    "beijing_today",
     "entity_of",
     "payload_json",
     "temp_id_for",
@@ -130,7 +130,6 @@ __all__ = [
     "validate_payload",
 ]
 
-CN_TZ: Final = timezone(timedelta(hours=8))
 CHANNEL_NAMES: Final = ("my_nanjing", "gov_office", "online_hall", "hrss")
 REQUEST_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_BATCH_PERSONS: Final = 1000
@@ -169,10 +168,6 @@ _DIVISION = re.compile(r"^\d{6}$")
 _CODE = re.compile(r"^[0-9A-Za-z_]{1,20}$")
 _SCHOOL_CODE = re.compile(r"^\d{5}$|^\d{10}$")
 
-
-def beijing_today() -> date:
-    """Today on the Beijing calendar: ages and the two-year newborn window count in it."""
-    return datetime.now(CN_TZ).date()
 
 
 def temp_id_for(mother_id_number: str, birth_order: int) -> str:
@@ -233,7 +228,7 @@ SubsidyType = Literal["00", "01", "02", "03", "04"]
 def _today(info: ValidationInfo) -> date:
     ctx = info.context
     today = ctx.get("today") if isinstance(ctx, Mapping) else None
-    return today if isinstance(today, date) else beijing_today()
+    return today if isinstance(today, date) else today_beijing()
 
 
 def _age(birth: date, today: date) -> int:
@@ -816,7 +811,7 @@ def validate_payload(app_type: str, payload: Mapping[str, Any], *,
         raise ValidationFailed([("type", f"unknown application type {app_type!r}")])
     try:
         return t.model.model_validate(dict(payload),
-                                      context={"today": today or beijing_today()})
+                                      context={"today": today or today_beijing()})
     except ValidationError as exc:
         raise ValidationFailed([
             (".".join(("payload", *(str(p) for p in e["loc"]))),
@@ -973,7 +968,7 @@ def to_tax_payload(app_type: str, payload: ApplicationPayload | Mapping[str, Any
             today = date.fromisoformat(today)
         except ValueError:
             raise ValidationFailed([("today", "must be an ISO date yyyy-mm-dd")]) from None
-    today = today or beijing_today()
+    today = today or today_beijing()
     model = (payload if isinstance(payload, ApplicationPayload)
              else validate_payload(app_type, payload, today=today))
     if start_month is not None and not _MONTH.match(start_month):

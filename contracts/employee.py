@@ -8,12 +8,13 @@ characters, a mobile phone, a Nanjing division. Every failure names its field.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.checks import check_credit_code, check_id_number
+from contracts.clock import today_beijing
 from contracts.ids import (
     NANJING_DIVISIONS,
     birth_date_of,
@@ -40,7 +41,6 @@ CERT_TYPES = {"01", "02", "06", "07", "08", "90", "99"}
 _NAME = re.compile(r"^[\u4e00-\u9fff·]{2,30}$|^[A-Za-z][A-Za-z .\-]{0,58}[A-Za-z]$")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _MONTH = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])$")
-_CN_TZ = timezone(timedelta(hours=8))
 
 STOP_REASONS: dict[str, str] = {
     "01": "暂停参保",
@@ -191,7 +191,7 @@ class SyncStatusUpdate(BaseModel):
 
 def check_stop_date(v: date, *, today: date | None = None) -> date:
     """A stop date may lie in the future, but by one year at most (Beijing calendar)."""
-    today = today or datetime.now(_CN_TZ).date()
+    today = today or today_beijing()
     try:
         latest = today.replace(year=today.year + 1)
     except ValueError:  # 29 February

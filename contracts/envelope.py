@@ -86,16 +86,6 @@ class HubMessage(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     payload: dict[str, Any]
 
-    def child(self, *, type: str, source: str, target: str, payload: dict[str, Any],
-              business_key: str, salt: str = "") -> HubMessage:
-        """The next message of the same business transaction, caused by this one."""
-        return HubMessage(
-            type=type, source=source, target=target,
-            correlation_id=self.correlation_id, causation_id=self.message_id,
-            idempotency_key=idempotency_key(type, business_key, payload, salt),
-            entity_key=self.entity_key, payload=payload,
-        )
-
     def headers(self) -> dict[str, Any]:
         return {
             HEADER_ATTEMPT: self.attempt,

@@ -14,13 +14,14 @@ can be read and written again byte-for-byte. All times are China Standard Time
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contracts.clock import BEIJING
+
 __all__ = [
-    "CST",
     "INFNO_PATTERN",
     "INF_TIME_FORMAT",
     "MSGID_PATTERN",
@@ -34,7 +35,6 @@ __all__ = [
     "now_cst",
 ]
 
-CST = timezone(timedelta(hours=8), "CST")
 """China Standard Time: every timestamp on this wire is local Beijing time."""
 
 SENDER_PATTERN = r"^[0-9A-Z]{12}$"
@@ -48,7 +48,7 @@ _ADMDVS_PATTERN = r"^([0-9]{6})?$"
 
 def now_cst() -> datetime:
     """The current time in China Standard Time, the only clock this wire knows."""
-    return datetime.now(CST)
+    return datetime.now(BEIJING)
 
 
 def format_inf_time(when: datetime) -> str:

@@ -35,8 +35,8 @@ from typing import IO, Final, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.errors import ValidationFailed
 from contracts.ids import make_credit_code, make_id_number
-from retry.errors import ValidationFailed
 
 __all__ = [
     "ARRIVAL_KINDS",

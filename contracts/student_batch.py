@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any, Final, Literal
 
 from pydantic import (
@@ -28,9 +28,10 @@ from pydantic import (
     field_validator,
 )
 
+from contracts.clock import today_beijing
 from contracts.employee import check_name
+from contracts.errors import ValidationFailed
 from contracts.ids import NANJING_DIVISIONS, birth_date_of, gender_of, id_check_char
-from retry.errors import ValidationFailed
 
 __all__ = [
     "DIFFICULTY_TYPES",
@@ -58,7 +59,6 @@ RowStatus = Literal["success", "failure", "difficulty"]
 MAX_CHUNK_ROWS: Final = 1000
 """Rows per chunk the tax schema accepts (``student_batch.xsd``)."""
 
-_CN_TZ: Final = timezone(timedelta(hours=8))
 
 ENROLL_COLUMNS: Final[dict[str, str]] = {
     "学校名称": "school_name",
@@ -177,7 +177,7 @@ def _as_date(value: object) -> date:
 def _today(info: ValidationInfo) -> date:
     ctx = info.context if isinstance(info.context, dict) else {}
     today = ctx.get("today")
-    return today if isinstance(today, date) else datetime.now(_CN_TZ).date()
+    return today if isinstance(today, date) else today_beijing()
 
 
 def _code(value: object, table: Mapping[str, str], what: str) -> str:

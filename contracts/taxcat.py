@@ -32,11 +32,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model,
 
 from contracts.checks import check_community, check_credit_code, check_division, check_id_number
 from contracts.employee import CERT_TYPES, check_name, check_stop_date, normalise_cert_type
+from contracts.errors import ValidationFailed
 from contracts.ids import (
     birth_date_of,
     gender_of,
 )
-from retry.errors import ValidationFailed
 
 __all__ = [
     "FIELDS",

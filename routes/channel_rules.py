@@ -10,21 +10,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Final
 
-from retry.errors import BusinessRejected
+from contracts.errors import BusinessRejected
 
 __all__ = ["ARREARS_CHECKED", "check_arrears", "check_community", "newborn_insure_year",
-           "retirement_start_month", "today_cn"]
+           "retirement_start_month"]
 
-_CN: Final = timezone(timedelta(hours=8))
 ARREARS_CHECKED: Final = frozenset({"transfer_out", "retire"})
 """Application types refused while the person has arrears at tax."""
-
-
-def today_cn() -> date:
-    return datetime.now(_CN).date()
 
 
 def newborn_insure_year(prenewborn_paid_this_year: bool, today: date) -> str:

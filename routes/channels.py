@@ -23,34 +23,31 @@ from datetime import date
 from typing import Any, Final
 
 from contracts.channels import CHANNEL_NAMES, to_tax_payload
-from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
+from contracts.clock import today_beijing
+from contracts.envelope import HubMessage, new_id
+from contracts.errors import HubError, PermanentError, ValidationFailed
+from contracts.messages import APPLICATION, operation_message, result_message, result_type
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
-from retry.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
-from routes.channel_results import application_id_of, result_message, result_type
+from kernel.runtime import Outcome, Route
 from routes.channel_rules import (
     check_arrears,
     check_community,
     newborn_insure_year,
     retirement_start_month,
-    today_cn,
 )
-from routes.deps import Deps
-from routes.runtime import Outcome, Route
+from routes.ports import ChannelPushDeps, IntakeDeps
 from storage.journal import TxnUpdate
 
-__all__ = ["APPLICATION", "CHANNEL_ROUTES", "application_id_of", "intake", "intake_failed",
-           "push_result", "result_message", "result_type"]
-
-APPLICATION: Final = "channel.application"
+__all__ = ["CHANNEL_ROUTES", "intake", "intake_failed", "push_result"]
 
 
-async def _ask(deps: Deps, operation: str, **params: Any) -> list[dict[str, str]]:
+async def _ask(deps: IntakeDeps, operation: str, **params: Any) -> list[dict[str, str]]:
     return await deps.tax.query(operation, model_for(operation).model_validate(params),
                                 serial=new_id())
 
 
-async def _facts(app_type: str, payload: dict[str, Any], deps: Deps,
+async def _facts(app_type: str, payload: dict[str, Any], deps: IntakeDeps,
                  today: date) -> dict[str, str]:
     """Ask tax what the rules need; returns the overrides (start month, insure year)."""
     community = payload.get("community")
@@ -77,11 +74,11 @@ async def _facts(app_type: str, payload: dict[str, Any], deps: Deps,
     return {}
 
 
-async def intake(msg: HubMessage, deps: Deps) -> Outcome:
+async def intake(msg: HubMessage, deps: IntakeDeps) -> Outcome:
     app: dict[str, Any] = msg.payload
     app_id, channel, app_type = app["application_id"], app["channel"], app["type"]
     assert deps.applications is not None, "the channel lanes need deps.applications"
-    overrides = await _facts(app_type, app["payload"], deps, today_cn())
+    overrides = await _facts(app_type, app["payload"], deps, today_beijing())
     submits = to_tax_payload(app_type, app["payload"], **overrides)
     core_ref = await deps.core.register_application(
         {"application_id": app_id, "channel": channel, "type": app_type,
@@ -89,14 +86,10 @@ async def intake(msg: HubMessage, deps: Deps) -> Outcome:
     source = f"channel.{channel}"
     outputs = []
     for i, (name, payload) in enumerate(submits):
-        o = catalogue_op(name)
         cid = app_id if len(submits) == 1 else f"{app_id}-{i + 1}"
-        key = o.business_key(payload)
-        outputs.append(HubMessage(
-            type=o.msg_type, source=source, target="tax", correlation_id=cid,
-            causation_id=msg.message_id,
-            idempotency_key=idempotency_key(o.msg_type, key, payload, salt=app_id),
-            entity_key=entity_key(o.entity_prefix, o.entity_value(payload)), payload=payload))
+        outputs.append(operation_message(catalogue_op(name), payload, source=source,
+                                         target="tax", correlation_id=cid,
+                                         causation_id=msg.message_id, salt=app_id))
     await deps.applications.set_status(app_id, "registered", core_ref=core_ref,
                                        parts={"expected": len(outputs), "results": {}})
     return Outcome(outputs=tuple(outputs),
@@ -112,11 +105,10 @@ def _reason_field(text: str) -> tuple[str | None, str]:
     return (head, rest) if sep and head.startswith("payload.") else (None, text)
 
 
-async def intake_failed(msg: HubMessage, exc: HubError, deps: Deps) -> Outcome:
+async def intake_failed(msg: HubMessage, exc: HubError, deps: object) -> Outcome:
     """Refused by a rule, by core or by a bad catalogue payload: tell the channel why."""
     app = msg.payload
-    code = exc.reason_code if isinstance(exc, BusinessRejected) else exc.code
-    text = exc.reason_text if isinstance(exc, BusinessRejected) else exc.reason
+    code, text = exc.public_code, exc.public_text
     field, reason = _reason_field(text)
     if isinstance(exc, ValidationFailed) and exc.errors:
         field, reason = exc.errors[0]
@@ -130,7 +122,7 @@ async def intake_failed(msg: HubMessage, exc: HubError, deps: Deps) -> Outcome:
                                  code, text, attempts=msg.attempt + 1))
 
 
-async def push_result(msg: HubMessage, deps: Deps) -> Outcome:
+async def push_result(msg: HubMessage, deps: ChannelPushDeps) -> Outcome:
     """Record one part; when the application's parts are all in, push the final result."""
     assert deps.applications is not None and deps.channels is not None
     part = msg.payload

@@ -3,7 +3,7 @@
     core.tax_push.compare_batch   lane ``tax.compare``: fetch the batch file named in the
                                   push from tax's FTP, read it (CSV/XLSX, streaming), take
                                   core's current records of the kind (H1105), compare
-                                  (``routes.reconcile``) and write the difference report
+                                  (``jobs.reconcile``) and write the difference report
                                   as CSV and XLSX under ``reports_dir/<batch_id>.*``
 
 The comparison runs in a worker thread (it is CPU work over possibly a million
@@ -16,34 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import io
-from datetime import date
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from pydantic import ValidationError
 
+from contracts.clock import today_beijing
 from contracts.envelope import HubMessage
+from contracts.errors import ValidationFailed
+from contracts.messages import COMPARE
 from contracts.reconcile import BatchHeader
-from retry.errors import ValidationFailed
-from routes.deps import Deps
-from routes.reconcile import InMemoryCoreSnapshot, reconcile_batch
-from routes.reconcile_input import InputError, read_records
-from routes.reconcile_report import CsvReport, XlsxReport, write_reports
-from routes.runtime import Outcome, Route, validation_error
-from routes.tax_catalogue import parse_payload
+from jobs.reconcile import InMemoryCoreSnapshot, reconcile_batch
+from jobs.reconcile_input import InputError, read_records
+from jobs.reconcile_report import CsvReport, XlsxReport, write_reports
+from kernel.runtime import Outcome, Route
+from routes.ports import CompareDeps
+from routes.tax_submit import parse_payload
 from storage.journal import TxnUpdate
 
-__all__ = ["COMPARE", "COMPARE_ROUTE", "KIND_OF", "REPORTS_DIR", "BatchFiles", "compare"]
+__all__ = ["COMPARE_ROUTE", "KIND_OF", "REPORTS_DIR", "compare"]
 
-COMPARE: Final = "core.tax_push.compare_batch"
 KIND_OF: Final = {"1": "unit", "2": "employee", "3": "resident"}
 REPORTS_DIR: Final = Path(".run") / "reports" / "compare"
-
-
-class BatchFiles(Protocol):
-    """Where tax keeps batch files (its FTP server: ``FtpReturnFileSource.fetch_path``)."""
-
-    async def fetch_path(self, path: str, dest: Path) -> tuple[str, int]: ...
 
 
 def _run(header: BatchHeader, source: Path, core: list[dict[str, Any]],
@@ -67,17 +61,17 @@ def _run(header: BatchHeader, source: Path, core: list[dict[str, Any]],
             "warnings": warnings.getvalue()[:300]}
 
 
-async def compare(msg: HubMessage, deps: Deps) -> Outcome:
+async def compare(msg: HubMessage, deps: CompareDeps) -> Outcome:
     _, push = parse_payload(msg)
     p = push.__dict__
     if deps.tax_files is None:
         raise ValidationFailed([("wjlj", "this hub has no access to tax's files")])
     try:
         header = BatchHeader(batch_id=p["batch_id"], kind=KIND_OF[p["compare_kind"]],
-                             as_of=date.today(), record_count=p["record_count"])
+                             as_of=today_beijing(), record_count=p["record_count"])
     except ValidationError as exc:
-        raise validation_error(exc, prefix="payload.") from None
-    spool = Path(deps.settings.returnfiles.spool_dir) / "compare" / Path(p["file_path"]).name
+        raise ValidationFailed.of(exc, prefix="payload.") from None
+    spool = deps.spool_dir / "compare" / Path(p["file_path"]).name
     await deps.tax_files.fetch_path(p["file_path"], spool)
     core = await deps.core.snapshot(header.kind)
     out = REPORTS_DIR / header.batch_id

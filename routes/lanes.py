@@ -1,16 +1,26 @@
-"""Every lane the hub runs, in one tuple: ``main.build_hub`` consumes ``ROUTES``."""
+"""Every lane the hub runs, in one tuple: the composition root (``bootstrap``) consumes it.
+
+    tax.<subject>    F2 submits               routes.tax_submit
+    core.tax_push    F3 pushes to core        routes.core_push
+    tax.compare      F3 比对 batches           routes.compare
+    tax.feedback     tax's answers            routes.tax_results
+    core.sync        results to core          routes.tax_results
+    channel.intake   F1 applications          routes.channels
+    channel.<name>   F1 results to a channel  routes.channels
+"""
 
 from __future__ import annotations
 
 from typing import Final
 
+from kernel.runtime import Route
 from routes.channels import CHANNEL_ROUTES
 from routes.compare import COMPARE_ROUTE
-from routes.employee import RESULT_ROUTES
-from routes.runtime import Route
-from routes.tax_catalogue import CATALOGUE_ROUTES
+from routes.core_push import PUSH_ROUTE
+from routes.tax_results import RESULT_ROUTES
+from routes.tax_submit import SUBMIT_ROUTES
 
 __all__ = ["ROUTES"]
 
-ROUTES: Final[tuple[Route, ...]] = (*CATALOGUE_ROUTES, COMPARE_ROUTE, *RESULT_ROUTES,
+ROUTES: Final[tuple[Route, ...]] = (*SUBMIT_ROUTES, PUSH_ROUTE, COMPARE_ROUTE, *RESULT_ROUTES,
                                     *CHANNEL_ROUTES)

@@ -11,6 +11,9 @@ import socket
 
 import pytest
 
+pytest_plugins = ["tests.support.ops"]
+"""Shared fixtures of the dead-letter tests: a migrated SQLite store and an admin app."""
+
 
 def _up(port: int) -> bool:
     with socket.socket() as s:

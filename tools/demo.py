@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from adapters.core.simulator import CoreStore, emit_enrollments
-from adapters.simkit import Fault
-from adapters.tax.ftp_simulator import TaxFtpSimulator
 from config.settings import HubSettings
+from simulators.core import CoreStore, emit_enrollments
+from simulators.harness import Stack, fast_policies, running_stack, wait_until_settled
+from simulators.simkit import Fault
+from simulators.tax_ftp import TaxFtpSimulator
 from storage.deadletters import DeadLetterStore
-from tools.harness import Stack, fast_policies, running_stack, wait_until_settled
 
 __all__ = ["run_demo"]
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import httpx
 
-from adapters.channels.simulator import submit
-from adapters.tax.ftp_simulator import TaxFtpSimulator
 from adapters.tax.soap import build_request, parse_reply
 from contracts.channels import CHANNEL_TYPES
-from contracts.fixtures.generate_catalogue import ROOT as CATALOGUE
-from contracts.fixtures.generate_channels import ROOT as CHANNEL_FIXTURES
+from tools.fixtures.generate_catalogue import ROOT as CATALOGUE
+from tools.fixtures.generate_channels import ROOT as CHANNEL_FIXTURES
 from contracts.national import NationalRequest, make_msgid, now_cst
 from contracts.taxcat import ops_of
-from tools.harness import TERMINAL, Stack
+from simulators.channels import submit
+from simulators.harness import TERMINAL, Stack
+from simulators.tax_ftp import TaxFtpSimulator
 
 __all__ = ["catalogue_round", "channels_round", "files_round", "student_batch_round"]
 

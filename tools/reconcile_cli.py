@@ -31,16 +31,16 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO, cast
 
+from contracts.errors import ValidationFailed
 from contracts.reconcile import (
     KINDS,
     BatchHeader,
     ReconcileKind,
     ReconcileSummary,
 )
-from retry.errors import ValidationFailed
-from routes.reconcile import Reconciliation
-from routes.reconcile_input import InputError, column_map, read_records, sniff_encoding
-from routes.reconcile_report import CsvReport, XlsxReport, summary_rows, write_reports
+from jobs.reconcile import Reconciliation
+from jobs.reconcile_input import InputError, column_map, read_records, sniff_encoding
+from jobs.reconcile_report import CsvReport, XlsxReport, summary_rows, write_reports
 
 __all__ = ["build_parser", "column_map", "main", "read_records", "sniff_encoding"]
 

@@ -37,13 +37,14 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from lxml import etree
 
-from adapters.core.simulator import CoreStore
-from adapters.tax.soap import CN_TZ, build_enroll_request, parse_enroll_request
+from adapters.tax.soap import build_enroll_request, parse_enroll_request
 from config.settings import HubSettings
+from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment
-from retry.errors import HubError
-from tools.harness import Stack, fast_policies, running_stack, wait_until_settled
-from tools.serving import serve_app
+from contracts.errors import HubError
+from simulators.core import CoreStore
+from simulators.harness import Stack, fast_policies, running_stack, wait_until_settled
+from simulators.serving import serve_app
 
 __all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial"]
 
@@ -56,7 +57,7 @@ KINDS: Final[dict[tuple[str, str], Kind]] = {
 }
 """(partner folder, fixture folder) -> how its fixtures are replayed."""
 
-TAX_SENT_AT: Final = datetime(2025, 1, 15, 9, 30, 0, tzinfo=CN_TZ)
+TAX_SENT_AT: Final = datetime(2025, 1, 15, 9, 30, 0, tzinfo=BEIJING)
 """``fssj`` of every tax fixture (as in tests/unit/contracts/test_tax_fixtures.py)."""
 
 SETTLE_TIMEOUT_S: Final = 30.0

@@ -22,9 +22,9 @@ from typing import Final, cast
 from tqdm import tqdm
 
 from adapters.tax.student_batch import StudentBatchClient
+from contracts.errors import ValidationFailed
 from contracts.student_batch import MAX_CHUNK_ROWS, BatchOp
-from retry.errors import ValidationFailed
-from routes.student_batch import BatchSummary, ChunkRetry, run_batch
+from jobs.student_batch import BatchSummary, ChunkRetry, run_batch
 
 __all__ = ["EXIT_CHUNKS_FAILED", "EXIT_OK", "EXIT_UNREADABLE", "main", "parse_args", "run"]
 

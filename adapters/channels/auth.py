@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 
 from config.settings import ChannelConfig
 from contracts.channels import APPLICATION_TYPES, CHANNEL_TYPES
-from retry.errors import PartnerUnavailable, PermanentError
+from contracts.errors import PartnerUnavailable, PermanentError
 
 __all__ = [
     "HEADER_API_KEY",

@@ -21,7 +21,7 @@ import httpx
 
 from adapters.channels.auth import signed_headers
 from config.settings import ChannelConfig
-from retry.errors import ClientError, PartnerTimeout, PartnerUnavailable
+from contracts.errors import ClientError, PartnerTimeout, PartnerUnavailable
 
 if TYPE_CHECKING:
     from adapters.channels.port import ChannelPort

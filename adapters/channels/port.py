@@ -8,7 +8,7 @@ __all__ = ["ChannelPort"]
 
 
 class ChannelPort(Protocol):
-    """Raises only ``retry.errors`` exceptions: TransientError or PermanentError subclasses."""
+    """Raises only ``contracts.errors`` exceptions: TransientError or PermanentError subclasses."""
 
     async def push_result(self, channel: str, result: dict[str, Any], *, serial: str) -> None:
         """POST the signed result to the channel's callback URL; ``serial`` (X-Hub-Serial) lets

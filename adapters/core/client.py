@@ -1,7 +1,7 @@
 """CorePort over HTTP: the national envelope as JSON, posted to core's hub endpoint.
 
 This is the only module of the core adapter that imports httpx. It maps httpx
-errors and core's answers to ``retry.errors`` here, at the boundary:
+errors and core's answers to ``contracts.errors`` here, at the boundary:
 
     httpx.TimeoutException              -> PartnerTimeout
     other transport errors, 5xx, 429    -> PartnerUnavailable
@@ -34,6 +34,13 @@ from adapters.core.translate import (
     sync_status_to_input,
 )
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.errors import (
+    BusinessRejected,
+    ClientError,
+    PartnerTimeout,
+    PartnerUnavailable,
+    ValidationFailed,
+)
 from contracts.national import (
     NationalRequest,
     NationalResponse,
@@ -43,13 +50,6 @@ from contracts.national import (
 )
 from contracts.returnfile import ReturnRecord
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno
-from retry.errors import (
-    BusinessRejected,
-    ClientError,
-    PartnerTimeout,
-    PartnerUnavailable,
-    ValidationFailed,
-)
 
 if TYPE_CHECKING:
     from adapters.core.port import CorePort

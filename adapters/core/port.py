@@ -12,7 +12,7 @@ __all__ = ["CorePort"]
 
 
 class CorePort(Protocol):
-    """Raises only ``retry.errors`` exceptions: TransientError or PermanentError subclasses."""
+    """Raises only ``contracts.errors`` exceptions: TransientError or PermanentError subclasses."""
 
     async def update_sync_status(self, update: SyncStatusUpdate, *, serial: str) -> None:
         """Record tax sync status in core (hub infno H9201). Idempotent on ``serial``."""

@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.errors import ValidationFailed
 from contracts.national import NationalRequest
 from contracts.taxcat import Op, model_for, op, op_for_infno, ops_of
-from retry.errors import ValidationFailed
 
 __all__ = [
     "CORE_EVENT_TYPES",

@@ -6,7 +6,7 @@ Two implementations of the same port:
 * ``ZeepTaxClient``: zeep driven by the hub-owned WSDL; slower, kept to prove
   the WSDL and the lean codec agree and as a fallback if tax's WSDL grows.
 
-Both map failures at this boundary and raise only ``retry.errors``:
+Both map failures at this boundary and raise only ``contracts.errors``:
 
     httpx timeout                      -> PartnerTimeout
     connect/reset, HTTP 5xx/429/408    -> PartnerUnavailable
@@ -57,8 +57,7 @@ from adapters.tax.soap import (
     stop_fields,
 )
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck
-from contracts.taxcat import op as catalogue_op
-from retry.errors import (
+from contracts.errors import (
     BusinessRejected,
     ClientError,
     HubError,
@@ -66,6 +65,7 @@ from retry.errors import (
     PartnerUnavailable,
     ValidationFailed,
 )
+from contracts.taxcat import op as catalogue_op
 
 __all__ = ["BINDING", "LeanTaxClient", "ZeepTaxClient", "error_for_status", "map_httpx_error"]
 

@@ -8,7 +8,7 @@ by block (never the whole file in memory), is hashed on the way, checked
 against the marker's size and SHA-256, and only then renamed to ``{name}``.
 The hub's account is read-only: nothing on the server is moved or deleted.
 
-Failures are mapped here, and only ``retry.errors`` leave this module:
+Failures are mapped here, and only ``contracts.errors`` leave this module:
 
     connection refused/reset/closed, FTP 4xx, short or damaged transfer -> PartnerUnavailable
     no answer within timeout_s                                          -> PartnerTimeout
@@ -28,8 +28,8 @@ from typing import Final, Protocol, TypeVar
 
 import aioftp
 
+from contracts.errors import ClientError, HubError, PartnerTimeout, PartnerUnavailable
 from contracts.returnfile import KINDS, ReturnFileName, parse_marker
-from retry.errors import ClientError, HubError, PartnerTimeout, PartnerUnavailable
 
 __all__ = ["FetchedFile", "FtpConfig", "FtpReturnFileSource", "RemoteFile", "ReturnFileSource",
            "map_ftp_error"]
@@ -68,7 +68,7 @@ class FetchedFile:
 
 
 class ReturnFileSource(Protocol):
-    """Where return files come from. Raises only ``retry.errors`` exceptions."""
+    """Where return files come from. Raises only ``contracts.errors`` exceptions."""
 
     async def list_ready(self) -> list[RemoteFile]:
         """Complete files of every kind, oldest first (file date, batch, kind)."""

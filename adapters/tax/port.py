@@ -12,7 +12,7 @@ __all__ = ["TaxPort"]
 
 
 class TaxPort(Protocol):
-    """Raises only ``retry.errors`` exceptions: TransientError or PermanentError subclasses."""
+    """Raises only ``contracts.errors`` exceptions: TransientError or PermanentError subclasses."""
 
     async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
         """职工参保登记. ``serial`` is the 业务流水号 tax deduplicates on (the message id)."""

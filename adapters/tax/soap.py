@@ -18,26 +18,26 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from copy import deepcopy
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from lxml import etree
 from pydantic import ValidationError
 
+from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck, TaxFeedback
-from contracts.taxcat import OPS, op, to_wire
-from retry.errors import (
+from contracts.errors import (
     BusinessRejected,
     ClientError,
     HubError,
     PartnerUnavailable,
     ValidationFailed,
 )
+from contracts.taxcat import OPS, op, to_wire
 
 __all__ = [
     "CALLBACK_WSDL",
-    "CN_TZ",
     "ENROLL_BODY_FIELDS",
     "MAX_BYTES",
     "NS",
@@ -90,7 +90,6 @@ SOAP_ACTION_STOP: Final = f"{NS}/{OP_STOP}"
 RET_OK: Final = "000000"
 PARTNER: Final = "tax"
 MAX_BYTES: Final = 1 << 20
-CN_TZ: Final = timezone(timedelta(hours=8), "CST")
 
 _CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "tax"
 TAX_XSD: Final = _CONTRACTS / "tax.xsd"
@@ -258,9 +257,9 @@ def _head(operation: str, serial: str, sender: str,
         raise _refuse("ywlsh", "must be 1-80 characters of A-Z a-z 0-9 _ . : -")
     if not _SENDER.match(sender):
         raise _refuse("fsfdm", "must be 1-20 non-blank characters")
-    ts = sent_at or datetime.now(CN_TZ)
+    ts = sent_at or datetime.now(BEIJING)
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=CN_TZ)
+        ts = ts.replace(tzinfo=BEIJING)
     return {
         "ywlsh": serial,
         "fsfdm": sender,

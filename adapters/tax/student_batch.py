@@ -48,6 +48,7 @@ from adapters.tax.soap import (
     error_for_fault,
     parse_payload,
 )
+from contracts.errors import BusinessRejected, HubError, PartnerUnavailable, ValidationFailed
 from contracts.student_batch import (
     MAX_CHUNK_ROWS,
     BatchOp,
@@ -57,7 +58,6 @@ from contracts.student_batch import (
     StudentRow,
     StudentStopRow,
 )
-from retry.errors import BusinessRejected, HubError, PartnerUnavailable, ValidationFailed
 
 __all__ = [
     "BATCH_MAX_BYTES",
@@ -326,7 +326,7 @@ def parse_batch_response(op: BatchOp, body: bytes, *, max_bytes: int = BATCH_MAX
 class StudentBatchPort(Protocol):
     """Sends one chunk and returns tax's per-row results.
 
-    Raises only ``retry.errors``: TransientError (retry the same chunk: same
+    Raises only ``contracts.errors``: TransientError (retry the same chunk: same
     serial, so no duplicate effect) or PermanentError (the chunk was refused).
     """
 

@@ -1,5 +1,5 @@
 """Re-export: tests serve apps the same way the demo does."""
 
-from tools.serving import serve_app
+from simulators.serving import serve_app
 
 __all__ = ["serve_app"]

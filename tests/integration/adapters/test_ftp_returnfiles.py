@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
-from adapters.tax.ftp_simulator import TaxFtpSimulator, bad_line
+from contracts.errors import ClientError, PartnerUnavailable, TransientError
 from contracts.returnfile import KINDS, ReturnFileName, ReturnRecord, synthetic_records
-from retry.errors import ClientError, PartnerUnavailable, TransientError
-from routes.returnfiles import ReturnFileService
+from jobs.returnfiles import ReturnFileService
+from simulators.tax_ftp import TaxFtpSimulator, bad_line
 from storage.journal import make_engine
 from storage.migrate import upgrade
 from storage.returnfiles import ReturnFileStore

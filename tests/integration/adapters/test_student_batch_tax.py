@@ -16,18 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from adapters.simkit import Fault, SimState
-from adapters.tax.rules import KNOWN_COMMUNITIES
 from adapters.tax.student_batch import StudentBatchClient
-from adapters.tax.student_batch_sim import (
+from bench.student_batch import make_students_xlsx
+from contracts.ids import make_id_number
+from contracts.student_batch import StudentEnrollRow
+from jobs.student_batch import ChunkRetry, read_and_validate, run_batch
+from simulators.simkit import Fault, SimState
+from simulators.student_batch import (
     DEFAULT_DIFFICULTY_SUFFIXES,
     StudentBatchDesk,
     create_app,
 )
-from bench.student_batch import make_students_xlsx
-from contracts.ids import make_id_number
-from contracts.student_batch import StudentEnrollRow
-from routes.student_batch import ChunkRetry, read_and_validate, run_batch
+from simulators.tax_rules import KNOWN_COMMUNITIES
 from tests.support.servers import serve_app
 from tools import student_batch_cli
 

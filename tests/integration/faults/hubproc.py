@@ -21,7 +21,7 @@ LOG = ROOT / ".run" / "fault-hub.log"
 
 
 def _all_routes() -> list[str]:
-    from main import ROUTES
+    from routes.lanes import ROUTES
     return [r.name for r in ROUTES]
 
 
@@ -142,15 +142,15 @@ async def batch_through_fault(tmp_path: Path, prefix: str, n: int,
                               inject: Callable[[FaultRun], Awaitable[None]]) -> BatchResult:
     """Core sends ``n`` enrollments through a real hub process; ``inject`` strikes once
     a quarter of them reached tax; returns what the simulators counted."""
-    from adapters.core.simulator import CoreStore
-    from adapters.core.simulator import create_app as core_app
-    from adapters.simkit import Fault, SimState
-    from adapters.tax.simulator import create_app as tax_app
     from broker.topology import Names, delete_topology
     from config.settings import load_settings
+    from simulators.core import CoreStore
+    from simulators.core import create_app as core_app
+    from simulators.harness import _free_port
+    from simulators.serving import serve_app
+    from simulators.simkit import Fault, SimState
+    from simulators.tax import create_app as tax_app
     from storage.journal import Journal, make_engine
-    from tools.harness import _free_port
-    from tools.serving import serve_app
 
     ns = f"{prefix}{uuid.uuid4().hex[:8]}"
     db = f"sqlite+aiosqlite:///./.run/{ns}.db"

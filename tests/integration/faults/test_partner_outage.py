@@ -8,11 +8,11 @@ import random
 import httpx
 import pytest
 
-from adapters.core.simulator import CoreStore, emit_enrollments
-from adapters.simkit import Fault
 from config.settings import load_settings
+from simulators.core import CoreStore, emit_enrollments
+from simulators.harness import fast_policies, running_stack, wait_until_settled
+from simulators.simkit import Fault
 from storage.deadletters import DeadLetterFilter, DeadLetterStore
-from tools.harness import fast_policies, running_stack, wait_until_settled
 
 pytestmark = pytest.mark.integration
 

@@ -18,15 +18,17 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from adapters.core.simulator import CoreStore
-from adapters.core.simulator import create_app as core_app
 from adapters.core.translate import enrollment_to_event
-from adapters.simkit import Fault, SimState
-from adapters.tax.simulator import create_app as tax_app
 from adapters.tax.soap import parse_enroll_request
 from broker.topology import Names, delete_topology
 from config.settings import load_settings
 from contracts.national import NationalRequest, make_msgid, now_cst
+from simulators.core import CoreStore
+from simulators.core import create_app as core_app
+from simulators.harness import _free_port
+from simulators.serving import serve_app
+from simulators.simkit import Fault, SimState
+from simulators.tax import create_app as tax_app
 from storage.journal import Journal, make_engine
 from tests.integration.faults.hubproc import (
     ALL_ROUTES,
@@ -35,8 +37,6 @@ from tests.integration.faults.hubproc import (
     stop_hub,
     wait_http,
 )
-from tools.harness import _free_port
-from tools.serving import serve_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

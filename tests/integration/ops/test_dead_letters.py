@@ -22,18 +22,18 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from adapters.core.simulator import CoreStore
 from adapters.core.translate import enrollment_to_event
-from adapters.simkit import Fault
 from api.admin import admin_router
 from api.auth import Principal, hash_token
 from broker.dlq import attach_dlq_archiver, start_late
 from broker.topology import queue_depths
 from config.settings import load_settings
 from contracts.national import NationalRequest, make_msgid, now_cst
+from simulators.core import CoreStore
+from simulators.harness import Stack, fast_policies, running_stack
+from simulators.simkit import Fault
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetter, DeadLetterFilter, DeadLetterStore
-from tools.harness import Stack, fast_policies, running_stack
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.channels.simulator import submit
-from adapters.core.simulator import CoreStore
-from adapters.simkit import Fault
 from config.settings import load_settings
 from contracts.channels import APPLICATION_TYPES, CHANNEL_TYPES
-from contracts.fixtures.generate_channels import ROOT
-from tools.harness import fast_policies, running_stack
+from tools.fixtures.generate_channels import ROOT
+from simulators.channels import submit
+from simulators.core import CoreStore
+from simulators.harness import fast_policies, running_stack
+from simulators.simkit import Fault
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ import aio_pika
 import httpx
 import pytest
 
-from adapters.core.simulator import CoreStore
 from adapters.core.translate import enrollment_to_event
-from adapters.simkit import Fault
 from config.settings import load_settings
 from contracts.national import NationalRequest, make_msgid, now_cst
+from simulators.core import CoreStore
+from simulators.harness import fast_policies, running_stack, wait_until_settled
+from simulators.simkit import Fault
 from storage.deadletters import DeadLetterFilter, DeadLetterStore
-from tools.harness import fast_policies, running_stack, wait_until_settled
 
 pytestmark = pytest.mark.integration
 

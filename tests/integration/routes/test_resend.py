@@ -18,15 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
-import tools.harness
-from adapters.core.simulator import CoreStore
+import simulators.harness
 from adapters.core.translate import enrollment_to_event
-from adapters.simkit import Fault
-from adapters.tax.simulator import TaxSimulator
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment
 from contracts.national import NationalRequest, make_msgid, now_cst
-from tools.harness import Stack, fast_policies, running_stack, wait_until_settled
+from simulators.core import CoreStore
+from simulators.harness import Stack, fast_policies, running_stack, wait_until_settled
+from simulators.simkit import Fault
+from simulators.tax import TaxSimulator
 
 pytestmark = pytest.mark.integration
 
@@ -68,14 +68,14 @@ class Rig:
 async def resend_stack(monkeypatch: pytest.MonkeyPatch, store: CoreStore) -> AsyncIterator[Rig]:
     """A running stack whose hub also consumes tax.employee.stop and serves /admin/resend."""
     sims: list[TaxSimulator] = []
-    real_tax_app = tools.harness.tax_app
+    real_tax_app = simulators.harness.tax_app
 
     def tax_app(*args: Any, **kwargs: Any) -> Any:
         app = real_tax_app(*args, **kwargs)
         sims.append(app.state.tax)
         return app
 
-    monkeypatch.setattr(tools.harness, "tax_app", tax_app)
+    monkeypatch.setattr(simulators.harness, "tax_app", tax_app)
     s = load_settings()
     overrides = fast_policies(s, max_attempts=2, delays_ms=(200, 400)) | {
         "breaker_threshold": 1000}

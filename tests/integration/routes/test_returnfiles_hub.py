@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from adapters.core.simulator import CoreStore
-from adapters.simkit import Fault
-from adapters.tax.ftp_simulator import TaxFtpSimulator
 from config.settings import load_settings
 from contracts.returnfile import synthetic_records
-from tools.harness import fast_policies, running_stack
+from simulators.core import CoreStore
+from simulators.harness import fast_policies, running_stack
+from simulators.simkit import Fault
+from simulators.tax_ftp import TaxFtpSimulator
 
 pytestmark = pytest.mark.integration
 

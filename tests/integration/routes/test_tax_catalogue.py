@@ -20,15 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.core.simulator import CoreStore
-from adapters.simkit import Fault
-from adapters.tax.rules import TaxBook
 from adapters.tax.soap import build_request, parse_query_reply, parse_reply
 from config.settings import load_settings
-from contracts.fixtures.generate_catalogue import ROOT
+from tools.fixtures.generate_catalogue import ROOT
 from contracts.national import NationalRequest, make_msgid, now_cst
 from contracts.taxcat import OPS, ops_of, to_wire
-from tools.harness import TERMINAL, fast_policies, running_stack
+from simulators.core import CoreStore
+from simulators.harness import TERMINAL, fast_policies, running_stack
+from simulators.simkit import Fault
+from simulators.tax_rules import TaxBook
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +223,7 @@ async def test_queries_do_not_wait_behind_bulk_submits() -> None:
     at once, because queries bypass the work queues and use their own connection pool."""
     import time
 
-    from adapters.core.simulator import emit_enrollments
+    from simulators.core import emit_enrollments
 
     stack, store = _stack()
     async with stack as st, httpx.AsyncClient(timeout=10) as http:

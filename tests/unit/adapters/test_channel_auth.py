@@ -26,7 +26,7 @@ from adapters.channels.auth import (
 )
 from config.settings import ChannelConfig
 from contracts.channels import CHANNEL_TYPES
-from retry.errors import PartnerUnavailable
+from contracts.errors import PartnerUnavailable
 
 NOW = 1_795_000_000.0
 SECRET = "s3cret-of-my-nanjing"

@@ -10,9 +10,7 @@ import httpx
 import pytest
 from lxml import etree
 
-from adapters.simkit import Fault, SimState
-from adapters.tax.rules import community_for
-from adapters.tax.soap import CN_TZ, build_fault, parse_payload
+from adapters.tax.soap import build_fault, parse_payload
 from adapters.tax.student_batch import (
     STUDENT_BATCH_XSD,
     StudentBatchClient,
@@ -23,7 +21,14 @@ from adapters.tax.student_batch import (
     parse_batch_response,
     serial_for,
 )
-from adapters.tax.student_batch_sim import StudentBatchDesk
+from contracts.clock import BEIJING
+from contracts.errors import (
+    BusinessRejected,
+    ClientError,
+    PartnerTimeout,
+    PartnerUnavailable,
+    ValidationFailed,
+)
 from contracts.ids import id_check_char, make_id_number
 from contracts.student_batch import (
     RowResult,
@@ -31,16 +36,12 @@ from contracts.student_batch import (
     StudentRow,
     validate_row,
 )
-from retry.errors import (
-    BusinessRejected,
-    ClientError,
-    PartnerTimeout,
-    PartnerUnavailable,
-    ValidationFailed,
-)
+from simulators.simkit import Fault, SimState
+from simulators.student_batch import StudentBatchDesk
+from simulators.tax_rules import community_for
 
 TODAY = date(2025, 10, 1)
-SENT_AT = datetime(2025, 10, 1, 9, 30, tzinfo=CN_TZ)
+SENT_AT = datetime(2025, 10, 1, 9, 30, tzinfo=BEIJING)
 SCHEMA = etree.XMLSchema(etree.parse(str(STUDENT_BATCH_XSD)))
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api.admin import admin_router, merge_patch
 from contracts.envelope import HubMessage
-from tests.unit.api.conftest import (
+from tests.support.ops import (
     ID,
     NAME,
     PHONE,
@@ -142,7 +142,7 @@ async def test_retry_request_is_validated(admin: Admin) -> None:
         assert r.status_code == 422, body
 
 
-async def test_default_requeue_is_the_hubs_publisher_looked_up_per_request(admin: Admin) -> None:
+async def test_default_requeue_is_the_hubs_publisher(admin: Admin) -> None:
     class Publisher:
         def __init__(self) -> None:
             self.queues: list[str] = []
@@ -150,10 +150,10 @@ async def test_default_requeue_is_the_hubs_publisher_looked_up_per_request(admin
         async def requeue(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
             self.queues.append(queue)
 
-    deps = fake_deps(RecordingIdem())
+    pub = Publisher()
+    deps = fake_deps(RecordingIdem(), publisher=pub)
     app = FastAPI()
     app.include_router(admin_router(deps, admin.db.store, admin.db.audit, PRINCIPALS))
-    deps.publisher = pub = Publisher()  # set after the router is built, like Hub.start does
     [a] = await _add(admin, letter(1))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://hub") as client:

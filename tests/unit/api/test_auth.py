@@ -17,7 +17,7 @@ from api.auth import (
     load_principals,
     principals_from_env,
 )
-from tests.unit.api.conftest import PRINCIPALS, Admin, bearer
+from tests.support.ops import PRINCIPALS, Admin, bearer
 
 ALL = ("admin", "operations", "caseworker", "tester", "readonly")
 
@@ -128,7 +128,7 @@ async def test_one_authenticator_can_serve_several_routers(admin: Admin) -> None
     from fastapi import Depends, FastAPI
 
     from api.admin import admin_router
-    from tests.unit.api.conftest import RecordingIdem, fake_deps
+    from tests.support.ops import RecordingIdem, fake_deps
 
     auth = Authenticator(PRINCIPALS, admin.db.audit)
     app = FastAPI()

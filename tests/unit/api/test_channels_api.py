@@ -32,8 +32,8 @@ from broker.topology import Names
 from config.settings import ChannelConfig, HubSettings, load_settings
 from contracts.channels import APPLICATION_TYPES, TAX_OPERATION
 from contracts.envelope import HubMessage, entity_key, idempotency_key
-from contracts.fixtures.generate_channels import REFERENCE_DAY, sample
-from routes.deps import Deps
+from tools.fixtures.generate_channels import REFERENCE_DAY, sample
+from services.deps import Deps
 from storage.applications import ApplicationStore, mask_payload
 from storage.journal import Journal, make_engine
 

@@ -24,11 +24,11 @@ from contracts.channels import (
     to_tax_payload,
     validate_payload,
 )
+from contracts.errors import ValidationFailed
 from contracts.fixtures import generate_channels
-from contracts.fixtures.generate_channels import REFERENCE_DAY, sample
+from tools.fixtures.generate_channels import REFERENCE_DAY, sample
 from contracts.ids import id_check_char, make_id_number
 from contracts.taxcat import model_for
-from retry.errors import ValidationFailed
 
 TYPES = list(APPLICATION_TYPES)
 
@@ -64,7 +64,7 @@ def errors_of(app_type: str, data: dict[str, Any], today: date = REFERENCE_DAY
 
 def test_fixtures_are_current() -> None:
     assert generate_channels.main(["--check"]) == 0, (
-        "run .venv/bin/python -m contracts.fixtures.generate_channels")
+        "run .venv/bin/python -m tools.fixtures.generate_channels")
 
 
 def test_every_type_has_a_fixture_file() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from contracts.employee import SyncStatusUpdate
 from contracts.envelope import (
     HEADER_ATTEMPT,
     HEADER_CAUSATION,
@@ -20,6 +21,8 @@ from contracts.envelope import (
     idempotency_key,
     new_id,
 )
+from contracts.messages import operation_message, sync_message
+from contracts.taxcat import op
 
 PAYLOAD = {"id_number": "320102199005170017", "wage": 5000, "nested": {"b": 1, "a": [1, 2]}}
 
@@ -75,11 +78,12 @@ def test_defaults() -> None:
     assert new_id() != new_id()
 
 
-def test_child_keeps_correlation_and_sets_causation() -> None:
+def test_a_result_message_keeps_correlation_and_sets_causation() -> None:
     parent = _msg()
-    payload = {"status": "synced"}
-    child = parent.child(type="core.sync_status", source="hub", target="core",
-                         payload=payload, business_key="bk")
+    update = SyncStatusUpdate(correlation_id=parent.correlation_id, biz_type="x.y",
+                              business_key="bk", status="synced")
+    child = sync_message(update, cause=parent, entity_key=parent.entity_key)
+    payload = update.model_dump(mode="json")
     assert child.correlation_id == parent.correlation_id
     assert child.causation_id == parent.message_id
     assert child.entity_key == parent.entity_key
@@ -88,9 +92,18 @@ def test_child_keeps_correlation_and_sets_causation() -> None:
     assert (child.type, child.source, child.target, child.payload) == \
         ("core.sync_status", "hub", "core", payload)
     assert child.idempotency_key == idempotency_key("core.sync_status", "bk", payload)
-    salted = parent.child(type="core.sync_status", source="hub", target="core",
-                          payload=payload, business_key="bk", salt="again")
-    assert salted.idempotency_key != child.idempotency_key
+
+
+def test_a_salted_operation_message_is_a_new_fact() -> None:
+    o = op("UnitEnroll")
+    payload = {"unit_credit_code": "91320100MA1XXXXX0X"}
+    plain = operation_message(o, payload, source="core", target="tax")
+    again = operation_message(o, payload, source="core", target="tax")
+    salted = operation_message(o, payload, source="core", target="tax", salt="again")
+    assert plain.idempotency_key == again.idempotency_key
+    assert plain.message_id != again.message_id
+    assert salted.idempotency_key != plain.idempotency_key
+    assert plain.type == o.msg_type
 
 
 def test_headers_mirror_the_envelope() -> None:

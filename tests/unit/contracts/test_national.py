@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from contracts.clock import BEIJING
 from contracts.national import (
-    CST,
     NationalRequest,
     NationalResponse,
     format_respond_time,
@@ -17,7 +17,7 @@ from contracts.national import (
     make_refmsgid,
 )
 
-WHEN = datetime(2024, 6, 1, 9, 30, 5, 123456, tzinfo=CST)
+WHEN = datetime(2024, 6, 1, 9, 30, 5, 123456, tzinfo=BEIJING)
 MSGID = "NJYBHUB00001202406010930050007"
 
 

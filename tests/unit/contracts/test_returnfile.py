@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from contracts.errors import ValidationFailed
 from contracts.returnfile import (
     KINDS,
     LineError,
@@ -27,7 +28,6 @@ from contracts.returnfile import (
     synthetic_records,
     write_return_file,
 )
-from retry.errors import ValidationFailed
 
 Item = ReturnRecord | LineError
 

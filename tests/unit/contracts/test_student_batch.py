@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from contracts.errors import ValidationFailed
 from contracts.ids import make_id_number
 from contracts.student_batch import (
     ENROLL_COLUMNS,
@@ -19,7 +20,6 @@ from contracts.student_batch import (
     map_headers,
     validate_row,
 )
-from retry.errors import ValidationFailed
 
 TODAY = date(2025, 10, 1)
 ID = make_id_number(random.Random(1), born=date(2005, 3, 4), male=False)

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from adapters.tax.soap import CN_TZ, TAX_XSD, build_enroll_request, parse_payload
+from adapters.tax.soap import TAX_XSD, build_enroll_request, parse_payload
+from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment
 from contracts.ids import make_credit_code, make_id_number
 
 FIXTURES = TAX_XSD.parents[1] / "fixtures" / "tax" / "employee_enroll"
-SENT_AT = datetime(2025, 1, 15, 9, 30, 0, tzinfo=CN_TZ)
+SENT_AT = datetime(2025, 1, 15, 9, 30, 0, tzinfo=BEIJING)
 SEED = 20250115
 
 

@@ -9,7 +9,8 @@ from lxml import etree
 from pydantic import ValidationError
 
 from adapters.tax import soap
-from contracts.fixtures import generate_catalogue
+from contracts.errors import ValidationFailed
+from tools.fixtures import generate_catalogue
 from contracts.taxcat import (
     FIELDS,
     OPS,
@@ -22,7 +23,6 @@ from contracts.taxcat import (
     to_wire,
 )
 from contracts.taxcat_xsd import rendered
-from retry.errors import ValidationFailed
 
 SCHEMA = etree.XMLSchema(etree.parse(str(soap.TAX_XSD)))
 
@@ -35,7 +35,7 @@ def test_generated_contract_files_are_current() -> None:
 
 def test_fixtures_are_current() -> None:
     assert generate_catalogue.main(["--check"]) == 0, (
-        "run .venv/bin/python -m contracts.fixtures.generate_catalogue")
+        "run .venv/bin/python -m tools.fixtures.generate_catalogue")
 
 
 def test_names_are_unique_on_every_side() -> None:

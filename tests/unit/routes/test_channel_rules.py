@@ -6,14 +6,14 @@ from datetime import date
 
 import pytest
 
-from adapters.tax.rules import TaxBook
-from retry.errors import BusinessRejected
+from contracts.errors import BusinessRejected
 from routes.channel_rules import (
     check_arrears,
     check_community,
     newborn_insure_year,
     retirement_start_month,
 )
+from simulators.tax_rules import TaxBook
 
 
 def test_birth_rule_paid_prenewborn_means_next_year() -> None:

@@ -14,12 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from adapters.core.client import CoreClient
-from adapters.core.simulator import CoreStore, create_app, emit_enrollments
 from adapters.core.translate import event_to_enrollment, parse_national_request
-from adapters.simkit import SimState
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.errors import PartnerTimeout, PartnerUnavailable, ValidationFailed
 from contracts.national import NationalResponse
-from retry.errors import PartnerTimeout, PartnerUnavailable, ValidationFailed
+from simulators.core import CoreStore, create_app, emit_enrollments
+from simulators.simkit import SimState
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from adapters.simkit import Fault, SimState
 from adapters.tax import soap
 from adapters.tax.client import LeanTaxClient, ZeepTaxClient
-from adapters.tax.simulator import CallbackRetry, TaxSimulator, create_app
 from contracts.employee import EmployeeEnrollment, TaxFeedback
+from contracts.errors import BusinessRejected, PartnerTimeout
 from contracts.ids import id_check_char
-from retry.errors import BusinessRejected, PartnerTimeout
+from simulators.simkit import Fault, SimState
+from simulators.tax import CallbackRetry, TaxSimulator, create_app
 from tests.support.servers import serve_app
 
 pytestmark = pytest.mark.integration

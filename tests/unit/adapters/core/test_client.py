@@ -1,5 +1,5 @@
 """CoreClient against the core simulator in memory (httpx.ASGITransport), and the
-boundary mapping of every failure to ``retry.errors`` (httpx.MockTransport)."""
+boundary mapping of every failure to ``contracts.errors`` (httpx.MockTransport)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import httpx
 import pytest
 
 from adapters.core.client import HUB_PATH, CoreClient
-from adapters.core.simulator import CoreStore, create_app
-from adapters.simkit import Fault, SimState
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
-from retry.errors import (
+from contracts.errors import (
     BusinessRejected,
     ClientError,
     PartnerTimeout,
@@ -23,6 +21,8 @@ from retry.errors import (
     TransientError,
     ValidationFailed,
 )
+from simulators.core import CoreStore, create_app
+from simulators.simkit import Fault, SimState
 
 BASE = "http://core.test"
 

@@ -21,8 +21,8 @@ from adapters.core.translate import (
     sync_status_to_input,
 )
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
+from contracts.errors import PermanentError, ValidationFailed
 from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
-from retry.errors import PermanentError, ValidationFailed
 
 MSGID = "NJYBCORE0001202406010930000001"
 

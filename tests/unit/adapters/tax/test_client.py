@@ -11,22 +11,23 @@ import httpx
 import pytest
 from lxml import etree
 
-from adapters.simkit import Fault, SimState
 from adapters.tax import soap
 from adapters.tax.client import LeanTaxClient, ZeepTaxClient
 from adapters.tax.port import TaxPort
-from adapters.tax.simulator import create_app
+from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment, EmployeeStop
-from retry.errors import (
+from contracts.errors import (
     BusinessRejected,
     ClientError,
     PartnerTimeout,
     PartnerUnavailable,
 )
+from simulators.simkit import Fault, SimState
+from simulators.tax import create_app
 
 FIXTURES = soap.TAX_XSD.parents[1] / "fixtures" / "tax" / "employee_enroll"
 ENDPOINT = "http://tax.test/tax/ws"
-SENT_AT = datetime(2025, 1, 15, 9, 30, tzinfo=soap.CN_TZ)
+SENT_AT = datetime(2025, 1, 15, 9, 30, tzinfo=BEIJING)
 
 ClientFactory = Callable[[httpx.AsyncBaseTransport], Any]
 

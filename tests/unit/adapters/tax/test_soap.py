@@ -8,8 +8,9 @@ import pytest
 from lxml import etree
 
 from adapters.tax import soap
+from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck, TaxFeedback
-from retry.errors import (
+from contracts.errors import (
     BusinessRejected,
     ClientError,
     PartnerUnavailable,
@@ -19,7 +20,7 @@ from retry.errors import (
 )
 
 FIXTURES = soap.TAX_XSD.parents[1] / "fixtures" / "tax" / "employee_enroll"
-SENT_AT = datetime(2025, 1, 15, 9, 30, tzinfo=soap.CN_TZ)
+SENT_AT = datetime(2025, 1, 15, 9, 30, tzinfo=BEIJING)
 
 
 @pytest.fixture(scope="module")

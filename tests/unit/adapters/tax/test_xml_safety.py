@@ -9,7 +9,7 @@ import pytest
 
 from adapters.tax import soap
 from adapters.tax import student_batch as batch
-from retry.errors import HubError, ValidationFailed
+from contracts.errors import HubError, ValidationFailed
 
 XXE = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
        b'<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/">'

@@ -1,0 +1,156 @@
+"""The hub process's lifecycle: start, stop, broker watchdog, health.
+
+Built by ``bootstrap.wiring.build_hub`` with everything it owns; it opens no
+connection until ``start`` and builds no object besides the broker client
+(which it rebuilds after a loss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from broker.dlq import attach_dlq_archiver
+from broker.rabbit import RabbitPublisher, attach_routes, make_broker
+from broker.topology import Names, declare_topology
+from config.settings import HubSettings
+from jobs.returnfiles import ReturnFileService
+from kernel.runtime import Route
+from services.deps import Deps
+from storage.deadletters import DeadLetterStore
+
+__all__ = ["Hub"]
+
+log = logging.getLogger("hub")
+
+Attachment = Callable[[Any], None]
+"""Something more to wire on every new broker client (the channel AMQP door)."""
+
+
+@dataclass
+class Hub:
+    """Everything the hub process owns; ``start``/``stop`` do all the I/O."""
+
+    settings: HubSettings
+    deps: Deps
+    routes: tuple[Route, ...]
+    redis: Redis
+    publisher: RabbitPublisher
+    names: Names
+    attachments: Sequence[Attachment] = ()
+    returnfiles: ReturnFileService | None = None
+    _broker: Any = None
+    _watchdog: asyncio.Task[None] | None = None
+    _poller: asyncio.Task[None] | None = None
+    _poller_stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _lost: bool = False
+    api: FastAPI = field(init=False)
+    """The HTTP API whose lifespan starts and stops this hub (set by ``build_hub``)."""
+    PUBLISH_FAILURES_LIMIT = 20
+
+    async def start(self) -> None:
+        await self.deps.journal.start()
+        await self._start_broker()
+        self._watchdog = asyncio.create_task(self._watch(), name="broker-watchdog")
+        if self.returnfiles is not None and self.settings.returnfiles.enabled:
+            self._poller_stop.clear()
+            self._poller = asyncio.create_task(self.returnfiles.run_poller(
+                self.settings.returnfiles.poll_s, stop=self._poller_stop), name="returnfiles")
+
+    async def _start_broker(self) -> None:
+        s = self.settings
+        broker = make_broker(s.amqp_url, on_reconnected=self._on_reconnected)
+        self._broker = broker
+        self.publisher.bind(broker)
+        await broker.connect()
+        await declare_topology(broker, self.names,
+                               [(r.name, r.bindings) for r in self.routes], s.delay_tiers_ms)
+        attach_routes(broker, self.names, self.routes, self.deps, s.prefetch)
+        attach_dlq_archiver(broker, self.names, [r.name for r in self.routes],
+                            DeadLetterStore(self.deps.journal.engine),
+                            partners={r.name: r.partner for r in self.routes})
+        for attach in self.attachments:
+            attach(broker)
+        await broker.start()
+
+    def _on_reconnected(self, *_: Any) -> None:
+        # aio-pika restores channels, but consumers on quorum queues that were not yet
+        # available come back closed: the watchdog rebuilds the whole client instead.
+        self._lost = True
+
+    async def _broker_ok(self) -> bool:
+        """The connection answers and the publishing channel still works."""
+        if self._broker is None or self._lost:
+            return False
+        try:
+            if not await self._broker.ping(timeout=2.0):
+                return False
+            await self._broker.declare_exchange(self.names.work)
+            return self.publisher.consecutive_failures < self.PUBLISH_FAILURES_LIMIT
+        except Exception:
+            return False
+
+    async def _watch(self, every_s: float = 2.0, after: int = 2) -> None:
+        """Rebuild the broker client when the broker went away and did not come back whole.
+
+        aio-pika reconnects the connection, but a publishing channel closed under
+        load can stay closed; rather than publish into it for ever, start afresh.
+        Unacked deliveries return to their queues and are absorbed by idempotency.
+        """
+        bad = 0
+        while True:
+            await asyncio.sleep(every_s)
+            bad = 0 if await self._broker_ok() else bad + 1
+            if bad < after and not self._lost:
+                continue
+            log.warning("broker client unhealthy %d times; reconnecting", bad)
+            old, self._broker = self._broker, None
+            self.publisher.bind(None)
+            with contextlib.suppress(Exception):
+                if old is not None:
+                    await asyncio.wait_for(old.stop(), 10)
+            try:
+                self._lost = False
+                await self._start_broker()
+                bad = 0
+            except Exception as exc:  # broker still down: try again on the next round
+                log.warning("reconnect failed: %s", exc)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller_stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._poller, 30)
+            self._poller = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+            self.publisher.bind(None)
+        await self.deps.journal.stop()
+        await self.deps.tax.aclose()
+        await self.deps.core.aclose()
+        if self.deps.channels is not None:
+            await self.deps.channels.aclose()
+        await self.redis.aclose()
+        await self.deps.journal.engine.dispose()
+
+    async def health(self) -> dict[str, Any]:
+        broker_ok = bool(self._broker and await self._broker.ping(timeout=2.0))
+        try:
+            redis_ok = bool(await self.redis.ping())
+        except Exception:
+            redis_ok = False
+        ok = broker_ok and redis_ok
+        return {"status": "ok" if ok else "degraded", "broker": broker_ok, "redis": redis_ok}

@@ -1,0 +1,114 @@
+"""Every message type the hub routes by name, and the builders of the messages it makes.
+
+One home, so a newcomer finds a type's name and how its message is made in one
+place. Catalogue operations (``contracts.taxcat``) name their own types
+(``Op.msg_type``); the ones below are the hub's own. Builders are pure: ids,
+idempotency key and entity key are derived here, never by hand at a call site.
+
+    tax.employee.enroll          职工参保登记 (typed contract, the hot path)
+    tax.employee.stop            职工停保 (resend sends it too)
+    tax.feedback                 tax's FeedbackNotify, on its way to core
+    core.sync_status             the result of a submit, to core (H9201)
+    channel.application          a citizen application, to the intake lane
+    channel.result.<channel>     one part of an application's result, to its channel
+    core.tax_push.compare_batch  比对 batch pushed by tax (its own lane)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from contracts.employee import SyncStatusUpdate, TaxFeedback
+from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
+from contracts.taxcat import Op
+
+__all__ = [
+    "APPLICATION",
+    "COMPARE",
+    "ENROLL",
+    "FEEDBACK",
+    "STOP",
+    "SYNC",
+    "application_id_of",
+    "application_message",
+    "feedback_message",
+    "operation_message",
+    "result_message",
+    "result_type",
+    "sync_message",
+]
+
+ENROLL: Final = "tax.employee.enroll"
+STOP: Final = "tax.employee.stop"
+FEEDBACK: Final = "tax.feedback"
+SYNC: Final = "core.sync_status"
+APPLICATION: Final = "channel.application"
+COMPARE: Final = "core.tax_push.compare_batch"
+
+
+def result_type(channel: str) -> str:
+    """The type of one part of an application's result, bound to its channel's lane."""
+    return f"channel.result.{channel}"
+
+
+def application_id_of(correlation_id: str) -> str:
+    """Submits of one application carry ``<id>`` or ``<id>-<n>`` as correlation id."""
+    return correlation_id.partition("-")[0]
+
+
+def operation_message(o: Op, payload: dict[str, Any], *, source: str, target: str,
+                      correlation_id: str | None = None, causation_id: str | None = None,
+                      salt: str = "") -> HubMessage:
+    """A catalogue operation's message: key from its business key and content.
+
+    ``salt`` makes an intended repeat (a resend, an application's submit) a new
+    fact on purpose; without it the same fact sent twice has the same key.
+    """
+    return HubMessage(
+        type=o.msg_type, source=source, target=target,
+        correlation_id=correlation_id or new_id(), causation_id=causation_id,
+        idempotency_key=idempotency_key(o.msg_type, o.business_key(payload), payload, salt),
+        entity_key=entity_key(o.entity_prefix, o.entity_value(payload)), payload=payload)
+
+
+def feedback_message(fb: TaxFeedback) -> HubMessage:
+    """Tax's answer to a submit; correlated by the serial tax echoes."""
+    payload = fb.model_dump(mode="json")
+    return HubMessage(type=FEEDBACK, source="tax", target="core",
+                      correlation_id=fb.biz_msg_id, causation_id=fb.accept_no,
+                      idempotency_key=idempotency_key(FEEDBACK, fb.biz_msg_id, payload),
+                      payload=payload)
+
+
+def sync_message(update: SyncStatusUpdate, *, cause: HubMessage, entity_key: str) -> HubMessage:
+    """The message that tells core the outcome; its key is derived from the outcome itself."""
+    payload = update.model_dump(mode="json")
+    return HubMessage(type=SYNC, source="hub", target="core",
+                      correlation_id=update.correlation_id, causation_id=cause.message_id,
+                      idempotency_key=idempotency_key(SYNC, update.business_key, payload),
+                      entity_key=entity_key, payload=payload)
+
+
+def result_message(channel: str, result: Mapping[str, Any], *, cause: HubMessage) -> HubMessage:
+    """One part of an application's result, for its channel's lane."""
+    type_ = result_type(channel)
+    app_id = str(result["application_id"])
+    return HubMessage(type=type_, source="hub", target=f"channel.{channel}",
+                      correlation_id=app_id, causation_id=cause.message_id,
+                      idempotency_key=idempotency_key(type_, str(result["correlation_id"]),
+                                                      dict(result)),
+                      entity_key=entity_key("app", app_id), payload=dict(result))
+
+
+def application_message(app_id: str, channel: str, request_id: str, app_type: str,
+                        tax_operation: str, payload: dict[str, Any],
+                        entity: tuple[str, str] | None) -> HubMessage:
+    """A citizen application for the intake lane; ordered per person when one is named."""
+    return HubMessage(
+        type=APPLICATION, source=f"channel.{channel}", target="core", correlation_id=app_id,
+        idempotency_key=idempotency_key(APPLICATION, f"{channel}:{request_id}", payload),
+        entity_key=entity_key(*entity) if entity else entity_key("app", app_id),
+        payload={"application_id": app_id, "channel": channel, "type": app_type,
+                 "request_id": request_id, "tax_operation": tax_operation,
+                 "payload": payload})

@@ -1,0 +1,344 @@
+"""The one place that turns a delivery into exactly one outcome.
+
+For every message on every route: parse the envelope, take the idempotency
+key, run the handler with a few in-process retries, then exactly one of
+
+- delivered: outputs published (confirmed), journal committed, key completed;
+- retrying: the same envelope, ``x-attempt`` + 1, to a wait tier;
+- rejected: the originator told through ``on_failure`` outputs, key completed
+  with the rejection so a repeat gets the same answer;
+- dead-lettered: parked with a reason where nobody can be told, when attempts
+  or age run out, or when the envelope itself is unreadable;
+
+and only then the delivery is acked. If recording the outcome fails (broker or
+database down), the delivery is nacked back to the queue: the quorum queue's
+delivery limit dead-letters it should that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HubMessage
+from contracts.errors import HubError, PermanentError, TransientError, ValidationFailed
+from kernel.deps import KernelDeps
+from retry.breaker import Breaker
+from retry.idempotency import BeginState
+from retry.policy import RetryPolicy, delay_for, exhausted, tier_for
+from storage.journal import LogEntry, RequestRecord, TxnUpdate
+
+__all__ = ["Delivery", "Outcome", "Route", "process"]
+
+log = logging.getLogger("hub.runtime")
+
+INFLIGHT_WAIT_MS = 1_000
+ORDER_WAIT_MS = 300
+HEADER_REASON = "x-dead-reason"
+HEADER_REASON_CODE = "x-dead-code"
+HEADER_ROUTE = "x-route"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a handler (or a failure handler) wants done; the runtime does it."""
+
+    outputs: tuple[HubMessage, ...] = ()
+    txn: TxnUpdate | None = None
+    requests: tuple[RequestRecord, ...] = ()
+    detail: Any = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[HubMessage, Any], Awaitable[Outcome]]
+"""``(message, deps)``: each handler types ``deps`` with the narrow protocol it needs
+(``routes.ports``); the runtime passes the composition's one deps object."""
+FailureHandler = Callable[[HubMessage, HubError, Any], Awaitable[Outcome | None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A work lane: which types it takes, which partner it calls, how it fails."""
+
+    name: str
+    bindings: tuple[str, ...]
+    partner: str
+    handler: Handler
+    on_failure: FailureHandler | None = None
+    calls_partner: bool = True
+
+    def policy(self, deps: KernelDeps, type_: str) -> RetryPolicy:
+        return deps.settings.policy_for(self.partner, type_)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A broker delivery, decoupled from FastStream so tests can build one."""
+
+    body: bytes
+    headers: dict[str, Any]
+    message_id: str | None
+    ack: Callable[[], Awaitable[None]]
+    nack: Callable[[], Awaitable[None]]
+
+
+def parse_envelope(body: bytes, max_bytes: int) -> HubMessage:
+    if len(body) > max_bytes:
+        raise ValidationFailed([("body", f"{len(body)} bytes is over the {max_bytes} limit")])
+    try:
+        return HubMessage.model_validate_json(body)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            reason = "not valid JSON: " + exc.errors()[0]["msg"]
+            raise ValidationFailed([("body", reason)]) from None
+        raise ValidationFailed.of(exc, prefix="envelope.") from None
+
+
+def _age_s(headers: dict[str, Any], msg: HubMessage) -> float:
+    first = headers.get(HEADER_FIRST_SEEN)
+    start = datetime.fromisoformat(first) if isinstance(first, str) else msg.created_at
+    return (datetime.now(UTC) - start).total_seconds()
+
+
+async def _call(route: Route, msg: HubMessage, deps: KernelDeps, policy: RetryPolicy) -> Outcome:
+    """The handler with short in-process retries for blips (transient errors only)."""
+    if policy.inprocess_attempts <= 1:
+        return await route.handler(msg, deps)
+    async for attempt in AsyncRetrying(
+        stop=stop_after_attempt(policy.inprocess_attempts),
+        wait=wait_random_exponential(multiplier=policy.inprocess_min_s,
+                                     max=policy.inprocess_max_s),
+        retry=retry_if_exception_type(TransientError), reraise=True,
+    ):
+        with attempt:
+            return await route.handler(msg, deps)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _txn(msg: HubMessage, status: str, exc: HubError, attempt: int) -> TxnUpdate:
+    """Status-only update of a known transaction, for states the runtime decides."""
+    return TxnUpdate(msg.correlation_id, msg.type, msg.entity_key or "-", msg.source, status,
+                     exc.code, exc.reason[:1000], attempts=attempt, only_if_exists=True)
+
+
+def _log(msg: HubMessage, route: Route, outcome: str, attempt: int, t0: float,
+         detail: Any) -> LogEntry:
+    return LogEntry(message_id=msg.message_id, correlation_id=msg.correlation_id,
+                    type=msg.type, partner=route.partner, direction="out", hop=route.name,
+                    outcome=outcome, attempt=attempt,
+                    duration_ms=int((time.perf_counter() - t0) * 1000), detail=detail)
+
+
+async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
+    """Handle one delivery to exactly one outcome; returns the outcome's name."""
+    t0 = time.perf_counter()
+    try:
+        msg = parse_envelope(d.body, deps.settings.max_body_bytes)
+    except ValidationFailed as exc:
+        return await _unreadable(route, d, deps, exc)
+
+    attempt = _attempt(d.headers, msg.attempt)
+    policy = route.policy(deps, msg.type)
+    key = msg.idempotency_key
+    lock_s = deps.settings.inflight_lock_s
+    try:
+        begin = await deps.idem.begin(key, deps.owner, lock_s)
+        if begin.state is BeginState.DONE:
+            entries: list[Any] = [_log(msg, route, "duplicate", attempt, t0, begin.result or "")]
+            first = (begin.result or {}).get("correlation_id")
+            if first and first != msg.correlation_id:
+                # The same business fact sent again as a new transaction: close it as such.
+                entries.append(TxnUpdate(msg.correlation_id, msg.type, msg.entity_key or "-",
+                                         msg.source, "duplicate", "DUPLICATE",
+                                         f"same as transaction {first}", only_if_exists=True))
+            await deps.journal.write(*entries)
+            await _done(route, msg, deps, d)
+            return "duplicate"
+        if begin.state is BeginState.INFLIGHT:
+            # Another worker holds it: look again later, without spending an attempt.
+            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
+                INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
+            await d.ack()
+            return "inflight"
+        if _gated(route, msg, deps) and not await deps.gate.enter(  # type: ignore[union-attr]
+                route.name, msg.entity_key, msg.message_id, policy.max_age_s + 3600):
+            # An earlier message for this person/unit has not finished: wait behind it.
+            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
+                ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
+            await deps.idem.release(key, deps.owner)
+            await d.ack()
+            return "waiting"
+        breaker = deps.breakers.get(route.partner) if route.calls_partner else None
+        if breaker is not None and not breaker.allow():
+            # The partner is resting: wait without spending an attempt.
+            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
+                int(breaker.policy.open_s * 1000), deps.settings.delay_tiers_ms),
+                dict(d.headers))
+            await deps.idem.release(key, deps.owner)
+            await d.ack()
+            return "breaker_open"
+        return await _run(route, msg, d, deps, policy, attempt, t0, breaker)
+    except Exception:
+        log.exception("recording the outcome of %s on %s failed; returning it to the queue",
+                      msg.message_id, route.name)
+        try:
+            await deps.idem.release(key, deps.owner)
+        finally:
+            await asyncio.sleep(0.2)
+            await d.nack()
+        return "nacked"
+
+
+def _gated(route: Route, msg: HubMessage, deps: KernelDeps) -> bool:
+    return route.calls_partner and deps.gate is not None and bool(msg.entity_key)
+
+
+async def _done(route: Route, msg: HubMessage, deps: KernelDeps, d: Delivery) -> None:
+    """Final outcome recorded: let the next message of this entity through, then ack."""
+    if _gated(route, msg, deps):
+        await deps.gate.leave(route.name, msg.entity_key, msg.message_id)  # type: ignore[union-attr]
+    await d.ack()
+
+
+def _attempt(headers: dict[str, Any], default: int) -> int:
+    """The attempt count from the header; a garbled header falls back to the body's."""
+    try:
+        return max(0, int(headers.get(HEADER_ATTEMPT, default) or 0))
+    except (TypeError, ValueError):
+        return default
+
+
+async def _unreadable(route: Route, d: Delivery, deps: KernelDeps, exc: ValidationFailed) -> str:
+    """Nobody can be told: the envelope names no originator we can trust. Park it."""
+    try:
+        await deps.publisher.park(d.body, deps.names.queue(route.name), {
+            HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
+            HEADER_ROUTE: route.name})
+        await deps.journal.write(LogEntry(
+            message_id=d.message_id or "-", correlation_id="-", type="-",
+            partner=route.partner, direction="in", hop=route.name, outcome="dead",
+            detail=f"unreadable envelope: {exc.reason}"))
+    except Exception:
+        log.exception("parking an unreadable message on %s failed; returning it", route.name)
+        await asyncio.sleep(0.2)
+        await d.nack()
+        return "nacked"
+    await d.ack()
+    return "dead"
+
+
+async def _run(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps, policy: RetryPolicy,
+               attempt: int, t0: float, breaker: Breaker | None = None) -> str:
+    try:
+        out = await _call(route, msg, deps, policy)
+    except PermanentError as exc:
+        if breaker:
+            breaker.success()  # the partner answered: it is up
+        return await _permanent(route, msg, d, deps, exc, attempt, t0)
+    except TransientError as exc:
+        if breaker:
+            # Count it against the partner that failed: a lane may ask another partner too
+            # (the channel intake asks tax), and tax being down must not rest core.
+            failed = deps.breakers.get(exc.partner) if exc.partner else breaker
+            failed.failure()
+        return await _transient(route, msg, d, deps, policy, exc, attempt, t0)
+    except Exception as exc:  # a bug or a surprise: count it, so a poison message ends in the DLQ
+        log.warning("unexpected %s on %s: %s", type(exc).__name__, route.name, exc)
+        err = TransientError(f"unexpected {type(exc).__name__}: {exc}", partner=route.partner)
+        return await _transient(route, msg, d, deps, policy, err, attempt, t0)
+    if breaker:
+        breaker.success()
+    if out.outputs:
+        await asyncio.gather(*(deps.publisher.publish(o) for o in out.outputs))
+    entries: list[Any] = [_log(msg, route, "ok", attempt, t0, out.detail), *out.requests]
+    if out.txn:
+        entries.append(out.txn)
+    await deps.journal.write(*entries)
+    await deps.idem.complete(msg.idempotency_key, (out.result or {"outcome": "ok"})
+                             | {"correlation_id": msg.correlation_id},
+                             deps.settings.idempotency_ttl_s)
+    await _done(route, msg, deps, d)
+    return "ok"
+
+
+async def _tell(route: Route, msg: HubMessage, exc: HubError, deps: KernelDeps) -> Outcome | None:
+    return await route.on_failure(msg, exc, deps) if route.on_failure else None
+
+
+async def _permanent(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps,
+                     exc: PermanentError, attempt: int, t0: float) -> str:
+    told = await _tell(route, msg, exc, deps)
+    if told and told.outputs:
+        await asyncio.gather(*(deps.publisher.publish(o) for o in told.outputs))
+    else:
+        await deps.publisher.park(msg.to_body(), deps.names.queue(route.name),
+                                  _dead_headers(d, route, exc))
+    entries: list[Any] = [_log(msg, route, "rejected" if told else "dead", attempt, t0,
+                               exc.to_dict())]
+    entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
+    await deps.journal.write(*entries)
+    await deps.idem.complete(msg.idempotency_key, {"outcome": "rejected", **exc.to_dict(),
+                                                   "correlation_id": msg.correlation_id},
+                             deps.settings.idempotency_ttl_s)
+    await _done(route, msg, deps, d)
+    return "rejected" if told else "dead"
+
+
+async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps,
+                     policy: RetryPolicy, exc: TransientError, attempt: int, t0: float) -> str:
+    attempt += 1
+    history = _history(d.headers, exc, attempt)
+    if exhausted(attempt, _age_s(d.headers, msg), policy):
+        told = await _tell(route, msg, exc, deps)
+        if told and told.outputs:
+            await asyncio.gather(*(deps.publisher.publish(o) for o in told.outputs))
+        headers = _dead_headers(d, route, exc) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
+        bumped = msg.model_copy(update={"attempt": attempt})
+        await deps.publisher.park(bumped.to_body(), deps.names.queue(route.name), headers)
+        entries: list[Any] = [_log(msg, route, "dead", attempt, t0, exc.to_dict())]
+        entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
+        await deps.journal.write(*entries)
+        await deps.idem.release(msg.idempotency_key, deps.owner)
+        await _done(route, msg, deps, d)
+        return "dead"
+    delay = tier_for(delay_for(attempt, policy), deps.settings.delay_tiers_ms)
+    headers = dict(d.headers) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
+    headers.setdefault(HEADER_FIRST_SEEN, msg.created_at.isoformat())
+    await deps.publisher.delay(msg.model_copy(update={"attempt": attempt}),
+                               deps.names.queue(route.name), delay, headers)
+    await deps.journal.write(_log(msg, route, "retry", attempt, t0,
+                                  exc.to_dict() | {"delay_ms": str(delay)}),
+                             _txn(msg, "retrying", exc, attempt))
+    await deps.idem.release(msg.idempotency_key, deps.owner)
+    await d.ack()
+    return "retry"
+
+
+def _history(headers: dict[str, Any], exc: HubError, attempt: int) -> str:
+    """The last few failures, newest last, as a compact JSON string header."""
+    try:
+        past = json.loads(headers.get(HEADER_HISTORY) or "[]")
+    except (TypeError, ValueError):
+        past = []
+    past.append({"attempt": attempt, "code": exc.code, "reason": exc.reason[:200],
+                 "at": datetime.now(UTC).isoformat(timespec="seconds")})
+    return json.dumps(past[-5:], ensure_ascii=False)
+
+
+def _dead_headers(d: Delivery, route: Route, exc: HubError) -> dict[str, Any]:
+    return dict(d.headers) | {HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
+                              HEADER_ROUTE: route.name}

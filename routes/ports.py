@@ -1,0 +1,109 @@
+"""What each lane's handlers use, as narrow protocols: a handler declares only these.
+
+The composition root (``bootstrap.deps.Deps``) is one object that satisfies
+every protocol here and ``kernel.deps.KernelDeps``; mypy checks that in
+``bootstrap.deps``. A unit test passes any object with the few attributes a
+handler declares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from adapters.channels.port import ChannelPort
+from adapters.core.port import CorePort
+from adapters.tax.port import TaxPort
+from retry.memo import TtlMemo
+from storage.journal import RequestRecord
+
+__all__ = ["Applications", "BatchFiles", "ChannelPushDeps", "CompareDeps", "FeedbackDeps",
+           "IntakeDeps", "PushDeps", "RequestLookup", "SyncDeps", "TaxSubmitDeps"]
+
+
+class Applications(Protocol):
+    """The part of the application store the lanes use (``storage.applications``)."""
+
+    async def get(self, app_id: str) -> dict[str, Any] | None: ...
+
+    async def set_status(self, app_id: str, status: str, *, reason_field: str | None = None,
+                         reason: str | None = None, core_ref: str | None = None,
+                         parts: dict[str, Any] | None = None,
+                         only_if_not_final: bool = True) -> bool: ...
+
+    async def set_parts(self, app_id: str, parts: dict[str, Any]) -> None: ...
+
+
+class RequestLookup(Protocol):
+    """The journal's partner requests: which submit a feedback's serial answers."""
+
+    async def request(self, serial: str, *, wait_s: float = 0.0) -> RequestRecord | None: ...
+
+
+class BatchFiles(Protocol):
+    """Where tax keeps batch files (its FTP server: ``FtpReturnFileSource.fetch_path``)."""
+
+    async def fetch_path(self, path: str, dest: Path) -> tuple[str, int]: ...
+
+
+class TaxSubmitDeps(Protocol):
+    """``routes.tax_submit``: F2 submits."""
+
+    @property
+    def tax(self) -> TaxPort: ...
+
+
+class FeedbackDeps(Protocol):
+    """``routes.tax_results.feedback_to_core``."""
+
+    @property
+    def journal(self) -> RequestLookup: ...
+
+
+class SyncDeps(Protocol):
+    """``routes.tax_results.sync_to_core``: core, and the channel applications if any."""
+
+    @property
+    def core(self) -> CorePort: ...
+    @property
+    def applications(self) -> Applications | None: ...
+
+
+class PushDeps(Protocol):
+    """``routes.core_push``: F3 pushes to core."""
+
+    @property
+    def core(self) -> CorePort: ...
+
+
+class CompareDeps(Protocol):
+    """``routes.compare``: 比对 batches."""
+
+    @property
+    def core(self) -> CorePort: ...
+    @property
+    def tax_files(self) -> BatchFiles | None: ...
+    @property
+    def spool_dir(self) -> Path: ...
+
+
+class IntakeDeps(Protocol):
+    """``routes.channels.intake``: tax's facts, core's registration, the application."""
+
+    @property
+    def tax(self) -> TaxPort: ...
+    @property
+    def core(self) -> CorePort: ...
+    @property
+    def applications(self) -> Applications | None: ...
+    @property
+    def memo(self) -> TtlMemo: ...
+
+
+class ChannelPushDeps(Protocol):
+    """``routes.channels.push_result``: the application and the channel's callback."""
+
+    @property
+    def applications(self) -> Applications | None: ...
+    @property
+    def channels(self) -> ChannelPort | None: ...

@@ -1,0 +1,72 @@
+"""The hub's ports and stores, as one object built once by the composition root.
+
+``bootstrap.wiring.build_hub`` fills every field before anything starts; no field
+is set later (the publisher keeps its identity across broker reconnections:
+``broker.rabbit.RabbitPublisher.bind``). Handlers never see this type: each
+declares the narrow protocol it uses (``routes.ports``, ``kernel.deps``), and
+the assignments at the bottom make mypy prove this object satisfies them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapters.channels.auth import NonceStore
+from adapters.channels.port import ChannelPort
+from adapters.core.port import CorePort
+from adapters.tax.port import TaxPort
+from config.settings import HubSettings
+from kernel.deps import KernelDeps, Publisher
+from kernel.names import QueueNames
+from retry.breaker import Breakers
+from retry.idempotency import IdempotencyStore
+from retry.memo import TtlMemo
+from retry.ordering import EntityGate
+from routes.ports import (
+    Applications,
+    BatchFiles,
+    ChannelPushDeps,
+    CompareDeps,
+    FeedbackDeps,
+    IntakeDeps,
+    PushDeps,
+    SyncDeps,
+    TaxSubmitDeps,
+)
+from storage.journal import Journal
+
+__all__ = ["Deps"]
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: HubSettings
+    tax: TaxPort
+    core: CorePort
+    idem: IdempotencyStore
+    journal: Journal
+    publisher: Publisher
+    owner: str
+    names: QueueNames
+    breakers: Breakers = field(default_factory=Breakers)
+    gate: EntityGate | None = None
+    applications: Applications | None = None
+    """Channel applications (F1); None in a hub without the channel lanes."""
+    channels: ChannelPort | None = None
+    nonces: NonceStore | None = None
+    """Channel request nonces; None in a hub without the channel door."""
+    memo: TtlMemo = field(default_factory=TtlMemo)
+    """Reference answers worth remembering for minutes (``retry.memo``)."""
+    tax_files: BatchFiles | None = None
+    """Tax's FTP for batch files named in pushes (``routes.compare``)."""
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.settings.returnfiles.spool_dir)
+
+
+def _satisfies(d: Deps) -> tuple[KernelDeps, TaxSubmitDeps, FeedbackDeps, SyncDeps, PushDeps,
+                                 CompareDeps, IntakeDeps, ChannelPushDeps]:
+    """Never called: mypy checks that ``Deps`` satisfies every lane's protocol."""
+    return (d, d, d, d, d, d, d, d)

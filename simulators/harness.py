@@ -1,0 +1,136 @@
+"""Hub + simulators in one event loop, on real sockets: used by the demo, replay and tests.
+
+``running_stack`` starts the core and tax simulators, then a hub in its own
+broker namespace and database, wired to them; it yields handles to all three
+and removes the namespace's queues on exit (unless told to keep them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from broker.topology import delete_topology
+from config.settings import HubSettings, PartnerConfig
+from retry.policy import RetryPolicy
+from simulators.channels import ChannelInbox
+from simulators.channels import create_app as channels_app
+from simulators.core import CoreStore
+from simulators.core import create_app as core_app
+from simulators.serving import serve_app
+from simulators.simkit import SimState
+from simulators.tax import create_app as tax_app
+
+__all__ = ["Stack", "fast_policies", "running_stack", "wait_until_settled"]
+
+TERMINAL = ("delivered", "rejected", "dead", "duplicate")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fast_policies(settings: HubSettings, *, max_attempts: int = 5,
+                  delays_ms: tuple[int, ...] = (300, 600, 1200, 2400)) -> dict[str, Any]:
+    """Settings overrides with short delays, so a demo or test sees retries in seconds."""
+    policy = RetryPolicy(max_attempts=max_attempts, max_age_s=3600, inprocess_attempts=2,
+                         inprocess_min_s=0.02, inprocess_max_s=0.1, delays_ms=delays_ms)
+    partners = {name: PartnerConfig(**{**p.model_dump(), "policies": {"default": policy},
+                                       "timeout_s": min(p.timeout_s, 2.0)})
+                for name, p in settings.partners.items()}
+    channels = {name: c.model_copy(update={"policy": policy, "timeout_s": min(c.timeout_s, 2.0)})
+                for name, c in settings.channels.items()}
+    return {"partners": partners, "channels": channels, "delay_tiers_ms": delays_ms}
+
+
+@dataclass
+class Stack:
+    hub: Any
+    hub_url: str
+    core_url: str
+    tax_url: str
+    core_state: SimState
+    tax_state: SimState
+    store: CoreStore
+    settings: HubSettings
+    channel_state: SimState
+    inbox: ChannelInbox
+    tax_sim: Any = None
+    """The tax simulator behind ``tax_url`` (its rules' book, its batch desk)."""
+
+    async def effects(self, which: str) -> dict[str, Any]:
+        state = self.core_state if which == "core" else self.tax_state
+        return {**state.log.summary(), "order": state.log.order}
+
+
+@contextlib.asynccontextmanager
+async def running_stack(settings: HubSettings, *, store: CoreStore | None = None,
+                        reject_suffixes: Collection[str] = (),
+                        namespace: str | None = None, keep_topology: bool = False,
+                        database_url: str | None = None,
+                        overrides: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
+    from bootstrap import build_hub
+    from storage.migrate import upgrade
+
+    ns = namespace or f"t{uuid.uuid4().hex[:10]}"
+    hub_port = _free_port()
+    hub_url = f"http://127.0.0.1:{hub_port}"
+    core_state, tax_state = SimState(), SimState()
+    store = store or CoreStore.seed(5, 50, rng_seed=int(time.time()))
+    db = database_url or f"sqlite+aiosqlite:///./.run/{ns}.db"
+    channel_state, inbox = SimState(), ChannelInbox()
+    async with contextlib.AsyncExitStack() as stack:
+        core_url = await stack.enter_async_context(serve_app(core_app(core_state, store=store)))
+        channels_url = await stack.enter_async_context(serve_app(
+            channels_app(settings.channels, channel_state, inbox)))
+        channels = {name: c.model_copy(update={
+            "callback_url": f"{channels_url}/channels/{name}/callback"})
+            for name, c in {**settings.channels,
+                            **(overrides or {}).get("channels", {})}.items()}
+        tax_application = tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+                                  reject_suffixes=reject_suffixes)
+        tax_base = await stack.enter_async_context(serve_app(tax_application))
+        s = settings.model_copy(update={
+            "namespace": ns, "database_url": db, "http_port": hub_port,
+            "core_url": core_url, "tax_url": f"{tax_base}/tax/ws", "callback_base": hub_url,
+            "returnfiles": settings.returnfiles.model_copy(update={"enabled": False}),
+            **(overrides or {}), "channels": channels})
+        await asyncio.to_thread(upgrade, db)
+        hub = build_hub(s)
+        try:
+            await stack.enter_async_context(serve_app(hub.api, port=hub_port))
+            yield Stack(hub, hub_url, core_url, f"{tax_base}/tax/ws", core_state, tax_state,
+                        store, s, channel_state, inbox, tax_application.state.tax)
+        finally:
+            if not keep_topology:
+                await stack.aclose()
+                routes = [r.name for r in hub.routes]
+                await delete_topology(s.amqp_url, hub.names, routes, s.delay_tiers_ms)
+
+
+async def wait_until_settled(stack: Stack, expected: int, timeout: float,
+                             poll_s: float = 0.25) -> dict[str, int]:
+    """Poll transaction states until ``expected`` are terminal or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = await stack.hub.deps.journal.status_counts()
+        if sum(counts.get(k, 0) for k in TERMINAL) >= expected:
+            break
+        await asyncio.sleep(poll_s)
+    return counts
+
+
+async def post_json(url: str, payload: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as c:
+        return await c.post(url, json=payload)

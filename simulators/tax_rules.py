@@ -1,0 +1,354 @@
+"""What the simulated tax bureau knows and how it decides: plausible rules, no I/O.
+
+The simulator (``simulator.py``) speaks SOAP; this module is its memory and its
+judgement, kept apart so the rules can be read and tested on their own. It
+works on tax's wire names (pinyin), as the real bureau would.
+
+Rules (each rejection has a reason code; codes are the simulator's own):
+
+    TX101  agency/division code not in Nanjing (unit and employee enrollment)
+    TX102  unit not registered at tax (unit operations other than enrollment)
+    TX103  unit already enrolled            TX104  unit already stopped / not stopped
+    TX106  unit has arrears: cannot be cancelled
+    TX107  transfer to the same unit
+    TX203  arrears: 在职转退休 refused
+    TX301  community (基层医保区划) unknown to tax (flexible, resident, collection)
+    TX302  already enrolled (flexible)      TX303  not enrolled (flexible)
+    TX402  identity not unique: confirm it (FlexibleIdentityConfirm) before terminating
+    TX502  already enrolled this year (resident)   TX503  newborn older than two years
+    TX504  not enrolled (resident)
+    TX601  bill number already used         TX602  no such bill
+    TX603  collection number already used   TX604  no such collection
+    TX201  (feedback, not ack) the employee has an active enrollment at another unit
+
+Data that queries answer is kept in dictionaries a test may set (``arrears``);
+otherwise it is derived deterministically from the ID, so runs are repeatable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from contracts.clock import today_beijing
+from contracts.ids import NANJING_DIVISIONS
+
+__all__ = ["KNOWN_COMMUNITIES", "NON_UNIQUE_SUFFIX", "Decision", "TaxBook", "community_for"]
+
+NON_UNIQUE_SUFFIX: Final = "7777"
+"""ID numbers whose 4 digits before the check char are these are 'not unique' at tax."""
+
+KNOWN_COMMUNITIES: Final = frozenset(
+    f"{division}{street:03d}{community:03d}"
+    for division in NANJING_DIVISIONS for street in range(1, 6) for community in range(1, 5))
+"""Communities tax knows: 20 per Nanjing division (street 001-005, community 001-004)."""
+
+
+def community_for(division: str, n: int = 0) -> str:
+    """A community tax knows inside ``division`` (for fixtures and simulators)."""
+    return f"{division}{n % 5 + 1:03d}{n // 5 % 4 + 1:03d}"
+
+
+def _h(value: str) -> int:
+    return int(hashlib.sha256(value.encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Accepted (``code`` empty) or refused with tax's reason."""
+
+    code: str = ""
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.code
+
+
+_OK: Final = Decision()
+
+
+@dataclass
+class TaxBook:
+    """The bureau's state: units, persons per scheme, bills, collections, confirmations."""
+
+    units: dict[str, dict[str, str]] = field(default_factory=dict)
+    persons: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    """(scheme, zjhm) -> status and details; scheme is employee, flexible or resident."""
+    bills: dict[str, dict[str, str]] = field(default_factory=dict)
+    collections: dict[str, dict[str, str]] = field(default_factory=dict)
+    confirmed: dict[str, str] = field(default_factory=dict)
+    """zjhm -> confirm number of a completed identity confirmation."""
+    arrears: dict[str, int] = field(default_factory=dict)
+    """zjhm or shxydm -> arrears in fen; when absent, derived from the key (about 1 in 10)."""
+    prenewborns: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    """(mother's ID, birth order) -> a 准新生儿 enrollment: its year and whether it is paid."""
+    prenewborn_paid: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """Payments of 准新生儿 fees tax has received (a test or the demo sets them)."""
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """op:business key -> the last accepted body, for inspection."""
+
+    # ------------------------------------------------------------ facts
+
+    def arrears_of(self, key: str) -> int:
+        if key in self.arrears:
+            return self.arrears[key]
+        return (_h(key) % 9000 + 1000) * 100 if _h("arrears" + key) % 10 == 0 else 0
+
+    def base_of(self, key: str) -> int:
+        return (_h("base" + key) % 20000 + 4000) * 100
+
+    # ------------------------------------------------------------ submits
+
+    def decide(self, op: str, f: Mapping[str, Any], today: date | None = None) -> Decision:
+        """Accept or refuse one new request; accepted requests change the book."""
+        today = today or today_beijing()
+        rule = getattr(self, f"_{op}", None)
+        decision: Decision = rule(f, today) if rule else _OK
+        if decision.ok:
+            self.records[f"{op}:{f.get('shxydm', '')}:{f.get('zjhm', '')}"] = dict(f)
+        return decision
+
+    def _unit(self, f: Mapping[str, Any]) -> dict[str, str] | None:
+        return self.units.get(str(f.get("shxydm", "")))
+
+    def _known_unit(self, f: Mapping[str, Any]) -> Decision:
+        if self._unit(f) is None:
+            return Decision("TX102", f"单位 {f.get('shxydm')} 未在税务机关登记")
+        return _OK
+
+    def _UnitEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
+        if f["sbjbjgdm"] not in NANJING_DIVISIONS:
+            return Decision("TX101", f"社保经办机构代码 {f['sbjbjgdm']} 不是南京市区划")
+        unit = self._unit(f)
+        if unit is not None and unit["status"] == "active":
+            return Decision("TX103", "单位已参保登记")
+        self.units[f["shxydm"]] = {"status": "active", "dwmc": f["dwmc"],
+                                   "sbjbjgdm": f["sbjbjgdm"], "ksjfny": f["ksjfny"]}
+        return _OK
+
+    def _UnitUpdate(self, f: Mapping[str, Any], today: date) -> Decision:
+        if not (d := self._known_unit(f)).ok:
+            return d
+        self.units[f["shxydm"]]["dwmc"] = f["dwmc"]
+        return _OK
+
+    def _UnitPayStatusChange(self, f: Mapping[str, Any], today: date) -> Decision:
+        if not (d := self._known_unit(f)).ok:
+            return d
+        unit = self.units[f["shxydm"]]
+        want = "stopped" if f["jfztbg"] == "1" else "active"
+        if unit["status"] == want:
+            return Decision("TX104", f"单位缴费状态已是{'停保' if want == 'stopped' else '正常'}")
+        unit["status"] = want
+        return _OK
+
+    def _UnitTransfer(self, f: Mapping[str, Any], today: date) -> Decision:
+        if not (d := self._known_unit(f)).ok:
+            return d
+        if f["shxydm"] == f["zrdwshxydm"]:
+            return Decision("TX107", "转入单位与转出单位相同")
+        return _OK
+
+    def _UnitCancel(self, f: Mapping[str, Any], today: date) -> Decision:
+        if not (d := self._known_unit(f)).ok:
+            return d
+        if self.arrears_of(f["shxydm"]):
+            return Decision("TX106", f"单位存在欠费 {self.arrears_of(f['shxydm'])} 分，不能注销")
+        self.units[f["shxydm"]]["status"] = "cancelled"
+        return _OK
+
+    def _UnitBackPayAssess(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._known_unit(f)
+
+    _UnitArrearsWriteOff = _UnitArrearsPay = _UnitSettlementAdjust = _UnitBackPayAssess
+
+    def _EmployeeEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
+        if f["sbjbjgdm"] not in NANJING_DIVISIONS:
+            return Decision("TX101", f"社保经办机构代码 {f['sbjbjgdm']} 不是南京市区划")
+        self.units.setdefault(f["shxydm"], {"status": "active", "dwmc": f["dwmc"],
+                                            "sbjbjgdm": f["sbjbjgdm"], "ksjfny": f["ksjfny"]})
+        self.persons[("employee", f["zjhm"])] = {"status": "active", "shxydm": f["shxydm"]}
+        return _OK
+
+    def _EmployeeStop(self, f: Mapping[str, Any], today: date) -> Decision:
+        self.persons[("employee", f["zjhm"])] = {"status": "stopped", "shxydm": f["shxydm"]}
+        return _OK
+
+    def _EmployeeRetire(self, f: Mapping[str, Any], today: date) -> Decision:
+        if owed := self.arrears_of(f["zjhm"]):
+            return Decision("TX203", f"存在欠费 {owed} 分，不能办理在职转退休")
+        self.persons[("employee", f["zjhm"])] = {"status": "retired", "shxydm": f["shxydm"]}
+        return _OK
+
+    def _community(self, f: Mapping[str, Any]) -> Decision:
+        community = f.get("jcybqh")
+        if community is not None and community not in KNOWN_COMMUNITIES:
+            return Decision("TX301", f"基层医保区划 {community} 税务不认可")
+        return _OK
+
+    def _enroll(self, scheme: str, f: Mapping[str, Any], code: str, text: str) -> Decision:
+        if not (d := self._community(f)).ok:
+            return d
+        current = self.persons.get((scheme, f["zjhm"]))
+        if current is not None and current["status"] == "active" and \
+                current.get("cbnd", "") == f.get("cbnd", ""):
+            return Decision(code, text)
+        self.persons[(scheme, f["zjhm"])] = {"status": "active", "jcybqh": f.get("jcybqh", ""),
+                                             "xm": f.get("xm", ""), "cbnd": f.get("cbnd", "")}
+        return _OK
+
+    def _change(self, scheme: str, f: Mapping[str, Any], status: str | None,
+                code: str) -> Decision:
+        if not (d := self._community(f)).ok:
+            return d
+        current = self.persons.get((scheme, f["zjhm"]))
+        if current is None or current["status"] != "active":
+            return Decision(code, "该人员在税务无有效参保记录")
+        if status:
+            current["status"] = status
+        if f.get("jcybqh"):
+            current["jcybqh"] = f["jcybqh"]
+        return _OK
+
+    def _FlexibleEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._enroll("flexible", f, "TX302", "该人员已灵活就业参保")
+
+    def _FlexibleUpdate(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._change("flexible", f, None, "TX303")
+
+    def _FlexibleSuspend(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._change("flexible", f, "suspended", "TX303")
+
+    def _FlexibleIdentityConfirm(self, f: Mapping[str, Any], today: date) -> Decision:
+        self.confirmed[f["zjhm"]] = f["sfqrh"]
+        return _OK
+
+    def _FlexibleTerminate(self, f: Mapping[str, Any], today: date) -> Decision:
+        if f["zjhm"][-5:-1] == NON_UNIQUE_SUFFIX and (
+                not f.get("sfqrh") or self.confirmed.get(f["zjhm"]) != f.get("sfqrh")):
+            return Decision("TX402", "身份信息不唯一，请先完成身份确认(FlexibleIdentityConfirm)")
+        return self._change("flexible", f, "terminated", "TX303")
+
+    def _ResidentEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._enroll("resident", f, "TX502", f"该居民 {f.get('cbnd')} 年度已参保")
+
+    def _NewbornEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
+        born = date.fromisoformat(f["csrq"])
+        if (today - born).days > 730:
+            return Decision("TX503", f"出生日期 {born} 已超过两年，不能按新生儿参保")
+        return self._ResidentEnroll(f, today)
+
+    def _PreNewbornEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
+        if not (d := self._community(f)).ok:
+            return d
+        key = (str(f["mqzjhm"]), str(f["tc"]))
+        self.prenewborns[key] = {"cbnd": str(f.get("cbnd", "")),
+                                 "paid": self.prenewborn_paid.get(key, False)}
+        return _OK
+
+    def _ResidentUpdate(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._change("resident", f, None, "TX504")
+
+    def _ResidentSuspend(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._change("resident", f, "suspended", "TX504")
+
+    def _ResidentTerminate(self, f: Mapping[str, Any], today: date) -> Decision:
+        return self._change("resident", f, "terminated", "TX504")
+
+    def _PaymentBillCreate(self, f: Mapping[str, Any], today: date) -> Decision:
+        if f["jfdjh"] in self.bills:
+            return Decision("TX601", f"缴费单据号 {f['jfdjh']} 已存在")
+        self.bills[f["jfdjh"]] = {"shxydm": f["shxydm"], "je": f["je"], "status": "open"}
+        return _OK
+
+    def _PaymentBillCancel(self, f: Mapping[str, Any], today: date) -> Decision:
+        bill = self.bills.get(f["jfdjh"])
+        if bill is None or bill["status"] != "open":
+            return Decision("TX602", f"缴费单据 {f['jfdjh']} 不存在或已撤销")
+        bill["status"] = "cancelled"
+        return _OK
+
+    _SpecialPaymentCancel = _PaymentBillCancel
+
+    def _ResidentCollection(self, f: Mapping[str, Any], today: date) -> Decision:
+        if not (d := self._community(f)).ok:
+            return d
+        if f["zjlsh"] in self.collections:
+            return Decision("TX603", f"征集流水号 {f['zjlsh']} 已存在")
+        self.collections[f["zjlsh"]] = {"zjhm": f["zjhm"], "je": f["je"], "status": "open"}
+        return _OK
+
+    def _CollectionCancel(self, f: Mapping[str, Any], today: date) -> Decision:
+        c = self.collections.get(f["zjlsh"])
+        if c is None or c["status"] != "open":
+            return Decision("TX604", f"征集流水 {f['zjlsh']} 不存在或已撤销")
+        c["status"] = "cancelled"
+        return _OK
+
+    # ------------------------------------------------------------ queries
+
+    def answer(self, op: str, f: Mapping[str, Any], today: date | None = None,
+               ) -> list[dict[str, Any]]:
+        """Records a query returns (canonical names); empty when tax has nothing."""
+        today = today or today_beijing()
+        month = f"{today:%Y%m}"
+        key = str(f.get("id_number") or f.get("unit_credit_code") or "")
+        match op:
+            case "QueryCommunity":
+                return [{"community": f["community"],
+                         "valid": "1" if f["community"] in KNOWN_COMMUNITIES else "0"}]
+            case "QueryContributionBase":
+                return [{"id_number": f["id_number"],
+                         "unit_credit_code": f.get("unit_credit_code"),
+                         "contribution_base": self.base_of(key), "start_month": month}]
+            case "QueryPersonArrears" | "QueryUnitArrears":
+                owed = self.arrears_of(key)
+                if not owed:
+                    return []
+                return [{**dict(f), "period_start": f"{today.year}01", "period_end": month,
+                         "arrears": owed, "arrears_months": max(1, owed // 100_000)}]
+            case "QueryPersonArrivals" | "QueryUnitArrivals":
+                return [{**{k: v for k, v in f.items() if k in ("id_number", "unit_credit_code")},
+                         "period_start": f["period_start"], "paid_amount": self.base_of(key) // 10,
+                         "arrival_date": today.replace(day=1).isoformat()}]
+            case "QueryPaymentInfo":
+                return [{**dict(f), "paid_amount": self.base_of(key) // 10, "status": "1"}]
+            case "QueryUnpaid":
+                owed = self.arrears_of(key)
+                return [{**dict(f), "period_start": month, "amount": owed}] if owed else []
+            case "QueryResidentEnrollment":
+                p = self.persons.get(("resident", f["id_number"]))
+                return [] if p is None else [{
+                    "id_number": f["id_number"], "name": p.get("xm"),
+                    "community": p.get("jcybqh"), "insure_year": p.get("cbnd"),
+                    "status": "1" if p["status"] == "active" else "2"}]
+            case "QueryResidentPayment" | "QueryResidentDeduction":
+                p = self.persons.get(("resident", f["id_number"]))
+                if p is None:
+                    return []
+                rec = {"id_number": f["id_number"], "insure_year": f["insure_year"]}
+                if op == "QueryResidentPayment":
+                    return [{**rec, "paid_amount": 38_000, "arrival_date": today.isoformat()}]
+                return [{**rec, "amount": 38_000, "status": "1"}]
+            case "QueryPreNewbornPayment":
+                child = (str(f["mother_id_number"]), str(f["birth_order"]))
+                pre = self.prenewborns.get(child)
+                paid = self.prenewborn_paid.get(child, bool(pre and pre["paid"]))
+                if not paid or (pre and pre["cbnd"] and pre["cbnd"] != f["insure_year"]):
+                    return []
+                return [{"mother_id_number": child[0], "birth_order": child[1],
+                         "insure_year": f["insure_year"], "paid_amount": 38_000}]
+            case "QuerySpecialPayment":
+                bill = self.bills.get(f["bill_no"])
+                return [] if bill is None else [{
+                    "bill_no": f["bill_no"], "amount": bill["je"], "paid_amount": 0,
+                    "status": "1" if bill["status"] == "open" else "2"}]
+            case "QueryUnitSpecialPayment":
+                return [{"unit_credit_code": f["unit_credit_code"], "bill_no": no,
+                         "amount": b["je"], "status": "1" if b["status"] == "open" else "2"}
+                        for no, b in self.bills.items() if b["shxydm"] == f["unit_credit_code"]]
+        return []
