@@ -15,13 +15,13 @@ import httpx
 
 from adapters.tax.soap import build_request, parse_reply
 from contracts.channels import CHANNEL_TYPES
-from tools.fixtures.generate_catalogue import ROOT as CATALOGUE
-from tools.fixtures.generate_channels import ROOT as CHANNEL_FIXTURES
 from contracts.national import NationalRequest, make_msgid, now_cst
 from contracts.taxcat import ops_of
 from simulators.channels import submit
 from simulators.harness import TERMINAL, Stack
 from simulators.tax_ftp import TaxFtpSimulator
+from tools.fixtures.generate_catalogue import ROOT as CATALOGUE
+from tools.fixtures.generate_channels import ROOT as CHANNEL_FIXTURES
 
 __all__ = ["catalogue_round", "channels_round", "files_round", "student_batch_round"]
 
