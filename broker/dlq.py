@@ -31,6 +31,7 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 
 from broker.topology import DELAY_HEADER, DELIVERY_LIMIT, Names
 from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HEADER_SOURCE
+from kernel.runtime import HEADER_REASON, HEADER_REASON_CODE, HEADER_ROUTE
 from storage.deadletters import DeadLetter, DeadLetterStore
 from storage.times import utc
 
@@ -39,10 +40,6 @@ __all__ = ["HEADER_REASON", "HEADER_REASON_CODE", "HEADER_RETRY_OF", "HEADER_ROU
 
 log = logging.getLogger("hub.dlq")
 
-# The parking headers of routes/runtime.py (not imported: the archiver needs no runtime).
-HEADER_REASON = "x-dead-reason"
-HEADER_REASON_CODE = "x-dead-code"
-HEADER_ROUTE = "x-route"
 #: Set on a message sent back from the archive: which dead letter it was.
 HEADER_RETRY_OF = "x-retry-of"
 

@@ -91,14 +91,18 @@ def sync_message(update: SyncStatusUpdate, *, cause: HubMessage, entity_key: str
 
 
 def result_message(channel: str, result: Mapping[str, Any], *, cause: HubMessage) -> HubMessage:
-    """One part of an application's result, for its channel's lane."""
+    """One part of an application's result, for its channel's lane.
+
+    No entity key: parts of one application are recorded independently (one row
+    each) and do not queue behind each other in the ordering gate.
+    """
     type_ = result_type(channel)
     app_id = str(result["application_id"])
     return HubMessage(type=type_, source="hub", target=f"channel.{channel}",
                       correlation_id=app_id, causation_id=cause.message_id,
                       idempotency_key=idempotency_key(type_, str(result["correlation_id"]),
                                                       dict(result)),
-                      entity_key=entity_key("app", app_id), payload=dict(result))
+                      payload=dict(result))
 
 
 def application_message(app_id: str, channel: str, request_id: str, app_type: str,

@@ -33,6 +33,13 @@ class Applications(Protocol):
 
     async def set_parts(self, app_id: str, parts: dict[str, Any]) -> None: ...
 
+    async def record_part(self, app_id: str, correlation_id: str,
+                          result: dict[str, Any]) -> int: ...
+
+    async def part_results(self, app_id: str) -> dict[str, dict[str, str]]: ...
+
+    async def claim_final(self, app_id: str, by: str) -> bool: ...
+
 
 class RequestLookup(Protocol):
     """The journal's partner requests: which submit a feedback's serial answers."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, PrimaryKeyConstraint, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
 
-__all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationRow"]
+__all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationPartRow", "ApplicationRow"]
 
 #: In order; ``completed`` and ``rejected`` are final (never overwritten).
 STATUSES = ("received", "validated", "registered", "synced", "completed", "rejected")
@@ -41,7 +41,9 @@ class ApplicationRow(Base):
     core_ref: Mapped[str] = mapped_column(String(64), default="")
     tax_serials: Mapped[str] = mapped_column(Text, default="[]")
     parts: Mapped[str] = mapped_column(Text, default="{}")
-    """The pipeline's bookkeeping of a multi-part application (JSON; ``set_parts``)."""
+    """The pipeline's bookkeeping of a multi-part application (JSON: ``expected``)."""
+    final_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The message that pushes the final result (``claim_final``); None until one does."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -50,3 +52,20 @@ class ApplicationRow(Base):
         UniqueConstraint("channel", "request_id", name="uq_applications_channel_request"),
         Index("ix_applications_channel_created", "channel", "created_at"),
     )
+
+
+class ApplicationPartRow(Base):
+    """One part's result (one tax submit of the application), written once (revision 0005)."""
+
+    __tablename__ = "application_parts"
+
+    app_id: Mapped[str] = mapped_column(String(32))
+    correlation_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12))
+    reason_code: Mapped[str] = mapped_column(String(40), default="")
+    reason_field: Mapped[str] = mapped_column(String(120), default="")
+    reason_text: Mapped[str] = mapped_column(Text, default="")
+    accept_no: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (PrimaryKeyConstraint("app_id", "correlation_id"),)

@@ -26,7 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.envelope import canonical_json, new_id
 from contracts.masking import mask_id, mask_name, mask_text, mask_value
-from storage.application_models import FINAL_STATUSES, STATUSES, ApplicationRow
+from storage.application_models import (
+    FINAL_STATUSES,
+    STATUSES,
+    ApplicationPartRow,
+    ApplicationRow,
+)
 from storage.times import as_utc, utc_now
 
 __all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationStore", "mask_payload", "payload_hash"]
@@ -36,8 +41,7 @@ _RANK: Final = {"received": 0, "validated": 1, "registered": 2, "synced": 3, "co
 _ID_LIKE: Final = frozenset({"temp_id_number", "unemployment_cert_no", "veteran_cert_no"})
 _ADDRESSES: Final = frozenset({"household_address", "residence_address"})
 _CAS_TRIES: Final = 5
-
-
+_PART_FIELDS: Final = ("status", "reason_code", "reason_field", "reason_text", "accept_no")
 
 
 def mask_payload(value: Any, key: str = "") -> Any:
@@ -158,6 +162,42 @@ class ApplicationStore:
                                .values(parts=json.dumps(parts, ensure_ascii=False,
                                                         default=str),
                                        updated_at=utc_now()))
+
+    async def record_part(self, app_id: str, correlation_id: str,
+                          result: dict[str, Any]) -> int:
+        """Record one part's result (a repeat of the same part changes nothing) and return
+        how many parts of ``app_id`` have a result now. One statement each, no read-modify-
+        write: parts of one application never wait for each other."""
+        fields = {k: str(result.get(k) or "") for k in _PART_FIELDS}
+        fields["reason_text"] = mask_text(fields["reason_text"])
+        row = {"app_id": app_id, "correlation_id": correlation_id[:64], "at": utc_now(),
+               **fields}
+        async with self.engine.begin() as conn:
+            await conn.execute(self._insert(ApplicationPartRow).values(row)
+                               .on_conflict_do_nothing())
+            n = (await conn.execute(select(func.count()).select_from(ApplicationPartRow)
+                                    .where(ApplicationPartRow.app_id == app_id))).scalar_one()
+        return int(n)
+
+    async def part_results(self, app_id: str) -> dict[str, dict[str, str]]:
+        """Every recorded part of ``app_id``: correlation id -> result fields."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(ApplicationPartRow.__table__).where(
+                ApplicationPartRow.app_id == app_id))).mappings().all()
+        return {r["correlation_id"]: {k: r[k] for k in _PART_FIELDS} for r in rows}
+
+    async def claim_final(self, app_id: str, by: str) -> bool:
+        """Whether ``by`` (a message's idempotency key) is the one to push the final result.
+
+        The first claimer wins; the same claimer asking again (its message redelivered
+        after a crash) still wins, so a claimed push is never lost."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(ApplicationRow).where(
+                ApplicationRow.id == app_id, ApplicationRow.final_by.is_(None))
+                .values(final_by=by[:200]))
+            owner = (await conn.execute(select(ApplicationRow.final_by).where(
+                ApplicationRow.id == app_id))).scalar_one_or_none()
+        return owner == by[:200]
 
     async def _advance(self, app_id: str, status: str, *, reason_field: str | None,
                        reason: str | None, core_ref: str | None,
