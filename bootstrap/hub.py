@@ -75,7 +75,8 @@ class Hub:
         attach_routes(broker, self.names, self.routes, self.deps, s.prefetch)
         attach_dlq_archiver(broker, self.names, [r.name for r in self.routes],
                             DeadLetterStore(self.deps.journal.engine),
-                            partners={r.name: r.partner for r in self.routes})
+                            partners={r.name: r.partner for r in self.routes},
+                            gate=self.deps.gate)
         for attach in self.attachments:
             attach(broker)
         await broker.start()

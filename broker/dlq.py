@@ -32,6 +32,7 @@ from faststream.rabbit.subscriber import RabbitSubscriber
 from broker.topology import DELAY_HEADER, DELIVERY_LIMIT, Names
 from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HEADER_SOURCE
 from kernel.runtime import HEADER_REASON, HEADER_REASON_CODE, HEADER_ROUTE
+from retry.ordering import EntityGate
 from storage.deadletters import DeadLetter, DeadLetterStore
 from storage.times import utc
 
@@ -175,12 +176,16 @@ async def _raw(message: RabbitMessage) -> RabbitMessage:
 
 def attach_dlq_archiver(broker: RabbitBroker, names: Names, routes: Iterable[str],
                         store: DeadLetterStore, prefetch: int = 50, *,
-                        partners: Mapping[str, str] | None = None) -> list[RabbitSubscriber]:
+                        partners: Mapping[str, str] | None = None,
+                        gate: EntityGate | None = None) -> list[RabbitSubscriber]:
     """One manual-ack consumer per route's DLQ, storing each message before acking it.
 
     Call before ``broker.start()``; on a running broker pass the result to
     ``start_late``. ``partners`` maps route -> partner (default: the route's
-    first dotted segment, e.g. ``tax.employee`` -> ``tax``).
+    first dotted segment, e.g. ``tax.employee`` -> ``tax``). With ``gate``, a
+    stored dead letter gives up its place in its entity's FIFO: a message that
+    RabbitMQ dead-lettered (delivery limit) never reached an outcome in the
+    runtime, and would otherwise hold up that person's later messages.
     """
     subs: list[RabbitSubscriber] = []
     for route in routes:
@@ -203,6 +208,7 @@ def attach_dlq_archiver(broker: RabbitBroker, names: Names, routes: Iterable[str
                                         f"archiver could not read it: {exc!r}", 0, now, now,
                                         {}, bytes(message.body))
                 if await _store(store, letter, names.dlq(r)):
+                    await _free_place(gate, r, message.body)
                     await message.ack()
                 else:
                     await message.nack(requeue=True)
@@ -215,6 +221,19 @@ def attach_dlq_archiver(broker: RabbitBroker, names: Names, routes: Iterable[str
         sub(make(route))
         subs.append(sub)
     return subs
+
+
+async def _free_place(gate: EntityGate | None, route: str, body: bytes) -> None:
+    """Leave the ordering gate for the dead letter's entity (idempotent; best effort:
+    a failure here is logged and the ticket's own deadline frees the place later)."""
+    env = _envelope(body)
+    entity, ticket = _text(env.get("entity_key")), _text(env.get("message_id"))
+    if gate is None or not entity or not ticket:
+        return
+    try:
+        await gate.leave(route, entity, ticket)
+    except Exception as exc:
+        log.warning("could not free the ordering place of %s on %s: %s", ticket, route, exc)
 
 
 async def _store(store: DeadLetterStore, letter: DeadLetter, where: str) -> bool:

@@ -14,34 +14,66 @@ core produced them, as long as core does not publish two changes of one
 person within the same few milliseconds to two replicas at once. Nothing
 leaves RabbitMQ while waiting. A dead-lettered message leaves the FIFO; an
 operator's later re-drive of it is a deliberate, new, arrival.
+
+Nothing may wedge an entity for good. Every way a message leaves frees its
+place: the runtime leaves on every outcome it records, the DLQ archiver
+leaves for every dead letter it stores (including those RabbitMQ itself
+dead-lettered past the delivery limit, which never reached an outcome). As a
+backstop each ticket carries its own deadline (the message's age limit): a
+head past its deadline is dropped by the next arrival, and waiters no longer
+keep a dead head alive by renewing the FIFO's expiry.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 __all__ = ["EntityGate", "MemoryGate", "RedisGate"]
 
+# KEYS[1] the FIFO (list of tickets), KEYS[2] ticket -> deadline (unix seconds);
+# ARGV: ticket, ttl_s, now. A ticket keeps the deadline of its first arrival; heads
+# past their deadline (other than the caller) are dropped before deciding.
 _ENTER = """
-local pos = redis.call('LPOS', KEYS[1], ARGV[1])
-if not pos then
-  redis.call('RPUSH', KEYS[1], ARGV[1])
-  pos = redis.call('LLEN', KEYS[1]) - 1
+local ticket, now = ARGV[1], tonumber(ARGV[3])
+if redis.call('HEXISTS', KEYS[2], ticket) == 0 then
+  redis.call('RPUSH', KEYS[1], ticket)
+  redis.call('HSET', KEYS[2], ticket, now + tonumber(ARGV[2]))
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if pos == 0 then return 1 end
+local head = redis.call('LINDEX', KEYS[1], 0)
+while head and head ~= ticket do
+  local deadline = tonumber(redis.call('HGET', KEYS[2], head) or '0')
+  if deadline >= now then break end
+  redis.call('LPOP', KEYS[1])
+  redis.call('HDEL', KEYS[2], head)
+  head = redis.call('LINDEX', KEYS[1], 0)
+end
+local ttl = tonumber(ARGV[2])
+if redis.call('TTL', KEYS[1]) < ttl then
+  redis.call('EXPIRE', KEYS[1], ttl)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+if head == ticket then return 1 end
 return 0
+"""
+
+_LEAVE = """
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
 """
 
 
 class EntityGate(Protocol):
     async def enter(self, route: str, entity: str, ticket: str, ttl_s: int) -> bool:
-        """Take (or keep) a ticket; True when it is this ticket's turn."""
+        """Take (or keep) a ticket valid for ``ttl_s``; True when it is this ticket's turn."""
         ...
 
-    async def leave(self, route: str, entity: str, ticket: str) -> None: ...
+    async def leave(self, route: str, entity: str, ticket: str) -> None:
+        """Give the place up (idempotent: leaving twice, or without a ticket, is fine)."""
+        ...
 
 
 class RedisGate:
@@ -49,27 +81,40 @@ class RedisGate:
         self._r = redis
         self._p = prefix
         self._enter = redis.register_script(_ENTER)
+        self._leave = redis.register_script(_LEAVE)
+
+    def _keys(self, route: str, entity: str) -> list[str]:
+        base = f"{self._p}{route}:{entity}"
+        return [base, base + ":deadline"]
 
     async def enter(self, route: str, entity: str, ticket: str, ttl_s: int) -> bool:
-        return bool(await self._enter(keys=[f"{self._p}{route}:{entity}"], args=[ticket, ttl_s]))
+        return bool(await self._enter(keys=self._keys(route, entity),
+                                      args=[ticket, ttl_s, int(time.time())]))
 
     async def leave(self, route: str, entity: str, ticket: str) -> None:
-        await self._r.lrem(f"{self._p}{route}:{entity}", 1, ticket)
+        await self._leave(keys=self._keys(route, entity), args=[ticket])
 
 
 class MemoryGate:
-    """Same semantics in one process, for unit tests."""
+    """Same semantics in one process, for unit tests (``now`` may be replaced)."""
 
     def __init__(self) -> None:
         self.fifo: dict[str, list[str]] = {}
+        self.deadline: dict[str, float] = {}
+        self.now = time.time
 
     async def enter(self, route: str, entity: str, ticket: str, ttl_s: int) -> bool:
         q = self.fifo.setdefault(f"{route}:{entity}", [])
+        now = self.now()
         if ticket not in q:
             q.append(ticket)
+            self.deadline[ticket] = now + ttl_s
+        while q and q[0] != ticket and self.deadline.get(q[0], 0) < now:
+            self.deadline.pop(q.pop(0), None)
         return q[0] == ticket
 
     async def leave(self, route: str, entity: str, ticket: str) -> None:
         q = self.fifo.get(f"{route}:{entity}", [])
         if ticket in q:
             q.remove(ticket)
+        self.deadline.pop(ticket, None)
