@@ -119,3 +119,41 @@ def test_masking_filter_on_a_handler(caplog: pytest.LogCaptureFixture) -> None:
     finally:
         caplog.handler.removeFilter(caplog.handler.filters[-1])
     assert caplog.messages == ["person 320102********0017"]
+
+
+ID15 = "320102900517001"
+
+
+def test_an_old_15_digit_id_is_masked_in_free_text_but_other_numbers_are_not() -> None:
+    assert mask_text(f"old id {ID15} here") == "old id 320102*****7001 here"
+    assert mask_text("amount 123456789012345 fen") == "amount 123456789012345 fen"
+
+
+@pytest.mark.parametrize(("key", "value", "masked"), [
+    ("legal_rep", "王大明", "王**"), ("fddbr", "王大明", "王**"),
+    ("payer_name", "李四", "李*"), ("household_address", "南京市玄武区北京东路41号", "南京市玄武区***"),
+    ("hjdz", "南京市鼓楼区中山路1号", "南京市鼓楼区***"), ("residence_address", "秦淮区", "***"),
+])
+def test_people_and_addresses_are_masked_by_field_name(key: str, value: str,
+                                                       masked: str) -> None:
+    assert mask_value({key: value}) == {key: masked}
+
+
+def test_an_id_list_is_masked_item_by_item() -> None:
+    assert mask_value({"id_numbers": [ID, ID_X]}) == {
+        "id_numbers": ["320102********0017", "110105********002X"]}
+
+
+def test_a_traceback_is_masked_too(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("hub.test.masking.tb")
+    caplog.handler.addFilter(MaskingFilter())
+    try:
+        with caplog.at_level(logging.ERROR, logger=logger.name):
+            try:
+                {}[ID]  # noqa: B018  (the KeyError quotes the ID number)
+            except KeyError:
+                logger.exception("lookup failed")
+    finally:
+        caplog.handler.removeFilter(caplog.handler.filters[-1])
+    assert ID not in caplog.text
+    assert "320102********0017" in caplog.text
