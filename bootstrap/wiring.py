@@ -42,8 +42,11 @@ __all__ = ["ROUTES", "build_hub", "build_returnfiles"]
 
 def build_hub(settings: HubSettings) -> Hub:
     """Wire objects; no connection is opened until ``Hub.start``."""
+    # Connect and command timeouts: a Redis that stops answering fails a call in seconds
+    # (the runtime then backs off) rather than hanging a handler.
     redis = Redis(connection_pool=BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=64, timeout=10))
+        settings.redis_url, max_connections=64, timeout=10, socket_connect_timeout=2,
+        socket_timeout=5, health_check_interval=30))
     tax = settings.partner("tax")
     core_cfg = settings.partner("core")
     names = Names(settings.namespace)

@@ -91,8 +91,14 @@ def _txn_row(t: TxnUpdate) -> dict[str, Any]:
             "updated_at": t.at}
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL so readers do not block the writer."""
+def make_engine(url: str, *, connect_timeout_s: float = 5.0,
+                command_timeout_s: float = 15.0) -> AsyncEngine:
+    """An async engine; SQLite gets WAL so readers do not block the writer.
+
+    PostgreSQL gets connect and command timeouts and a bounded pool wait: a
+    database that stops answering fails a call within seconds (and the runtime
+    backs off) instead of holding a message's handler for ever.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -111,7 +117,9 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=command_timeout_s,
+        connect_args={"timeout": connect_timeout_s, "command_timeout": command_timeout_s})
 
 
 RECENT_REQUESTS = 50_000
