@@ -49,6 +49,11 @@ class ChannelInbox:
     def of(self, channel: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.results.items() if v.get("_channel") == channel}
 
+    def status_of(self, application_id: str) -> str | None:
+        """The status the channel was told for an application (completed, rejected), if any."""
+        result = self.results.get(application_id)
+        return None if result is None else str(result.get("status"))
+
 
 def create_app(channels: Mapping[str, ChannelConfig], state: SimState | None = None,
                inbox: ChannelInbox | None = None) -> FastAPI:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -69,10 +71,14 @@ from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno,
 from simulators.simkit import Fault, SimState, sim_router
 from simulators.tax_rules import community_for
 
-__all__ = ["CORE_SENDER", "CoreStore", "corrupt_check_char", "create_app", "emit_enrollments"]
+__all__ = ["CORE_SENDER", "SYNC_EFFECT_PREFIX", "CoreStore", "corrupt_check_char", "create_app",
+           "emit_enrollments", "sync_effect_statuses"]
 
 CORE_SENDER = "NJYBCORE0001"
 """Core's 12-character sender code: the first part of every msgid it emits."""
+
+SYNC_EFFECT_PREFIX = f"{INFNO_SYNC_STATUS}:"
+"""Key prefix of core's H9201 (sync status) effects in its ``EffectLog``."""
 
 INVALID_INPUT = "INVALID_INPUT"
 INVALID_ENVELOPE = "INVALID_ENVELOPE"
@@ -238,11 +244,39 @@ class CoreStore:
                 "insure_year": params["insure_year"], "amount": 38_000, "status": "1"}]
         return []
 
+    def sync_status_of(self, correlation_id: str) -> str | None:
+        """Core's recorded sync status (synced, rejected, failed) of one transaction.
+
+        None when core has none for it, or when a later transaction of the same
+        business key has replaced it (core keeps the latest per business key).
+        """
+        for entry in self.sync_status.values():
+            if entry.get("correlation_id") == correlation_id:
+                return str(entry.get("status"))
+        return None
+
+    def arrivals_of(self, batch_prefix: str) -> int:
+        """到账 records core holds from the batches whose id starts with ``batch_prefix``."""
+        return sum(n for batch, n in self.arrivals.items() if batch.startswith(batch_prefix))
+
     def take_msg_numbers(self, n: int) -> range:
         """Reserve ``n`` event numbers. msgids derived from them stay unique across calls."""
         first = self._emitted
         self._emitted += n
         return range(first, first + n)
+
+
+def sync_effect_statuses(effects: Mapping[str, int]) -> Counter[str]:
+    """H9201 effects per status (synced, rejected, failed) among core's effects per key.
+
+    ``effects`` is core's ``EffectLog.effects`` or a window of it (``EffectLog.since``);
+    H9201 effects are keyed ``H9201:{business_key}:{status}``.
+    """
+    out: Counter[str] = Counter()
+    for key, n in effects.items():
+        if key.startswith(SYNC_EFFECT_PREFIX):
+            out[key.rpartition(":")[2]] += n
+    return out
 
 
 def _json(response: NationalResponse, status_code: int = 200) -> JSONResponse:

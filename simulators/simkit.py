@@ -12,6 +12,7 @@ import asyncio
 import random
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +56,30 @@ class EffectLog:
         dup = {k: n for k, n in self.effects.items() if n > 1}
         return {"calls": self.calls, "effects": sum(self.effects.values()),
                 "distinct": len(self.effects), "duplicates": dup, "replays": self.replays}
+
+    def snapshot(self) -> Counter[str]:
+        """A copy of the effects per key now, to count what happens after it (``since``)."""
+        return Counter(self.effects)
+
+    def since(self, before: Mapping[str, int], prefix: str | tuple[str, ...] = ""
+              ) -> Counter[str]:
+        """Effects per key made after the ``before`` snapshot, keys starting with ``prefix``.
+
+        One partner serves several flows, one after another: a snapshot taken
+        when a flow starts counts that flow's effects only (per operation, with
+        the operation's key prefix).
+        """
+        return Counter({k: n - before.get(k, 0) for k, n in list(self.effects.items())
+                        if k.startswith(prefix) and n > before.get(k, 0)})
+
+    def summary_since(self, before: Mapping[str, int], prefix: str | tuple[str, ...] = ""
+                      ) -> dict[str, Any]:
+        """``summary`` of the effects since ``before`` (keys with ``prefix``); ``extra`` is
+        the number of duplicate effects (a key's effects beyond its first)."""
+        window = self.since(before, prefix)
+        dup = {k: n for k, n in window.items() if n > 1}
+        return {"effects": sum(window.values()), "distinct": len(window), "duplicates": dup,
+                "extra": sum(n - 1 for n in dup.values())}
 
 
 @dataclass

@@ -5,13 +5,16 @@ tax simulator fails transiently at ``transient_rate``, rejects some requests
 outright, rejects some in its asynchronous feedback, and is down for two
 people for good; a few events carry a bad ID checksum. The hub must end every
 one delivered, rejected with a reason, or dead-lettered; the summary counts
-them and the side effects seen at the partners.
+them and the side effects seen at the partners. The rest of the hub's job follows
+(``tools.demo_more``), then a resend (补发) round, and the demo ends with one line per
+flow F1-F15, counted at the simulators (``tools.demo_flows``).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -23,24 +26,27 @@ from simulators.harness import Stack, fast_policies, running_stack, wait_until_s
 from simulators.simkit import Fault
 from simulators.tax_ftp import TaxFtpSimulator
 from storage.deadletters import DeadLetterStore
+from tools.demo_flows import FlowBook
 
 __all__ = ["run_demo"]
 
 
-async def _more(st: Stack, ftp: TaxFtpSimulator) -> tuple[list[str], bool]:
-    """Catalogue, files, batches and channels, after the enrollment wave has settled."""
+async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[str], bool]:
+    """Catalogue, files, batches, channels and resends, after the enrollment wave settled."""
     from tools.demo_more import (
         catalogue_round,
         channels_round,
         files_round,
+        resend_round,
         student_batch_round,
     )
 
     lines: list[str] = []
     ok = True
     async with httpx.AsyncClient(timeout=30) as http:
-        for part in (catalogue_round(st, http), files_round(st, http, ftp),
-                     student_batch_round(st, http), channels_round(st, http)):
+        for part in (catalogue_round(st, http, flows), files_round(st, http, ftp, flows),
+                     student_batch_round(st, http), channels_round(st, http, flows),
+                     resend_round(st, http, flows)):
             got, fine = await part
             lines += got
             ok = ok and fine
@@ -74,17 +80,27 @@ async def run_demo(settings: HubSettings, *, count: int = 200, transient_rate: f
         st.core_state.faults[:] = [Fault(kind="http_5xx", rate=0.05)]
         print(f"demo: {count} employee enrollments (职工参保登记) core -> hub -> tax -> core;"
               f" tax fails {transient_rate:.0%} transiently, namespace {st.settings.namespace}")
-        async with httpx.AsyncClient(timeout=30) as client:
+        from tools.demo_more import sync_flow
+
+        flows = FlowBook()
+        core0, tax0 = st.core_state.log.snapshot(), st.tax_state.log.snapshot()
+        door: Counter[int] = Counter()  # the hub's answers to core's events, by status class
+
+        async def answered(r: httpx.Response) -> None:
+            door[r.status_code // 100] += 1
+
+        async with httpx.AsyncClient(timeout=30, event_hooks={"response": [answered]}) as client:
             await emit_enrollments(st.hub_url, store, count, client=client, concurrency=20,
                                    invalid_every=40)
         counts = await wait_until_settled(st, count, timeout)
         elapsed = time.monotonic() - t0
+        flows.add(2, await sync_flow(st, core0, tax0, sent=count, refused=door[4]))
         journal = st.hub.deps.journal
         rejected = await journal.reasons("rejected", limit=8)
         dead = await journal.reasons("dead", limit=5)
         parked = await DeadLetterStore(journal.engine).groups()
         tax, core = await st.effects("tax"), await st.effects("core")
-        extra_lines, extra_ok = await _more(st, ftp)
+        extra_lines, extra_ok = await _more(st, ftp, flows)
     retrying = sum(n for s, n in counts.items() if s not in ("delivered", "rejected", "dead"))
     print(f"\ndemo summary after {elapsed:.1f}s")
     print(f"  delivered (tax accepted, core updated) {counts.get('delivered', 0):5d}")
@@ -107,7 +123,13 @@ async def run_demo(settings: HubSettings, *, count: int = 200, transient_rate: f
         print(line)
     ftp.stop()
     total = sum(counts.values())
-    ok = retrying == 0 and not tax["duplicates"] and total == count and extra_ok
+    problems = flows.problems()
+    for problem in problems:
+        print(f"  flow problem: {problem}")
+    ok = retrying == 0 and not tax["duplicates"] and total == count and extra_ok and \
+        not problems
     print(f"demo: {'OK' if ok else 'INCOMPLETE'}: {total} transactions, every one "
           f"{'reached an outcome' if retrying == 0 else 'not yet settled'}")
+    for line in flows.lines():
+        print(line)
     return 0 if ok else 1
