@@ -8,36 +8,23 @@ Redis, only loopback sockets (the marker follows the suite's convention).
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
 from contracts.errors import ClientError, PartnerUnavailable, TransientError
-from contracts.returnfile import KINDS, ReturnFileName, ReturnRecord, synthetic_records
+from contracts.returnfile import KINDS, ReturnFileName, synthetic_records
 from jobs.returnfiles import ReturnFileService
 from simulators.tax_ftp import TaxFtpSimulator, bad_line
 from storage.journal import make_engine
 from storage.migrate import upgrade
 from storage.returnfiles import ReturnFileStore
+from tests.support.fakes import FakeCore
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Sink:
-    batches: dict[str, list[ReturnRecord]] = field(default_factory=dict)
-
-    async def deliver_arrivals(self, batch_id: str, kind: str,
-                               records: Sequence[ReturnRecord]) -> None:
-        assert batch_id not in self.batches, "a batch was handed to core twice"
-        self.batches[batch_id] = list(records)
-
-    def count(self) -> int:
-        return sum(len(b) for b in self.batches.values())
 
 
 def _url(path: Path) -> str:
@@ -70,7 +57,7 @@ def sim(tmp_path: Path) -> Iterator[TaxFtpSimulator]:
         yield server
 
 
-def make_service(sim: TaxFtpSimulator, store: ReturnFileStore, sink: Sink,
+def make_service(sim: TaxFtpSimulator, store: ReturnFileStore, sink: FakeCore,
                  tmp_path: Path) -> ReturnFileService:
     source = FtpReturnFileSource(FtpConfig("127.0.0.1", sim.port, sim.user, sim.password,
                                            timeout_s=5.0))
@@ -84,7 +71,7 @@ async def test_every_kind_is_fetched_stored_and_delivered_once(
     for kind, n in sizes.items():
         sim.drop_file(kind, n)
     sim.drop_file("flex_pay", 50, batch_no="0009", marker=False)  # still uploading
-    sink = Sink()
+    sink = FakeCore(once=True)
     svc = make_service(sim, store, sink, tmp_path)
     reports = await svc.poll_once()
     assert {r.kind: r.status for r in reports} == dict.fromkeys(KINDS, "delivered")
@@ -106,7 +93,7 @@ async def test_every_kind_is_fetched_stored_and_delivered_once(
 async def test_a_corrupt_line_is_reported_by_number_and_the_rest_stored(
         sim: TaxFtpSimulator, store: ReturnFileStore, tmp_path: Path) -> None:
     sim.drop_file("resident_pay", 1000, replace={57: bad_line(), 640: b"D|\xff\n"})
-    sink = Sink()
+    sink = FakeCore(once=True)
     [report] = await make_service(sim, store, sink, tmp_path).poll_once()
     assert report.status == "delivered" and report.records == 998
     assert [(e.line_no, e.field) for e in report.errors] == [(57, "insutype"), (640, "line")]
@@ -121,7 +108,7 @@ async def test_a_refused_login_is_a_client_error(sim: TaxFtpSimulator, store: Re
                                                  tmp_path: Path) -> None:
     sim.drop_file("unit_pay", 10)
     sim.switches.refuse_login = True
-    svc = make_service(sim, store, Sink(), tmp_path)
+    svc = make_service(sim, store, FakeCore(once=True), tmp_path)
     with pytest.raises(ClientError, match="login refused") as info:
         await svc.poll_once()
     assert info.value.partner == "tax_ftp"
@@ -131,7 +118,7 @@ async def test_a_dropped_transfer_is_transient_and_the_next_poll_recovers(
         sim: TaxFtpSimulator, store: ReturnFileStore, tmp_path: Path) -> None:
     sim.drop_file("employee_pay", 2000)
     sim.switches.drop_transfers, sim.switches.drop_after_bytes = 1, 50_000
-    sink = Sink()
+    sink = FakeCore(once=True)
     svc = make_service(sim, store, sink, tmp_path)
     [failed] = await svc.poll_once()
     assert (failed.status, failed.reason_code) == ("fetch_failed", PartnerUnavailable.code)
@@ -144,7 +131,7 @@ async def test_a_damaged_transfer_is_caught_by_the_marker(
         sim: TaxFtpSimulator, store: ReturnFileStore, tmp_path: Path) -> None:
     sim.drop_file("special_deduct", 500)
     sim.switches.corrupt_transfers = 1
-    svc = make_service(sim, store, Sink(), tmp_path)
+    svc = make_service(sim, store, FakeCore(once=True), tmp_path)
     [failed] = await svc.poll_once()
     assert failed.status == "fetch_failed" and "SHA-256" in failed.reason
     [ok] = await svc.poll_once()
@@ -156,7 +143,7 @@ async def test_a_server_that_is_down_is_transient(tmp_path: Path,
     sim = TaxFtpSimulator(tmp_path / "ftp")
     sim.start()
     sim.stop()  # the port is now closed
-    svc = make_service(sim, store, Sink(), tmp_path)
+    svc = make_service(sim, store, FakeCore(once=True), tmp_path)
     with pytest.raises(TransientError) as info:
         await svc.poll_once()
     assert info.value.partner == "tax_ftp"

@@ -22,13 +22,13 @@ import pytest
 
 from adapters.tax.soap import build_request, parse_query_reply, parse_reply
 from config.settings import load_settings
-from tools.fixtures.generate_catalogue import ROOT
 from contracts.national import NationalRequest, make_msgid, now_cst
 from contracts.taxcat import OPS, ops_of, to_wire
 from simulators.core import CoreStore
 from simulators.harness import TERMINAL, fast_policies, running_stack
 from simulators.simkit import Fault
 from simulators.tax_rules import TaxBook
+from tools.fixtures.generate_catalogue import ROOT
 
 pytestmark = pytest.mark.integration
 

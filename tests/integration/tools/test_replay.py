@@ -13,7 +13,7 @@ from tools.replay import run_replay
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[2] / "contracts" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[3] / "contracts" / "fixtures"
 
 
 @pytest.mark.parametrize("folder", ["core/employee_enroll", "core/employee_enroll_invalid",

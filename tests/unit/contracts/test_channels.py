@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from contracts import clock
 from contracts.channels import (
     APPLICATION_TYPES,
     CHANNEL_TYPES,
@@ -25,10 +26,10 @@ from contracts.channels import (
     validate_payload,
 )
 from contracts.errors import ValidationFailed
-from contracts.fixtures import generate_channels
-from tools.fixtures.generate_channels import REFERENCE_DAY, sample
 from contracts.ids import id_check_char, make_id_number
 from contracts.taxcat import model_for
+from tools.fixtures import generate_channels
+from tools.fixtures.generate_channels import REFERENCE_DAY, sample
 
 TYPES = list(APPLICATION_TYPES)
 
@@ -330,13 +331,48 @@ def test_newborn_within_two_years_of_birth() -> None:
         "payload.birth_date"  # not born yet
 
 
-def test_ages_count_on_the_beijing_calendar_by_default() -> None:
+def _freeze_clock(monkeypatch: pytest.MonkeyPatch, instant: datetime) -> None:
+    """``contracts.clock`` reads this instant as now (in whatever zone it asks)."""
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+            return instant.astimezone(tz) if tz else instant.replace(tzinfo=None)
+
+    monkeypatch.setattr(clock, "datetime", Frozen)
+
+
+def test_ages_count_on_the_beijing_calendar_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     # a fixture child born 2026-03-01 is under two until 2028-03-01; the default is today
     data = payload("newborn_enroll")
-    try:
+    fixture = validate_payload("newborn_enroll", data, today=REFERENCE_DAY)
+    assert isinstance(fixture, NewbornEnroll) and fixture.birth_date == date(2026, 3, 1)
+
+    # 2028-02-29 23:59 in Beijing: a minute short of two
+    _freeze_clock(monkeypatch, datetime(2028, 2, 29, 15, 59, tzinfo=UTC))
+    assert clock.today_beijing() == date(2028, 2, 29)
+    assert isinstance(validate_payload("newborn_enroll", data), NewbornEnroll)
+    assert isinstance(NewbornEnroll.model_validate(data), NewbornEnroll)  # no context at all
+
+    # 2028-03-01 00:00 in Beijing (still the 29th in UTC): two today, refused
+    _freeze_clock(monkeypatch, datetime(2028, 2, 29, 16, 0, tzinfo=UTC))
+    assert clock.today_beijing() == date(2028, 3, 1)
+    with pytest.raises(ValidationFailed) as exc:
         validate_payload("newborn_enroll", data)
-    except ValidationFailed as exc:  # only once the fixture has aged out
-        assert exc.field == "payload.birth_date"
+    assert exc.value.field == "payload.birth_date"
+    assert "under 2" in exc.value.errors[0][1]
+    with pytest.raises(ValidationError) as raw:
+        NewbornEnroll.model_validate(data)  # the model's own default is Beijing's today too
+    assert raw.value.errors()[0]["loc"] == ("birth_date",)
+
+    # an injected day wins over the clock, both ways
+    assert isinstance(validate_payload("newborn_enroll", data, today=date(2028, 2, 29)),
+                      NewbornEnroll)
+    assert isinstance(NewbornEnroll.model_validate(data, context={"today": date(2028, 2, 29)}),
+                      NewbornEnroll)
+    _freeze_clock(monkeypatch, datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    assert errors_of("newborn_enroll", data, today=date(2028, 3, 1))[0][0] == \
+        "payload.birth_date"
 
 
 # ---------------------------------------------------------------- envelope

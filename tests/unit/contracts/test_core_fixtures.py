@@ -12,7 +12,7 @@ import pytest
 from adapters.core.translate import enrollment_to_event, event_to_enrollment, parse_national_request
 from contracts.employee import EmployeeEnrollment
 from contracts.errors import ValidationFailed
-from contracts.fixtures import generate_core
+from tools.fixtures import generate_core
 
 ROOT = Path(__file__).resolve().parents[3] / "contracts" / "fixtures" / "core"
 

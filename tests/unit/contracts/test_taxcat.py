@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from adapters.tax import soap
 from contracts.errors import ValidationFailed
-from tools.fixtures import generate_catalogue
 from contracts.taxcat import (
     FIELDS,
     OPS,
@@ -23,6 +22,7 @@ from contracts.taxcat import (
     to_wire,
 )
 from contracts.taxcat_xsd import rendered
+from tools.fixtures import generate_catalogue
 
 SCHEMA = etree.XMLSchema(etree.parse(str(soap.TAX_XSD)))
 

@@ -1,4 +1,5 @@
-"""The return-file service with a fake FTP source, a real SQLite store and a fake core sink."""
+"""The return-file service with a fake FTP source, a real SQLite store and a fake core
+(tests/support/fakes.py) as the arrivals sink."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from storage.returnfile_models import (
     ReturnRecordRow,
 )
 from storage.returnfiles import FileCounts, ReturnFileStore
+from tests.support.fakes import FakeCore
 
 TABLES = [Base.metadata.tables[m.__tablename__] for m in (
     ReturnFileRow, ReturnFileNameRow, ReturnRecordRow, ReturnLineErrorRow)]
@@ -76,30 +78,6 @@ class FakeSource:
         return FetchedFile(remote.name, path, hashlib.sha256(data).hexdigest(), len(data))
 
 
-@dataclass
-class FakeSink:
-    """Core's arrival interface: records batches; ``fail_at`` raises on that call number."""
-
-    batches: list[tuple[str, str, list[ReturnRecord]]] = field(default_factory=list)
-    calls: int = 0
-    fail_at: dict[int, Exception] = field(default_factory=dict)
-
-    async def deliver_arrivals(self, batch_id: str, kind: str,
-                               records: Sequence[ReturnRecord]) -> None:
-        self.calls += 1
-        if self.calls in self.fail_at:
-            raise self.fail_at[self.calls]
-        self.batches.append((batch_id, kind, list(records)))
-
-    @property
-    def ids(self) -> list[str]:
-        return [b[0] for b in self.batches]
-
-    @property
-    def lines(self) -> list[int]:
-        return [r.line_no for _, _, recs in self.batches for r in recs]
-
-
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[ReturnFileStore]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
@@ -111,7 +89,7 @@ async def store(tmp_path: Path) -> AsyncIterator[ReturnFileStore]:
         await engine.dispose()
 
 
-def service(store: ReturnFileStore, source: FakeSource, sink: FakeSink, tmp_path: Path,
+def service(store: ReturnFileStore, source: FakeSource, sink: FakeCore, tmp_path: Path,
             **kw: Any) -> ReturnFileService:
     opts: dict[str, Any] = {"chunk_size": 7, "batch_size": 10} | kw
     return ReturnFileService(source, store, sink, spool_dir=tmp_path / "spool", **opts)
@@ -127,7 +105,7 @@ async def count(store: ReturnFileStore, model: Any, sha: str | None = None) -> i
 
 async def test_a_good_file_is_stored_and_delivered_in_stable_batches(
         store: ReturnFileStore, tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     source.put("employee_pay", 25)
     [report] = await service(store, source, sink, tmp_path).poll_once()
     assert (report.status, report.lines, report.records, report.arrivals) == \
@@ -142,7 +120,7 @@ async def test_a_good_file_is_stored_and_delivered_in_stable_batches(
 
 async def test_a_file_fetched_twice_is_processed_once(store: ReturnFileStore,
                                                       tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     first = source.put("flex_pay", 12)
     svc = service(store, source, sink, tmp_path)
     await svc.poll_once()
@@ -163,7 +141,7 @@ async def test_batch_ids_do_not_depend_on_the_database_or_the_run(tmp_path: Path
         engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / run / 'hub.db'}")
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: Base.metadata.create_all(c, tables=TABLES))
-        source, sink = FakeSource(), FakeSink()
+        source, sink = FakeSource(), FakeCore()
         source.put("resident_pay", 31)
         await service(ReturnFileStore(engine), source, sink, tmp_path / run).poll_once()
         ids.append(sink.ids)
@@ -174,7 +152,7 @@ async def test_batch_ids_do_not_depend_on_the_database_or_the_run(tmp_path: Path
 
 async def test_a_corrupt_line_is_reported_and_the_rest_is_stored(store: ReturnFileStore,
                                                                  tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     source.put("flex_pay", 20, replace={9: b"D|S1|320102199003070017|x|310|202513|1|20250115\n"})
     [report] = await service(store, source, sink, tmp_path).poll_once()
     assert report.status == "delivered" and report.records == 19 and report.error_count == 1
@@ -185,14 +163,14 @@ async def test_a_corrupt_line_is_reported_and_the_rest_is_stored(store: ReturnFi
 
 async def test_a_trailer_mismatch_rejects_the_file_and_delivers_nothing(
         store: ReturnFileStore, tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     name = source.put("unit_pay", 30)
     data = source.files[name.name]
     source.files[name.name] = data.replace(b"T|30|", b"T|31|")
     svc = service(store, source, sink, tmp_path)
     [report] = await svc.poll_once()
     assert report.status == "rejected" and report.reason_code == "trailer.record_count"
-    assert sink.calls == 0 and await count(store, ReturnRecordRow) == 0
+    assert sink.arrival_calls == 0 and await count(store, ReturnRecordRow) == 0
     stored = await store.get(report.sha256)
     assert stored is not None and stored.status == "rejected" and stored.lines == 30
     assert (tmp_path / "spool" / "rejected" / name.name).exists()
@@ -201,11 +179,11 @@ async def test_a_trailer_mismatch_rejects_the_file_and_delivers_nothing(
 
 async def test_a_header_that_contradicts_the_name_rejects(store: ReturnFileStore,
                                                           tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     source.files["flex_pay_20250115_0001.txt"] = file_bytes("resident_pay", 3)
     [report] = await service(store, source, sink, tmp_path).poll_once()
     assert report.status == "rejected" and report.reason_code == "header"
-    assert "resident_pay" in report.reason and sink.calls == 0
+    assert "resident_pay" in report.reason and sink.arrival_calls == 0
 
 
 class CrashingStore(ReturnFileStore):
@@ -226,7 +204,7 @@ class CrashingStore(ReturnFileStore):
 
 async def test_a_crash_mid_file_reprocesses_it_without_duplicates(store: ReturnFileStore,
                                                                   tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     name = source.put("flex_deduct", 40, replace={5: b"D|broken\n"})
     with pytest.raises(RuntimeError):
         await service(CrashingStore(store, 3), source, sink, tmp_path).poll_once()
@@ -243,7 +221,7 @@ async def test_a_crash_mid_file_reprocesses_it_without_duplicates(store: ReturnF
 
 async def test_core_outage_pauses_delivery_and_the_next_poll_resumes(
         store: ReturnFileStore, tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink(fail_at={2: PartnerUnavailable("core down")})
+    source, sink = FakeSource(), FakeCore(fail_at={2: PartnerUnavailable("core down")})
     source.put("special_pay", 35)
     svc = service(store, source, sink, tmp_path)
     [paused] = await svc.poll_once()
@@ -257,18 +235,18 @@ async def test_core_outage_pauses_delivery_and_the_next_poll_resumes(
 
 async def test_core_refusing_a_batch_fails_the_file_for_an_operator(
         store: ReturnFileStore, tmp_path: Path) -> None:
-    sink = FakeSink(fail_at={1: BusinessRejected("E100", "unknown unit")})
+    sink = FakeCore(fail_at={1: BusinessRejected("E100", "unknown unit")})
     source = FakeSource()
     source.put("unit_pay", 5)
     svc = service(store, source, sink, tmp_path)
     [report] = await svc.poll_once()
     assert report.status == "failed" and report.reason_code == "REJECTED"
-    assert await svc.poll_once() == [] and sink.calls == 1
+    assert await svc.poll_once() == [] and sink.arrival_calls == 1
 
 
 async def test_a_failed_fetch_is_reported_and_retried_next_poll(store: ReturnFileStore,
                                                                 tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     name = source.put("resident_deduct", 8)
     source.fail[name.name] = 1
     svc = service(store, source, sink, tmp_path)
@@ -280,14 +258,14 @@ async def test_a_failed_fetch_is_reported_and_retried_next_poll(store: ReturnFil
 
 async def test_a_file_another_worker_holds_is_left_alone(store: ReturnFileStore,
                                                          tmp_path: Path) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     name = source.put("flex_pay", 3)
     data = source.files[name.name]
     held = ReturnFileStore(store.engine, lease_s=3600)
     sha = hashlib.sha256(data).hexdigest()
     assert await held.claim(sha, name.name, name, len(data))
     [report] = await service(held, source, sink, tmp_path).poll_once()
-    assert report.status == "busy" and sink.calls == 0
+    assert report.status == "busy" and sink.arrival_calls == 0
 
 
 async def test_store_finish_marks_a_file_without_arrivals_delivered(
@@ -302,7 +280,7 @@ async def test_store_finish_marks_a_file_without_arrivals_delivered(
 
 async def test_run_poller_survives_failures_and_stops_on_request(
         store: ReturnFileStore, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     source.put("flex_pay", 4)
     calls = 0
 
@@ -321,7 +299,7 @@ async def test_run_poller_survives_failures_and_stops_on_request(
     svc = service(store, flaky, sink, tmp_path)
     task = asyncio.create_task(svc.run_poller(0.01, stop=stop))
     for _ in range(200):
-        if sink.calls:
+        if sink.arrival_calls:
             break
         await asyncio.sleep(0.01)
     stop.set()
@@ -333,7 +311,7 @@ async def test_run_poller_survives_failures_and_stops_on_request(
 
 async def test_logs_never_carry_ids_or_names(store: ReturnFileStore, tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:
-    source, sink = FakeSource(), FakeSink()
+    source, sink = FakeSource(), FakeCore()
     rec = next(synthetic_records("flex_pay", 1))
     bad = f"D|S|{rec.payer_code[:17]}0|{rec.payer_name}|310|202501|1|20250115\n".encode()
     source.put("flex_pay", 5, replace={3: bad})
@@ -345,7 +323,7 @@ async def test_logs_never_carry_ids_or_names(store: ReturnFileStore, tmp_path: P
 
 def test_invalid_sizes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        ReturnFileService(FakeSource(), None, FakeSink(), spool_dir=tmp_path,  # type: ignore[arg-type]
+        ReturnFileService(FakeSource(), None, FakeCore(), spool_dir=tmp_path,  # type: ignore[arg-type]
                           batch_size=0)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,12 @@ import openpyxl
 import pytest
 
 from adapters.tax.student_batch import serial_for
-from contracts.errors import BusinessRejected, PartnerUnavailable, ValidationFailed
+from contracts.errors import ValidationFailed
 from contracts.ids import make_id_number
 from contracts.student_batch import (
     ENROLL_COLUMNS,
     BatchOp,
-    RowResult,
     StudentEnrollRow,
-    StudentRow,
 )
 from jobs.student_batch import (
     ChunkRetry,
@@ -30,6 +26,7 @@ from jobs.student_batch import (
     read_and_validate,
     run_batch,
 )
+from tests.support.fakes import FakeStudentBatchTax
 from tools import student_batch_cli
 
 TODAY = date(2025, 10, 1)
@@ -87,46 +84,7 @@ def read_xlsx(path: Path) -> list[tuple[Any, ...]]:
         wb.close()
 
 
-@dataclass
-class FakeTax:
-    """Answers like tax: unknown community fails, 困难人员类别 is flagged; faults on demand."""
-
-    transient: dict[int, int] = field(default_factory=dict)
-    reject: set[int] = field(default_factory=set)
-    drop_rows: set[int] = field(default_factory=set)
-    calls: list[tuple[str, int, int, tuple[int, ...]]] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-    async def submit(self, op: BatchOp, batch_id: str, chunk_no: int, chunk_count: int,
-                     rows: Sequence[tuple[int, StudentRow]]) -> list[RowResult]:
-        self.calls.append((serial_for(batch_id, chunk_no), chunk_no, chunk_count,
-                           tuple(n for n, _ in rows)))
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(0.005)
-            if self.transient.get(chunk_no, 0) > 0:
-                self.transient[chunk_no] -= 1
-                raise PartnerUnavailable("HTTP 503", partner="tax")
-            if chunk_no in self.reject:
-                raise BusinessRejected("TX399", "批次已关闭", partner="tax")
-            return [self._decide(n, r) for n, r in rows if n not in self.drop_rows]
-        finally:
-            self.in_flight -= 1
-
-    @staticmethod
-    def _decide(row_no: int, row: StudentRow) -> RowResult:
-        if isinstance(row, StudentEnrollRow) and row.community.endswith("099099"):
-            return RowResult(row_no=row_no, id_number=row.id_number, status="failure",
-                             reason_code="TX301", reason_text="基层医保区划税务不认可")
-        if isinstance(row, StudentEnrollRow) and row.difficulty_type:
-            return RowResult(row_no=row_no, id_number=row.id_number, status="difficulty",
-                             reason_code=f"KN{row.difficulty_type}")
-        return RowResult(row_no=row_no, id_number=row.id_number, status="success")
-
-
-async def run(source: Path, out: Path, tax: FakeTax, op: BatchOp = "enroll",
+async def run(source: Path, out: Path, tax: FakeStudentBatchTax, op: BatchOp = "enroll",
               **kw: Any) -> Any:
     kw.setdefault("retry", FAST)
     return await run_batch(op, source, tax, out, today=TODAY, **kw)
@@ -142,7 +100,7 @@ async def test_invalid_rows_are_reported_with_row_number_and_column(tmp_path: Pa
     numbered = [[i, *r] for i, r in enumerate(rows, start=1)]
     numbered.insert(3, [None] * (len(HEADER) + 1))  # a blank row is skipped, not counted
     source = write_xlsx(tmp_path / "students.xlsx", ["序号", *HEADER], numbered)
-    summary = await run(source, tmp_path / "out", FakeTax())
+    summary = await run(source, tmp_path / "out", FakeStudentBatchTax())
 
     assert (summary.total_rows, summary.valid_rows, summary.invalid_rows) == (5, 3, 2)
     assert summary.ignored_columns == ("序号",)
@@ -213,7 +171,7 @@ def test_cli_exits_non_zero_when_the_file_cannot_be_read(
 
 async def test_chunks_are_bounded_and_in_row_order(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "s.csv", HEADER, students(23))
-    tax = FakeTax()
+    tax = FakeStudentBatchTax()
     progress: list[tuple[int, int]] = []
     summary = await run(source, tmp_path / "out", tax, chunk_size=5, concurrency=2,
                         progress=lambda done, total: progress.append((done, total)))
@@ -229,7 +187,7 @@ async def test_chunks_are_bounded_and_in_row_order(tmp_path: Path) -> None:
 
 async def test_retries_reuse_the_serial(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "s.csv", HEADER, students(10))
-    tax = FakeTax(transient={2: 2})
+    tax = FakeStudentBatchTax(transient={2: 2})
     summary = await run(source, tmp_path / "out", tax, chunk_size=4, batch_id="UNIV_A")
     chunk2 = [c for c in tax.calls if c[1] == 2]
     assert [c[0] for c in chunk2] == ["UNIV_A-2"] * 3
@@ -239,7 +197,7 @@ async def test_retries_reuse_the_serial(tmp_path: Path) -> None:
 
 async def test_exhausted_retries_fail_the_chunk_rows_not_the_job(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "s.csv", HEADER, students(6))
-    tax = FakeTax(transient={1: 99})
+    tax = FakeStudentBatchTax(transient={1: 99})
     summary = await run(source, tmp_path / "out", tax, chunk_size=3)
     assert len([c for c in tax.calls if c[1] == 1]) == FAST.attempts
     assert (summary.chunks_failed, summary.failure, summary.success) == (1, 3, 3)
@@ -250,7 +208,7 @@ async def test_exhausted_retries_fail_the_chunk_rows_not_the_job(tmp_path: Path)
 
 async def test_rejected_chunk_is_not_retried(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "s.csv", HEADER, students(4))
-    tax = FakeTax(reject={2})
+    tax = FakeStudentBatchTax(reject={2})
     summary = await run(source, tmp_path / "out", tax, chunk_size=2)
     assert len(tax.calls) == 2 and summary.retries == 0
     failed = read_csv(summary.files["failure.csv"])[1:]
@@ -263,7 +221,7 @@ async def test_results_split_into_success_failure_and_difficulty(tmp_path: Path)
     rows[3][HEADER.index("困难人员类别")] = "01"
     rows[4][HEADER.index("困难人员类别")] = "孤儿"
     source = write_xlsx(tmp_path / "mix.xlsx", HEADER, rows)
-    tax = FakeTax(drop_rows={7})
+    tax = FakeStudentBatchTax(drop_rows={7})
     summary = await run(source, tmp_path / "out", tax)
     assert (summary.success, summary.failure, summary.difficulty) == (2, 2, 2)
     failure = read_csv(summary.files["failure.csv"])
@@ -284,7 +242,7 @@ async def test_stop_batch_from_csv(tmp_path: Path) -> None:
             [ids[1], "李华", "2026/7/1", "02", "本人申请"],
             [ids[2], "赵四", "2026-07-01", "放暑假", ""]]
     source = write_csv(tmp_path / "grads.csv", STOP_HEADER, rows, encoding="gbk")
-    tax = FakeTax()
+    tax = FakeStudentBatchTax()
     summary = await run(source, tmp_path / "out", tax, op="stop")
     assert (summary.valid_rows, summary.invalid_rows, summary.success) == (2, 1, 2)
     success = read_csv(summary.files["success.csv"])

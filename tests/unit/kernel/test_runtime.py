@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from broker.topology import Names
 from config.settings import HubSettings, PartnerConfig, load_settings
-from contracts.employee import EmployeeEnrollment, SyncStatusUpdate, TaxAck
+from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.envelope import (
     HEADER_ATTEMPT,
     HEADER_FIRST_SEEN,
@@ -56,7 +56,8 @@ from routes.tax_results import RESULT_ROUTES, feedback_to_core, sync_to_core
 from routes.tax_submit import submit_to_tax
 from routes.tax_submit import tax_failed as enroll_failed
 from services.deps import Deps
-from storage.journal import LogEntry, RequestRecord, TxnUpdate
+from storage.journal import TxnUpdate
+from tests.support.fakes import Acks, FakeCore, FakeJournal, FakePublisher, FakeTax
 from tests.support.messages import child
 
 MAX_ATTEMPTS = 3
@@ -64,103 +65,7 @@ MAX_ATTEMPTS = 3
 FAST = RetryPolicy(max_attempts=MAX_ATTEMPTS, inprocess_attempts=1, delays_ms=(1_500, 7_000))
 TIERS = (1_000, 5_000, 30_000, 120_000, 600_000)
 
-# -- fakes ------------------------------------------------------------------------------
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.published: list[HubMessage] = []
-        self.delayed: list[tuple[HubMessage, str, int, dict[str, Any]]] = []
-        self.parked: list[tuple[bytes, str, dict[str, Any]]] = []
-        self.fail: Exception | None = None
-
-    async def publish(self, msg: HubMessage) -> None:
-        if self.fail:
-            raise self.fail
-        self.published.append(msg)
-
-    async def delay(self, msg: HubMessage, queue: str, delay_ms: int,
-                    headers: dict[str, Any]) -> None:
-        if self.fail:
-            raise self.fail
-        self.delayed.append((msg, queue, delay_ms, headers))
-
-    async def park(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
-        if self.fail:
-            raise self.fail
-        self.parked.append((body, queue, headers))
-
-
-class FakeJournal:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self.requests: dict[str, RequestRecord] = {}
-        self.fail: Exception | None = None
-
-    async def write(self, *items: Any) -> None:
-        if self.fail:
-            raise self.fail
-        self.items.extend(items)
-        for it in items:
-            if isinstance(it, RequestRecord):
-                self.requests[it.serial] = it
-
-    async def request(self, serial: str, *, wait_s: float = 0.0) -> RequestRecord | None:
-        return self.requests.get(serial)
-
-    def logs(self) -> list[LogEntry]:
-        return [i for i in self.items if isinstance(i, LogEntry)]
-
-    def txns(self) -> list[TxnUpdate]:
-        return [i for i in self.items if isinstance(i, TxnUpdate)]
-
-    def outcomes(self) -> list[str]:
-        return [e.outcome for e in self.logs()]
-
-
-class FakeTax:
-    def __init__(self, answer: TaxAck | Exception | None = None) -> None:
-        self.answer = answer or TaxAck(accept_no="A0001")
-        self.calls: list[tuple[EmployeeEnrollment, str]] = []
-
-    async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
-        self.calls.append((req, serial))
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    async def aclose(self) -> None:
-        pass
-
-
-class FakeCore:
-    def __init__(self, error: Exception | None = None) -> None:
-        self.error = error
-        self.calls: list[tuple[SyncStatusUpdate, str]] = []
-
-    async def update_sync_status(self, update: SyncStatusUpdate, *, serial: str) -> None:
-        self.calls.append((update, serial))
-        if self.error:
-            raise self.error
-
-    async def get_employee(self, id_number: str,
-                           unit_credit_code: str) -> EmployeeEnrollment | None:
-        return None
-
-    async def aclose(self) -> None:
-        pass
-
-
-@dataclass
-class Acks:
-    acked: int = 0
-    nacked: int = 0
-
-    async def ack(self) -> None:
-        self.acked += 1
-
-    async def nack(self) -> None:
-        self.nacked += 1
+# -- a world of fakes (tests/support/fakes.py) ------------------------------------------
 
 
 @dataclass

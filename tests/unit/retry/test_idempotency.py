@@ -8,20 +8,13 @@ import pytest
 
 from retry import idempotency
 from retry.idempotency import BeginState, MemoryIdempotencyStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.support.fakes import FakeClock
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """A fake ``time.monotonic`` seen only by the idempotency module (not by the event loop)."""
-    c = Clock()
+    c = FakeClock()
     monkeypatch.setattr(idempotency, "time", SimpleNamespace(monotonic=c))
     return c
 
@@ -93,7 +86,8 @@ async def test_keys_are_independent(store: MemoryIdempotencyStore) -> None:
     assert (await store.begin("b", "w2", 60)).state is BeginState.NEW
 
 
-async def test_a_crashed_owners_lock_expires(store: MemoryIdempotencyStore, clock: Clock) -> None:
+async def test_a_crashed_owners_lock_expires(store: MemoryIdempotencyStore,
+                                             clock: FakeClock) -> None:
     await store.begin("k", "w1", 5)
     clock.t += 4.9
     assert (await store.begin("k", "w2", 5)).state is BeginState.INFLIGHT
@@ -103,7 +97,7 @@ async def test_a_crashed_owners_lock_expires(store: MemoryIdempotencyStore, cloc
     assert (await store.begin("k", "w1", 5)).state is BeginState.INFLIGHT
 
 
-async def test_done_expires_after_its_ttl(store: MemoryIdempotencyStore, clock: Clock) -> None:
+async def test_done_expires_after_its_ttl(store: MemoryIdempotencyStore, clock: FakeClock) -> None:
     await store.begin("k", "w1", 5)
     await store.complete("k", {"outcome": "ok"}, 10)
     clock.t += 9
@@ -113,7 +107,7 @@ async def test_done_expires_after_its_ttl(store: MemoryIdempotencyStore, clock: 
 
 
 async def test_release_after_expiry_does_not_free_a_new_owners_lock(
-        store: MemoryIdempotencyStore, clock: Clock) -> None:
+        store: MemoryIdempotencyStore, clock: FakeClock) -> None:
     await store.begin("k", "w1", 5)
     clock.t += 6
     assert (await store.begin("k", "w2", 5)).state is BeginState.NEW

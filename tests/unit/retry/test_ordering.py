@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from retry.ordering import MemoryGate
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.support.fakes import FakeClock
 
 
 async def test_a_later_message_waits_until_the_head_leaves() -> None:
@@ -22,7 +15,7 @@ async def test_a_later_message_waits_until_the_head_leaves() -> None:
 
 
 async def test_a_head_past_its_deadline_is_dropped_even_while_others_keep_waiting() -> None:
-    g, clock = MemoryGate(), Clock()
+    g, clock = MemoryGate(), FakeClock()
     g.now = clock
     assert await g.enter("r", "e", "dead-head", 60)      # never reaches an outcome
     for _ in range(5):                                   # waiters come back again and again
@@ -34,7 +27,7 @@ async def test_a_head_past_its_deadline_is_dropped_even_while_others_keep_waitin
 
 
 async def test_the_caller_is_never_dropped_for_its_own_deadline() -> None:
-    g, clock = MemoryGate(), Clock()
+    g, clock = MemoryGate(), FakeClock()
     g.now = clock
     assert await g.enter("r", "e", "a", 1)
     clock.t += 100

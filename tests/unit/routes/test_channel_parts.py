@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from contracts.envelope import HubMessage
 from contracts.messages import APPLICATION, result_message
 from retry.memo import TtlMemo
 from routes.channels import intake, push_result
 from storage.applications import ApplicationStore
+from tests.support.fakes import FakeChannels, FakeCore, FakeTax
 from tests.support.ops import Db
 
 GRADUATES = json.loads((Path(__file__).resolve().parents[3] / "contracts" / "fixtures"
@@ -20,37 +20,11 @@ GRADUATES = json.loads((Path(__file__).resolve().parents[3] / "contracts" / "fix
 
 
 @dataclass
-class Channels:
-    pushed: list[dict[str, Any]] = field(default_factory=list)
-
-    async def push_result(self, channel: str, result: dict[str, Any], *, serial: str) -> None:
-        self.pushed.append(result)
-
-    async def aclose(self) -> None:
-        return None
-
-
-@dataclass
-class Core:
-    registered: int = 0
-
-    async def register_application(self, application: dict[str, Any]) -> str:
-        self.registered += 1
-        return "CORE-1"
-
-
-@dataclass
-class Tax:
-    async def query(self, operation: str, req: Any, *, serial: str) -> list[dict[str, str]]:
-        return [{"valid": "1"}]
-
-
-@dataclass
 class World:
     applications: ApplicationStore
-    channels: Channels = field(default_factory=Channels)
-    core: Core = field(default_factory=Core)
-    tax: Tax = field(default_factory=Tax)
+    channels: FakeChannels = field(default_factory=FakeChannels)
+    core: FakeCore = field(default_factory=FakeCore)
+    tax: FakeTax = field(default_factory=FakeTax)
     memo: TtlMemo = field(default_factory=TtlMemo)
 
 
