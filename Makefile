@@ -12,15 +12,29 @@ PYTEST_ARGS ?=
 # Packages that are linted and type-checked (tests are not); missing ones are skipped.
 LINT_PATHS := $(wildcard adapters api bootstrap broker config contracts jobs kernel retry routes services simulators storage tools bench main.py)
 
-.PHONY: help venv services postgres demo test test-unit bench lint run simulate migrate \
+.PHONY: help venv lock services postgres demo test test-unit bench lint run simulate migrate \
 	stop compose-config clean distclean
 
 help:
-	@echo "targets: venv services postgres demo test test-unit bench lint run simulate"
+	@echo "targets: venv lock services postgres demo test test-unit bench lint run simulate"
 	@echo "         migrate stop compose-config clean distclean"
 	@echo "vars:    PYTEST_ARGS='...' passed to pytest"
 
 venv:
+	@bash scripts/venv.sh
+
+# Re-pin requirements.lock (runtime + dev extra, Python 3.11) from pyproject.toml with
+# pip-tools, kept in its own venv under .run/ (not a project dependency). Existing pins
+# stay unless pyproject.toml needs otherwise; `make lock UPGRADE=1` moves all to the
+# newest allowed. Then .venv is brought in line with the new lock.
+LOCK_VENV := .run/pip-tools
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { \
+	  $${PYTHON:-python3.11} -m venv $(LOCK_VENV) \
+	  && $(LOCK_VENV)/bin/python -m pip install -q "pip-tools>=7.4,<8"; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --extra dev \
+	  --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+	  --output-file requirements.lock pyproject.toml
 	@bash scripts/venv.sh
 
 services:

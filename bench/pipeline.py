@@ -47,9 +47,6 @@ class StubTax:
         build_enroll_request(req, serial)
         return TaxAck(accept_no=serial[:20])
 
-    async def stop_employee(self, req: object, *, serial: str) -> TaxAck:
-        return TaxAck(accept_no=serial[:20])
-
     async def aclose(self) -> None:
         return None
 

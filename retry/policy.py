@@ -7,12 +7,11 @@ the dead-letter queue once ``max_attempts`` or ``max_age_s`` is reached.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["RetryPolicy", "compute_backoff", "delay_for", "exhausted", "tier_for"]
+__all__ = ["RetryPolicy", "delay_for", "exhausted", "tier_for"]
 
 
 class RetryPolicy(BaseModel):
@@ -33,13 +32,6 @@ class RetryPolicy(BaseModel):
         if not v or any(d <= 0 for d in v):
             raise ValueError("needs at least one positive delay")
         return v
-
-
-def compute_backoff(attempt: int, *, base: float, factor: float = 2.0, maximum: float,
-                    jitter: bool = True, rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter (dramatiq's shape), in seconds."""
-    raw = min(maximum, base * factor ** max(0, attempt - 1))
-    return (rng or random).uniform(raw / 2, raw) if jitter else raw
 
 
 def delay_for(attempt: int, policy: RetryPolicy) -> int:

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Create .venv/ at the repo root (Python 3.11+) and install the project with its
-# `dev` extra. The install runs only when pyproject.toml changed since the last
-# one: .venv/.installed holds the sha256 of the pyproject.toml it installed.
-# Quiet on success; pip's log is shown when an install fails.
+# Create .venv/ at the repo root (Python 3.11+) and install the exact versions of
+# requirements.lock (runtime + `dev` extra, pinned by pip-compile for Python 3.11:
+# the versions CI tested), then the project itself, editable, without dependencies.
+# Packages the lock does not name are removed, so .venv matches the lock (a test
+# that leans on an undeclared package fails here as on a fresh machine).
+# The install runs only when requirements.lock or pyproject.toml changed since the
+# last one: .venv/.installed holds the sha256 of both. Quiet on success; pip's log
+# is shown when an install fails. `make lock` regenerates the lock.
 #
 #   PYTHON=/path/to/python3.12 scripts/venv.sh   # choose the interpreter
 set -euo pipefail
@@ -11,6 +15,7 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 STAMP=$VENV/.installed
 LOG=$VENV/.install.log
+LOCK=requirements.lock
 
 py_ok() { # usable interpreter: 3.11 or newer
   "$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' >/dev/null 2>&1
@@ -45,38 +50,94 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml "$LOCK" 2>/dev/null | sha256sum | cut -d' ' -f1)
 have=$(cat "$STAMP" 2>/dev/null || true)
 if [ "$want" = "$have" ]; then
   exit 0
 fi
 
-echo "venv: installing .[dev] (pyproject.toml changed)"
 rm -f "$STAMP"
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+fail() {
+  tail -n 40 "$LOG" >&2
+  echo "venv: $*; full log in $LOG" >&2
+  exit 1
+}
 
-if "${pip[@]}" install -q -e '.[dev]' >"$LOG" 2>&1; then
-  :
-else
-  # pyproject.toml that setuptools cannot build (e.g. a flat layout with several
-  # top-level packages and no package list) still names its dependencies: install
-  # those so the code runs from the repo root (pytest has pythonpath=["."]).
-  echo "venv: 'pip install -e .[dev]' failed (is the project buildable? see $LOG);" \
-    "installing the dependencies from pyproject.toml instead" >&2
-  req=$VENV/.requirements.txt
-  "$VENV/bin/python" - >"$req" <<'EOF'
+# Names of installed distributions that $LOCK does not pin (pip and build tools kept).
+not_in_lock() {
+  "$VENV/bin/python" - "$LOCK" <<'PY'
+import re
+import sys
+from importlib import metadata
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+with open(sys.argv[1], encoding="utf-8") as f:
+    pinned = {norm(m.group(1)) for line in f
+              if (m := re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==", line))}
+keep = pinned | {"pip", "setuptools", "wheel", "nj-medins-hub"}
+names = {norm(d.metadata["Name"]) for d in metadata.distributions() if d.metadata["Name"]}
+print(" ".join(sorted(names - keep)))
+PY
+}
+
+# Every requirement of pyproject.toml (dev extra included) met by what is installed;
+# otherwise the lock is stale (a dependency added without `make lock`).
+lock_covers_pyproject() {
+  "$VENV/bin/python" - <<'PY'
+import sys
 import tomllib
+from importlib import metadata
+
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # nothing to check with: pip's own resolver already ran
+    sys.exit(0)
+
 with open("pyproject.toml", "rb") as f:
     project = tomllib.load(f)["project"]
-deps = list(project.get("dependencies", []))
-deps += project.get("optional-dependencies", {}).get("dev", [])
-print("\n".join(deps))
-EOF
-  if ! "${pip[@]}" install -q -r "$req" >>"$LOG" 2>&1; then
-    tail -n 40 "$LOG" >&2
-    echo "venv: pip install failed; full log in $LOG" >&2
-    exit 1
+bad = []
+for text in [*project.get("dependencies", []),
+             *project.get("optional-dependencies", {}).get("dev", [])]:
+    req = Requirement(text)
+    try:
+        version = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        bad.append(f"{req.name}: not installed")
+        continue
+    if not req.specifier.contains(version, prereleases=True):
+        bad.append(f"{req.name} {version} does not satisfy {req.specifier}")
+for line in bad:
+    print(f"venv: {line}", file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+}
+
+if [ ! -f "$LOCK" ]; then
+  echo "venv: no $LOCK: installing .[dev] from pyproject.toml (versions not pinned)" >&2
+  "${pip[@]}" install -q -e '.[dev]' >"$LOG" 2>&1 || fail "pip install -e '.[dev]' failed"
+else
+  echo "venv: installing $LOCK and the project ($LOCK or pyproject.toml changed)"
+  "${pip[@]}" install -q -r "$LOCK" >"$LOG" 2>&1 || fail "pip install -r $LOCK failed"
+  extra=$(not_in_lock) || fail "could not list the installed packages"
+  if [ -n "$extra" ]; then
+    echo "venv: removing packages that $LOCK does not name: $extra"
+    # shellcheck disable=SC2086  # one word per package
+    "${pip[@]}" uninstall -q -y $extra >>"$LOG" 2>&1 || fail "pip uninstall failed"
   fi
+  if ! "${pip[@]}" install -q --no-deps -e . >>"$LOG" 2>&1; then
+    # A pyproject.toml that setuptools cannot build still leaves the locked
+    # dependencies installed: the code runs from the repo root (pytest has
+    # pythonpath=["."]).
+    echo "venv: 'pip install --no-deps -e .' failed (is the project buildable? see $LOG);" \
+      "the locked dependencies are installed" >&2
+  fi
+  lock_covers_pyproject 2>>"$LOG" \
+    || fail "$LOCK does not cover pyproject.toml: run 'make lock'"
 fi
 
 echo "$want" >"$STAMP"

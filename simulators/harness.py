@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from broker.topology import delete_topology
 from config.settings import HubSettings, PartnerConfig
 from retry.policy import RetryPolicy
@@ -129,8 +127,3 @@ async def wait_until_settled(stack: Stack, expected: int, timeout: float,
             break
         await asyncio.sleep(poll_s)
     return counts
-
-
-async def post_json(url: str, payload: Any) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as c:
-        return await c.post(url, json=payload)

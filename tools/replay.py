@@ -10,13 +10,20 @@ every known kind). Kinds are recognised by ``<partner>/<folder>``:
     core/employee_enroll_invalid  the hub's own answer: infcode -1 and the (field, reason)
                                   list of ``.expected.json`` ``{"errors": [...]}``
     tax/employee_enroll           ``build_enroll_request`` with the fixture conventions
-                                  (serial, send time) equals ``.expected.xml`` (canonical XML)
+                                  (serial, send time) equals ``.expected.xml`` as data
 
 What tax received is captured by a pass-through in front of the tax simulator
 (the stack's ``tax_url`` override), so neither the simulator nor the harness is
 touched. ``entity_seq`` is core's counter and is not carried to tax, so it is not
-compared. One line per fixture (``PASS``/``FAIL`` name, a unified diff on failure),
-then ``replay: N passed, M failed``; the exit code is 0 only when nothing failed.
+compared. SOAP/XML outputs are compared as data, not as text: both documents are
+read with xmltodict (namespaces resolved, so a prefix or whitespace or attribute
+order never counts) and every differing field is reported by its path, e.g.
+``soap:Envelope/soap:Body/tax:EmployeeEnrollRequest/tax:body/tax:xb: expected '1',
+got '2'``; the order of child elements still counts (an XSD sequence). The XML is
+read defused: a DOCTYPE is refused outright (so no entities, XXE or billion laughs)
+and entities are disabled. One line per fixture (``PASS``/``FAIL`` name, the
+differences on failure: field paths for XML, a unified diff for JSON), then
+``replay: N passed, M failed``; the exit code is 0 only when nothing failed.
 """
 
 from __future__ import annotations
@@ -31,13 +38,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Final, Literal
+from xml.parsers import expat
 
 import httpx
+import xmltodict
 from fastapi import FastAPI, Request, Response
-from lxml import etree
 
-from adapters.tax.soap import build_enroll_request, parse_enroll_request
+from adapters.tax.soap import MAX_BYTES, NS, build_enroll_request, parse_enroll_request
 from config.settings import HubSettings
 from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment
@@ -46,7 +55,8 @@ from simulators.core import CoreStore
 from simulators.harness import Stack, fast_policies, running_stack, wait_until_settled
 from simulators.serving import serve_app
 
-__all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial"]
+__all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial",
+           "xml_data", "xml_differences"]
 
 Kind = Literal["core", "core_invalid", "tax"]
 
@@ -120,13 +130,95 @@ def _diff(name: str, expected: str, actual: str) -> list[str]:
                                      f"{name} (expected)", f"{name} (actual)", lineterm=""))
 
 
-def _pretty_xml(xml: bytes) -> str:
-    """Canonical (C14N 2.0) form, indented, so formatting never counts as a difference."""
-    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True,
-                             load_dtd=False)
-    canonical = etree.tostring(etree.fromstring(xml, parser), method="c14n2")
-    return str(etree.tostring(etree.fromstring(canonical, parser), pretty_print=True,
-                              encoding="unicode"))
+#: Namespace URI -> the prefix paths are printed with (any other URI is kept whole).
+XML_PREFIXES: Final[dict[str, str]] = {
+    "http://schemas.xmlsoap.org/soap/envelope/": "soap",
+    NS: "tax",
+}
+
+
+def _refuse_doctype(*_: object) -> None:
+    raise ValueError("DOCTYPE is not allowed (no DTDs, no entities)")
+
+
+def _defused_parser(encoding: str | None = None,
+                    namespace_separator: str | None = None) -> Any:
+    """An expat parser that refuses any DOCTYPE (xmltodict already disables entities)."""
+    parser = expat.ParserCreate(encoding, namespace_separator)
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.EntityDeclHandler = _refuse_doctype
+    return parser
+
+
+_DEFUSED_EXPAT: Final = SimpleNamespace(ParserCreate=_defused_parser)
+
+
+def xml_data(xml: bytes, *, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """An XML document as data (xmltodict), read defused.
+
+    Names are ``prefix:local`` with the prefixes of ``XML_PREFIXES`` whatever the
+    document's own prefixes are; namespace declarations are dropped; surrounding
+    whitespace of text is ignored. ``ValueError`` for a DOCTYPE, an oversized or
+    malformed document.
+    """
+    if len(xml) > max_bytes:
+        raise ValueError(f"XML document over {max_bytes} bytes")
+    try:
+        data = xmltodict.parse(xml, expat=_DEFUSED_EXPAT, disable_entities=True,
+                               process_namespaces=True, namespaces=XML_PREFIXES)
+    except expat.ExpatError as exc:
+        raise ValueError(f"malformed XML: {exc}") from exc
+    return _without_xmlns(data)  # type: ignore[no-any-return]
+
+
+def _without_xmlns(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_xmlns(v) for k, v in value.items() if k != "@xmlns"}
+    if isinstance(value, list):
+        return [_without_xmlns(v) for v in value]
+    return value
+
+
+def _elements(value: dict[str, Any]) -> list[str]:
+    return [k for k in value if not k.startswith(("@", "#"))]
+
+
+def _data_diff(path: str, expected: Any, actual: Any, out: list[str]) -> None:
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        for key in expected:
+            where = f"{path}/{key}" if path else key
+            if key not in actual:
+                out.append(f"  {where}: missing (expected {expected[key]!r})")
+            else:
+                _data_diff(where, expected[key], actual[key], out)
+        for key in actual:
+            if key not in expected:
+                where = f"{path}/{key}" if path else key
+                out.append(f"  {where}: unexpected (got {actual[key]!r})")
+        want = [k for k in _elements(expected) if k in actual]
+        got = [k for k in _elements(actual) if k in expected]
+        if want != got:
+            out.append(f"  {path or '/'}: child elements out of order: expected "
+                       f"{', '.join(want)}; got {', '.join(got)}")
+    elif isinstance(expected, list) and isinstance(actual, list):
+        for i, (e, a) in enumerate(zip(expected, actual, strict=False)):
+            _data_diff(f"{path}[{i}]", e, a, out)
+        if len(expected) != len(actual):
+            out.append(f"  {path}: {len(expected)} occurrences expected, got {len(actual)}")
+    elif expected != actual:
+        out.append(f"  {path}: expected {expected!r}, got {actual!r}")
+
+
+def xml_differences(expected: bytes, actual: bytes) -> list[str]:
+    """Field-level differences of two XML documents compared as data (empty when equal).
+
+    One line per difference, naming the element's path (``a/b/c``, ``a/b[1]``,
+    ``a/@attr``): a changed value, a missing or unexpected element or attribute,
+    a different count of a repeated element, or child elements in another order.
+    """
+    out: list[str] = []
+    _data_diff("", xml_data(expected), xml_data(actual), out)
+    return out
 
 
 def _ordered(record: dict[str, Any]) -> dict[str, Any]:
@@ -153,11 +245,11 @@ def _answer_errors(answer: dict[str, Any]) -> list[list[str]]:
 
 
 def replay_tax(fx: Fixture) -> list[str]:
-    """Build the fixture's SOAP request and diff it against its golden XML."""
+    """Build the fixture's SOAP request and compare it with its golden XML, as data."""
     req = EmployeeEnrollment.model_validate_json(fx.input.read_text(encoding="utf-8"))
     stem = fx.input.name.removesuffix(".input.json")
     built = build_enroll_request(req, tax_serial(stem), sent_at=TAX_SENT_AT)
-    return _diff(fx.name, _pretty_xml(fx.expected.read_bytes()), _pretty_xml(built))
+    return xml_differences(fx.expected.read_bytes(), built)
 
 
 # ---------------------------------------------------------------- capturing tax

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck
+from contracts.employee import EmployeeEnrollment, TaxAck
 
 __all__ = ["TaxPort"]
 
@@ -18,12 +18,9 @@ class TaxPort(Protocol):
         """职工参保登记. ``serial`` is the 业务流水号 tax deduplicates on (the message id)."""
         ...
 
-    async def stop_employee(self, req: EmployeeStop, *, serial: str) -> TaxAck:
-        """职工暂停/终止参保 from ``req.stop_date``; same serial rule as ``enroll_employee``."""
-        ...
-
     async def submit(self, operation: str, req: BaseModel, *, serial: str) -> TaxAck:
-        """Any submit of the catalogue (``contracts.taxcat``); same serial rule."""
+        """Any submit of the catalogue (``contracts.taxcat``), 职工暂停/终止参保
+        (``EmployeeStop``) included; same serial rule as ``enroll_employee``."""
         ...
 
     async def query(self, operation: str, req: BaseModel, *, serial: str) -> list[dict[str, str]]:

@@ -3,7 +3,8 @@
 Why a hand codec beside zeep: these messages are small and fixed, and building
 and reading them with lxml directly is several times faster than zeep's generic
 machinery (see ``bench/soap.py``), which matters on the hub's hot path. zeep
-stays as ``ZeepTaxClient`` to prove that the WSDL and this codec agree.
+is a test and bench dependency only: ``tests/support/zeep_tax.py`` drives the WSDL
+through it to prove that the WSDL and this codec agree.
 
 Every parse function refuses hostile input the same way, because the same code
 reads tax's answers, the simulator's requests and tax's callbacks to the hub:
@@ -270,7 +271,7 @@ def _head(operation: str, serial: str, sender: str,
 
 def enroll_fields(req: EmployeeEnrollment, serial: str, sender: str = "NJYBHUB", *,
                   sent_at: datetime | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """(head, body) wire values of 职工参保登记, shared by the lean and zeep clients.
+    """(head, body) wire values of 职工参保登记, shared by the lean and the zeep test clients.
 
     One mapping for both clients is what keeps their requests equivalent.
     A naive ``sent_at`` is taken as Beijing time.
@@ -417,7 +418,7 @@ def parse_request(body: bytes, *, max_bytes: int = MAX_BYTES,
 
 def stop_fields(req: EmployeeStop, serial: str, sender: str = "NJYBHUB", *,
                 sent_at: datetime | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """(head, body) wire values of 职工暂停/终止参保, shared by the lean and zeep clients."""
+    """(head, body) wire values of 职工暂停/终止参保 (lean and zeep test clients)."""
     head = _head(OP_STOP, serial, sender, sent_at)
     body = {
         "shxydm": req.unit_credit_code,

@@ -1,4 +1,10 @@
-"""Retry policy as data: delays per attempt, tier rounding, exhaustion, jittered backoff."""
+"""Retry policy as data: delays per attempt, tier rounding, exhaustion, jittered backoff.
+
+``compute_backoff`` lives here, not in ``retry.policy``: production waits between
+in-process attempts with tenacity's ``wait_random_exponential`` and between broker
+attempts with ``delay_for``; the exponential-with-jitter shape is kept as the
+reference these tests pin down.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,16 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from retry.policy import RetryPolicy, compute_backoff, delay_for, exhausted, tier_for
+from retry.policy import RetryPolicy, delay_for, exhausted, tier_for
 
 TIERS = (1_000, 5_000, 30_000, 120_000, 600_000)
+
+
+def compute_backoff(attempt: int, *, base: float, factor: float = 2.0, maximum: float,
+                    jitter: bool = True, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter (dramatiq's shape), in seconds."""
+    raw = min(maximum, base * factor ** max(0, attempt - 1))
+    return (rng or random).uniform(raw / 2, raw) if jitter else raw
 
 
 def test_defaults_are_sane() -> None:

@@ -18,13 +18,14 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from adapters.tax import soap
-from adapters.tax.client import LeanTaxClient, ZeepTaxClient
+from adapters.tax.client import LeanTaxClient
 from contracts.employee import EmployeeEnrollment, TaxFeedback
 from contracts.errors import BusinessRejected, PartnerTimeout
 from contracts.ids import id_check_char
 from simulators.simkit import Fault, SimState
 from simulators.tax import CallbackRetry, TaxSimulator, create_app
 from tests.support.servers import serve_app
+from tests.support.zeep_tax import ZeepTaxClient
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from adapters.tax import soap
-from adapters.tax.client import LeanTaxClient, ZeepTaxClient
+from adapters.tax.client import LeanTaxClient
 from adapters.tax.port import TaxPort
 from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment, EmployeeStop
@@ -24,6 +24,7 @@ from contracts.errors import (
 )
 from simulators.simkit import Fault, SimState
 from simulators.tax import create_app
+from tests.support.zeep_tax import ZeepTaxClient
 
 FIXTURES = soap.TAX_XSD.parents[1] / "fixtures" / "tax" / "employee_enroll"
 ENDPOINT = "http://tax.test/tax/ws"
@@ -269,12 +270,12 @@ async def test_stop_records_one_effect_with_its_date(sim_client: tuple[TaxPort, 
                                                      state: SimState) -> None:
     c, sim = sim_client
     stop = load_stop()
-    ack = await c.stop_employee(stop, serial="SER-STOP")
+    ack = await c.submit("EmployeeStop", stop, serial="SER-STOP")
     assert ack.accept_no.startswith("SL")
     assert state.log.effects == {f"EmployeeStop:{stop.unit_credit_code}:{stop.id_number}": 1}
     assert sim.stops["SER-STOP"]["tbrq"] == "2025-03-31"
     assert sim.stops["SER-STOP"]["tbyy"] == "02"
-    assert await c.stop_employee(stop, serial="SER-STOP") == ack  # dedupe on ywlsh
+    assert await c.submit("EmployeeStop", stop, serial="SER-STOP") == ack  # dedupe on ywlsh
     assert state.log.replays == 1 and sum(state.log.effects.values()) == 1
 
 
@@ -286,9 +287,10 @@ async def test_stop_faults_are_drawn_for_its_operation(sim_client: tuple[TaxPort
     state.faults.append(Fault(kind="reject", code="TX301", text="无有效参保记录", count=1,
                               operation="EmployeeStop"))
     with pytest.raises(BusinessRejected) as e:
-        await c.stop_employee(load_stop(), serial="S1")
+        await c.submit("EmployeeStop", load_stop(), serial="S1")
     assert e.value.reason_code == "TX301" and not state.log.effects
-    assert (await c.stop_employee(load_stop(), serial="S2")).accept_no  # enroll fault ignored
+    # the EmployeeEnroll fault is not drawn for a stop
+    assert (await c.submit("EmployeeStop", load_stop(), serial="S2")).accept_no
 
 
 @pytest.mark.parametrize("flavour", sorted(FACTORIES))
@@ -304,7 +306,7 @@ async def test_stop_error_mapping(flavour: str, transport: httpx.MockTransport,
     c = FACTORIES[flavour](transport)
     try:
         with pytest.raises(error):
-            await c.stop_employee(load_stop(), serial="S1")
+            await c.submit("EmployeeStop", load_stop(), serial="S1")
     finally:
         await c.aclose()
 
@@ -319,7 +321,7 @@ async def test_lean_stop_sends_its_soap_action() -> None:
 
     c = LeanTaxClient(ENDPOINT, timeout=1.0, transport=mock(handler))
     try:
-        await c.stop_employee(load_stop(), serial="S1")
+        await c.submit("EmployeeStop", load_stop(), serial="S1")
     finally:
         await c.aclose()
     assert seen[0].headers["soapaction"] == f'"{soap.SOAP_ACTION_STOP}"'
@@ -346,7 +348,7 @@ async def test_served_wsdl_offers_stop_to_zeep(state: SimState, tmp_path: Path) 
     z = ZeepTaxClient(tmp_path / "served.wsdl", "http://sim.test/tax/ws", 1.0,
                       transport=transport)
     try:
-        assert (await z.stop_employee(load_stop(), serial="SER-WSDL-STOP")).accept_no
+        assert (await z.submit("EmployeeStop", load_stop(), serial="SER-WSDL-STOP")).accept_no
     finally:
         await z.aclose()
     assert list(state.log.effects) == [f"EmployeeStop:{load().unit_credit_code}:"
@@ -364,7 +366,7 @@ async def test_stop_feedback_names_its_operation(state: SimState) -> None:
                      callback_transport=mock(hub))
     c = LeanTaxClient(ENDPOINT, timeout=2.0, transport=httpx.ASGITransport(app=app))
     try:
-        ack = await c.stop_employee(load_stop(), serial="SER-FB-STOP")
+        ack = await c.submit("EmployeeStop", load_stop(), serial="SER-FB-STOP")
         await app.state.tax.drain()
     finally:
         await c.aclose()
