@@ -76,7 +76,7 @@ def build_hub(settings: HubSettings) -> Hub:
 
     def channel_door(broker: Any) -> None:
         """Channels may submit over AMQP: each message goes through the HTTP door in process."""
-        attach_channel_inbound(broker, names, api)
+        attach_channel_inbound(broker, names, api, channels=tuple(settings.channels))
 
     hub = Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis, publisher=publisher,
               names=names, attachments=(channel_door,), returnfiles=returnfiles)

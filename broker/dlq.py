@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.rabbit import QueueType, RabbitBroker, RabbitQueue
+from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.schemas import Channel
 from faststream.rabbit.subscriber import RabbitSubscriber
@@ -57,7 +57,7 @@ _STALE = {HEADER_HISTORY, HEADER_FIRST_SEEN, HEADER_REASON, HEADER_REASON_CODE, 
 
 def dlq_queue(names: Names, route: str) -> RabbitQueue:
     """Exactly as ``broker.topology.declare_topology`` declares it (else PRECONDITION_FAILED)."""
-    return RabbitQueue(names.dlq(route), queue_type=QueueType.QUORUM, durable=True)
+    return names.dlq_queue(route)
 
 
 def _text(value: Any) -> str:

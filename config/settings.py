@@ -3,18 +3,36 @@
 Nothing reads settings at import time: ``load_settings()`` is called by
 ``main.py`` and the result is passed down. A wrong or missing setting stops
 the start with ``ConfigError`` naming the setting and what is wrong.
+
+Checked at load, besides each field's type and range: delay tiers (at least one,
+each positive and within RabbitMQ's TTL limit, strictly increasing), the log level
+(a name ``logging`` knows), every URL the hub calls or hands out (partner endpoints
+by protocol, the ``core_url``/``tax_url`` shortcuts, ``callback_base``, channel
+callback URLs), and that the in-flight lock outlasts the longest in-process try of
+every partner policy (``_lock_covers``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from contracts.channels import CHANNEL_NAMES
@@ -24,6 +42,30 @@ __all__ = ["ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
            "ReturnFileSettings", "load_settings"]
 
 Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
+
+_SCHEMES: dict[str, tuple[str, ...]] = {
+    "http-json": ("http", "https"), "soap": ("http", "https"), "rest": ("http", "https"),
+    "signed-json": ("http", "https"), "ftp": ("ftp", "ftps"), "amqp": ("amqp", "amqps"),
+}
+_HTTP = ("http", "https")
+MAX_TTL_MS = 2**32 - 1
+"""RabbitMQ's largest ``x-message-ttl``: a longer wait tier cannot be declared."""
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> str:
+    """``value`` as an absolute URL with one of ``schemes``, a host and a valid port."""
+    if value != value.strip() or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a URL: it contains white space")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port raises on a bad one
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"{value!r} must start with " + " or ".join(f"{s}://" for s in schemes))
+    if not parts.hostname:
+        raise ValueError(f"{value!r} has no host")
+    return value
 
 
 class ConfigError(Exception):
@@ -41,6 +83,12 @@ class PartnerConfig(BaseModel):
         default=None, description="name of the env var / secret holding credentials")
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     policies: dict[str, RetryPolicy] = Field(default_factory=dict)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str, info: ValidationInfo) -> str:
+        protocol = info.data.get("protocol")
+        return check_url(v, _SCHEMES[protocol]) if protocol in _SCHEMES else v
 
     def policy(self, message_type: str) -> RetryPolicy:
         return self.policies.get(message_type) or self.policies.get("default") or RetryPolicy()
@@ -64,6 +112,11 @@ class ChannelConfig(BaseModel):
     timeout_s: float = Field(default=5.0, gt=0, le=60)
     policy: RetryPolicy = Field(default_factory=RetryPolicy,
                                 description="how the result push to the channel is retried")
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v, _HTTP)
 
 
 class ReturnFileSettings(BaseModel):
@@ -143,6 +196,33 @@ class HubSettings(BaseSettings):
     sim_channels_port: int = Field(default=8103, ge=1, le=65535)
     settings_file: str = "config/hub.toml"
 
+    @field_validator("delay_tiers_ms")
+    @classmethod
+    def _tiers(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("needs at least one wait tier (ms)")
+        if bad := [t for t in v if t <= 0]:
+            raise ValueError(f"every tier must be a positive number of ms, got {bad[0]}")
+        if bad := [t for t in v if t > MAX_TTL_MS]:
+            raise ValueError(f"tier {bad[0]} ms is over RabbitMQ's largest TTL {MAX_TTL_MS}")
+        if list(v) != sorted(set(v)):
+            raise ValueError("must be strictly increasing")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        known = logging.getLevelNamesMapping()
+        if v.strip().upper() not in known:
+            raise ValueError(f"unknown log level {v!r}; one of "
+                             + ", ".join(sorted(set(known) - {"WARN", "FATAL"})))
+        return v.strip().upper()
+
+    @field_validator("core_url", "tax_url", "callback_base")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v, _HTTP)
+
     def policy_for(self, partner: str, message_type: str) -> RetryPolicy:
         """The retry policy of a lane's partner: a partner's per-type policy, a channel's
         result-push policy (``channel.<name>``), else the default policy."""
@@ -163,9 +243,35 @@ class HubSettings(BaseSettings):
         if "+" not in self.database_url.split("://")[0]:
             raise ValueError("database_url needs an async driver, e.g. sqlite+aiosqlite:// "
                              "or postgresql+asyncpg://")
-        if list(self.delay_tiers_ms) != sorted(set(self.delay_tiers_ms)):
-            raise ValueError("delay_tiers_ms must be strictly increasing")
+        if short := self._lock_covers():
+            raise ValueError("\n".join(short))
         return self
+
+    def _lock_covers(self) -> list[str]:
+        """Each partner policy whose in-process tries outlast ``inflight_lock_s``.
+
+        The in-flight lock (``retry.idempotency``) keeps a second worker off a message
+        while the first still calls the partner; it must outlast every in-process try
+        (``kernel.runtime._call``): ``timeout_s`` × ``inprocess_attempts`` plus the
+        backoff waits between them. A policy not listed is the default ``RetryPolicy()``
+        (the fallback of a type without its own policy), checked as ``(fallback)``.
+        """
+        out = []
+        for name, partner in self.partners.items():
+            policies = dict(partner.policies)
+            if "default" not in policies:
+                policies["(fallback)"] = RetryPolicy()
+            for key, p in policies.items():
+                need = (partner.timeout_s * p.inprocess_attempts
+                        + p.inprocess_max_s * (p.inprocess_attempts - 1))
+                if self.inflight_lock_s < need:
+                    out.append(
+                        f"setting inflight_lock_s: {self.inflight_lock_s} s is shorter than one "
+                        f"in-process try of partners.{name}.policies.{key}: timeout_s "
+                        f"{partner.timeout_s:g} × inprocess_attempts {p.inprocess_attempts} "
+                        f"+ waits = {need:g} s (another worker could take the message "
+                        f"while the partner is still being called)")
+        return out
 
     def partner(self, name: str) -> PartnerConfig:
         """The partner's config, with the ``*_url`` shortcuts applied."""
@@ -220,8 +326,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Hub
             os.environ.update(env)
         return HubSettings(**{**overrides, "settings_file": str(path)})
     except ValidationError as exc:
-        lines = [f"setting {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-                 for e in exc.errors()]
+        lines = []
+        for e in exc.errors():
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            where = ".".join(str(p) for p in e["loc"])
+            # a whole-settings check names its setting(s) at the start of each line
+            lines += [f"setting {where}: {msg}"] if where else msg.splitlines()
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
     finally:
         _FILE_DATA.reset(token)

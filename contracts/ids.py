@@ -2,17 +2,29 @@
 
 Pure functions: used by contract validators and by the synthetic-identity
 generator that builds fixtures, so fixtures always carry valid checksums.
+
+Beyond the checksum, an ID number must be plausible: its first six digits a real
+administrative division (GB/T 2260) and its birth date not after today in Beijing
+(``contracts.clock``). The division codes are the data file ``contracts/data/divisions.txt``
+(its header says where it comes from): current and historical codes of every level,
+since an ID keeps the code of the place it was first issued for life. The synthetic
+generators draw from ``NANJING_DIVISIONS``, all of which are in that file.
 """
 
 from __future__ import annotations
 
 import random
 from datetime import date
+from functools import cache
+from importlib.resources import files
+
+from contracts.clock import today_beijing
 
 __all__ = [
     "NANJING_DIVISIONS",
     "birth_date_of",
     "credit_code_check",
+    "division_name",
     "gender_of",
     "id_check_char",
     "is_valid_credit_code",
@@ -27,6 +39,25 @@ NANJING_DIVISIONS: dict[str, str] = {
     "320115": "江宁区", "320116": "六合区", "320117": "溧水区", "320118": "高淳区",
 }
 
+
+
+@cache
+def _divisions() -> dict[str, str]:
+    """code -> name of every GB/T 2260 division code, read once from the shipped file."""
+    text = files("contracts").joinpath("data", "divisions.txt").read_text(encoding="utf-8")
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            code, _, name = line.partition("\t")
+            out[code] = name
+    return out
+
+
+def division_name(code: str) -> str | None:
+    """The (most recent) name of a GB/T 2260 division code, current or historical; else None."""
+    return _divisions().get(code)
+
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -37,18 +68,29 @@ def id_check_char(first17: str) -> str:
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
 
 
-def validate_id_number(value: str) -> str | None:
-    """Return None when ``value`` is a valid 18-char ID number, else the reason."""
+def validate_id_number(value: str, *, today: date | None = None) -> str | None:
+    """Return None when ``value`` is a valid 18-char ID number, else the reason.
+
+    Checked in this order, the first failure named: length, characters, a real birth
+    date, the check character (a typo is reported as such), then plausibility: the
+    area code is a GB/T 2260 division and the birth date is not after ``today``
+    (default: today in Beijing).
+    """
     if len(value) != 18:
         return f"must be 18 characters, got {len(value)}"
     if not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
         return "must be 17 digits followed by a digit or X"
     try:
-        birth_date_of(value)
+        born = birth_date_of(value)
     except ValueError:
         return f"birth date {value[6:14]} is not a real date"
     if id_check_char(value[:17]) != value[17]:
         return f"check character should be {id_check_char(value[:17])}, got {value[17]}"
+    if division_name(value[:6]) is None:
+        return f"area code {value[:6]} is not an administrative division (GB/T 2260)"
+    today = today or today_beijing()
+    if born > today:
+        return f"birth date {value[6:14]} is in the future (today is {today:%Y%m%d}, Beijing)"
     return None
 
 
@@ -80,7 +122,14 @@ def is_valid_credit_code(value: str) -> str | None:
 
 def make_id_number(rng: random.Random, *, born: date | None = None, male: bool | None = None,
                    area: str | None = None) -> str:
-    """A synthetic ID number with a valid checksum (never a real person's)."""
+    """A synthetic ID number with a valid checksum (never a real person's).
+
+    ``area`` must be a real division code (``validate_id_number`` refuses others); the
+    default is a Nanjing district. ``born`` is the caller's: a future one makes an ID
+    that ``validate_id_number`` refuses, on purpose for tests of that rule.
+    """
+    if area is not None and division_name(area) is None:
+        raise ValueError(f"area {area} is not an administrative division (GB/T 2260)")
     area = area or rng.choice([a for a in NANJING_DIVISIONS if a != "320100"])
     born = born or date(rng.randint(1960, 2004), rng.randint(1, 12), rng.randint(1, 28))
     seq = rng.randint(0, 99) * 10 + rng.randrange(0, 10)

@@ -191,7 +191,9 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
             await deps.idem.release(key, deps.owner)
             await d.ack()
             return "breaker_open"
-        return await _run(route, msg, d, deps, policy, attempt, t0, breaker)
+        # Right after allow(): true only for the one call let through as the half-open probe.
+        probe = breaker is not None and breaker.probing
+        return await _run(route, msg, d, deps, policy, attempt, t0, breaker, probe)
     except Exception:
         log.exception("recording the outcome of %s on %s failed; returning it to the queue",
                       msg.message_id, route.name)
@@ -242,12 +244,19 @@ async def _unreadable(route: Route, d: Delivery, deps: KernelDeps, exc: Validati
 
 
 async def _run(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps, policy: RetryPolicy,
-               attempt: int, t0: float, breaker: Breaker | None = None) -> str:
+               attempt: int, t0: float, breaker: Breaker | None = None,
+               probe: bool = False) -> str:
+    """Call the handler and record its outcome. When the call is the breaker's half-open
+    ``probe``, every way out of the call resolves it (``retry.breaker``): success,
+    failure, or inconclusive when only another partner failed or the call was cancelled."""
     try:
         out = await _call(route, msg, deps, policy)
     except PermanentError as exc:
         if breaker:
-            breaker.success()  # the partner answered: it is up
+            if exc.partner in (None, route.partner):
+                breaker.success()  # the partner answered: it is up
+            elif probe:
+                breaker.inconclusive()  # another partner said no: nothing learnt about ours
         return await _permanent(route, msg, d, deps, exc, attempt, t0)
     except TransientError as exc:
         if breaker:
@@ -255,11 +264,19 @@ async def _run(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps, pol
             # (the channel intake asks tax), and tax being down must not rest core.
             failed = deps.breakers.get(exc.partner) if exc.partner else breaker
             failed.failure()
+            if probe and failed is not breaker:
+                breaker.inconclusive()
         return await _transient(route, msg, d, deps, policy, exc, attempt, t0)
     except Exception as exc:  # a bug or a surprise: count it, so a poison message ends in the DLQ
         log.warning("unexpected %s on %s: %s", type(exc).__name__, route.name, exc)
+        if breaker and probe:
+            breaker.failure()  # a probe must resolve; a closed breaker does not count bugs
         err = TransientError(f"unexpected {type(exc).__name__}: {exc}", partner=route.partner)
         return await _transient(route, msg, d, deps, policy, err, attempt, t0)
+    except BaseException:  # cancelled mid-call (shutdown, a lost connection): no verdict
+        if breaker and probe:
+            breaker.inconclusive()
+        raise
     if breaker:
         breaker.success()
     if out.outputs:

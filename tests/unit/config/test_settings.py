@@ -185,3 +185,128 @@ def test_settings_are_frozen() -> None:
     s = load_settings(env={}, settings_file=NO_FILE)
     with pytest.raises(ValueError):
         s.prefetch = 5  # type: ignore[misc]
+
+
+# -- item 15: settings that would misbehave at run time stop the start ------------------
+
+
+def _refused(env: dict[str, str] | None = None, **overrides: object) -> str:
+    with pytest.raises(ConfigError) as ei:
+        load_settings(env=env or {}, settings_file=NO_FILE, **overrides)
+    return str(ei.value)
+
+
+@pytest.mark.parametrize(("tiers", "reason"), [
+    ("[]", "needs at least one wait tier"),
+    ("[0, 1000]", "every tier must be a positive number of ms, got 0"),
+    ("[-500, 1000]", "every tier must be a positive number of ms, got -500"),
+    ("[1000, 1000]", "must be strictly increasing"),
+    ("[1000, 5000000000]", "over RabbitMQ's largest TTL"),
+])
+def test_empty_or_non_positive_delay_tiers_stop_the_start(tiers: str, reason: str) -> None:
+    message = _refused({"HUB_DELAY_TIERS_MS": tiers})
+    assert "setting delay_tiers_ms:" in message and reason in message
+
+
+def test_empty_delay_tiers_in_the_file_stop_the_start(tmp_path: Path) -> None:
+    path = _file(tmp_path, "delay_tiers_ms = []\n" + PARTNERS_TOML)
+    with pytest.raises(ConfigError, match="setting delay_tiers_ms: needs at least one"):
+        load_settings(env={"HUB_SETTINGS_FILE": path})
+
+
+@pytest.mark.parametrize("level", ["VERBOSE", "warnings", "", "10"])
+def test_an_unknown_log_level_stops_the_start(level: str) -> None:
+    message = _refused({"HUB_LOG_LEVEL": level})
+    assert "setting log_level:" in message and "unknown log level" in message
+
+
+@pytest.mark.parametrize("level", ["debug", "Info", "WARNING", "error", "CRITICAL"])
+def test_known_log_levels_are_accepted_in_any_case(level: str) -> None:
+    assert load_settings(env={"HUB_LOG_LEVEL": level}, settings_file=NO_FILE).log_level == \
+        level.upper()
+
+
+@pytest.mark.parametrize(("env", "named", "reason"), [
+    ({"HUB_PARTNERS__CORE__PROTOCOL": "http-json",
+      "HUB_PARTNERS__CORE__ENDPOINT": "127.0.0.1:8101"},
+     "partners.core.endpoint", "must start with http:// or https://"),
+    ({"HUB_PARTNERS__CORE__PROTOCOL": "http-json",
+      "HUB_PARTNERS__CORE__ENDPOINT": "http://"}, "partners.core.endpoint", "has no host"),
+    ({"HUB_PARTNERS__TAX__PROTOCOL": "soap",
+      "HUB_PARTNERS__TAX__ENDPOINT": "http://tax:99999/ws"},
+     "partners.tax.endpoint", "Port out of range"),
+    ({"HUB_PARTNERS__TAX__PROTOCOL": "soap",
+      "HUB_PARTNERS__TAX__ENDPOINT": "http://tax .example/ws"},
+     "partners.tax.endpoint", "contains white space"),
+    ({"HUB_PARTNERS__TAX__PROTOCOL": "ftp",
+      "HUB_PARTNERS__TAX__ENDPOINT": "http://tax.example/out"},
+     "partners.tax.endpoint", "must start with ftp:// or ftps://"),
+    ({"HUB_TAX_URL": "htp://tax.example/ws"}, "tax_url", "must start with http://"),
+    ({"HUB_CORE_URL": "core.example"}, "core_url", "must start with http://"),
+    ({"HUB_CALLBACK_BASE": "hub.example:8000"}, "callback_base", "must start with http://"),
+])
+def test_malformed_partner_urls_stop_the_start(env: dict[str, str], named: str,
+                                               reason: str) -> None:
+    message = _refused(env)
+    assert f"setting {named}:" in message and reason in message
+
+
+def test_a_malformed_partner_endpoint_in_the_file_is_named(tmp_path: Path) -> None:
+    path = _file(tmp_path, PARTNERS_TOML.replace('"http://core.example:8101"',
+                                                 '"core.example:8101"'))
+    with pytest.raises(ConfigError, match=r"setting partners\.core\.endpoint: .*http://"):
+        load_settings(env={"HUB_SETTINGS_FILE": path})
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://cb.example/x", "https://", "/relative"])
+def test_a_malformed_channel_callback_url_stops_the_start(url: str) -> None:
+    message = _refused({"HUB_CHANNELS__MY_NANJING__SECRET": "s",
+                        "HUB_CHANNELS__MY_NANJING__CALLBACK_URL": url})
+    assert "setting channels.my_nanjing.callback_url:" in message
+
+
+def test_well_formed_urls_of_every_protocol_are_accepted() -> None:
+    for protocol, url in [("ftp", "ftp://tax.example:2121/outbound"),
+                          ("amqp", "amqps://user:pw@mq.example/vhost"),
+                          ("rest", "https://[::1]:8443/api"), ("signed-json", "http://sj")]:
+        assert PartnerConfig(protocol=protocol, endpoint=url).endpoint == url  # type: ignore[arg-type]
+
+
+def test_an_inflight_lock_shorter_than_the_in_process_tries_stops_the_start(
+        tmp_path: Path) -> None:
+    """tax: 3.5 s × 1 attempt for enrollments, but 3.5 s × 2 (+ waits) for the others."""
+    path = _file(tmp_path, "inflight_lock_s = 6\n" + PARTNERS_TOML)
+    with pytest.raises(ConfigError) as ei:
+        load_settings(env={"HUB_SETTINGS_FILE": path})
+    message = str(ei.value)
+    assert "setting inflight_lock_s: 6 s is shorter" in message
+    assert "partners.tax.policies.default" in message
+    assert "timeout_s 3.5 × inprocess_attempts 2" in message
+    assert "partners.tax.policies.tax.employee.enroll" not in message  # 3.5 s fits in 6 s
+
+
+def test_the_lock_check_covers_the_fallback_policy_of_types_without_one() -> None:
+    slow = PartnerConfig(protocol="http-json", endpoint="http://core", timeout_s=90)
+    message = _refused(partners={"core": slow, "tax": PartnerConfig(
+        protocol="soap", endpoint="http://tax/ws", timeout_s=1)})
+    assert "setting inflight_lock_s: 120 s is shorter" in message
+    assert "partners.core.policies.(fallback)" in message and "partners.tax" not in message
+
+
+def test_a_long_in_process_policy_needs_a_longer_lock() -> None:
+    many = RetryPolicy(inprocess_attempts=10, inprocess_max_s=3.0)
+    core = PartnerConfig(protocol="http-json", endpoint="http://core", timeout_s=10,
+                         policies={"default": many})
+    tax = PartnerConfig(protocol="soap", endpoint="http://tax/ws", timeout_s=1)
+    partners = {"core": core, "tax": tax}
+    message = _refused(partners=partners, inflight_lock_s=126)
+    assert "partners.core.policies.default" in message and "= 127 s" in message
+    s = load_settings(env={}, settings_file=NO_FILE, partners=partners, inflight_lock_s=127)
+    assert s.inflight_lock_s == 127  # 10 × 10 s + 9 × 3 s waits = 127 s: just enough
+
+
+def test_every_problem_is_listed_not_only_the_first() -> None:
+    message = _refused({"HUB_LOG_LEVEL": "loud", "HUB_DELAY_TIERS_MS": "[]",
+                        "HUB_TAX_URL": "tax"})
+    for named in ("log_level", "delay_tiers_ms", "tax_url"):
+        assert f"setting {named}:" in message
