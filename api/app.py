@@ -1,33 +1,62 @@
-"""The hub's HTTP API: partner ingress, health, transaction lookups. OpenAPI at /openapi.json."""
+"""The hub's HTTP API: partner ingress, channels, queries, admin, ops. OpenAPI at /openapi.json.
+
+Routers are module-level (one per file in ``api/``); what their endpoints need
+comes from ``api.deps`` providers reading the one ``ApiState`` kept on the app.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import FastAPI
 
-from api.admin import admin_router
-from api.auth import READERS, Authenticator, load_principals
-from api.batches import batches_router
-from api.channels import channels_router
-from api.ingress import ingress_router
-from api.queries import queries_router
-from api.resend import resend_router
-from routes.compare import REPORTS_DIR
+from api import admin, batches, channels, ingress, ops, queries, resend
+from api.auth import Authenticator, load_principals
+from api.deps import ApiState, install
 from services.deps import Deps
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
 
-__all__ = ["create_api"]
+__all__ = ["build_app", "create_api", "hub_state"]
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def hub_state(deps: Deps, *,
+              health: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> ApiState:
+    """The hub's API state: audit and dead letters on the journal's database, admin tokens
+    from the settings (``api.auth.load_principals``)."""
+    engine, s = deps.journal.engine, deps.settings
+    audit = AuditLog(engine)
+    auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),
+                                         http_host=s.http_host), audit)
+    return ApiState(deps=deps, audit=audit, dead_letters=DeadLetterStore(engine), auth=auth,
+                    health=health)
+
+
+def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
+    """Every router, on one app holding ``state``; the channel door only when the hub has
+    an application store and a nonce store."""
+    app = FastAPI(title="Nanjing medical-insurance integration hub", version="0.1.0",
+                  lifespan=lifespan)
+    install(app, state)
+    app.include_router(ingress.router)
+    app.include_router(queries.router)
+    if state.deps.applications is not None and state.deps.nonces is not None:
+        app.include_router(channels.router)
+    app.include_router(admin.router)
+    app.include_router(resend.router)
+    app.include_router(batches.router)
+    app.include_router(ops.router)
+    return app
 
 
 def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = None,
                on_stop: Callable[[], Awaitable[None]] | None = None,
                health: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> FastAPI:
+    """The hub's app; ``on_start``/``on_stop`` run in its lifespan."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if on_start:
@@ -38,51 +67,4 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
             if on_stop:
                 await on_stop()
 
-    app = FastAPI(title="Nanjing medical-insurance integration hub", version="0.1.0",
-                  lifespan=lifespan)
-    app.include_router(ingress_router(deps))
-    app.include_router(queries_router(deps))
-    if deps.applications is not None and deps.nonces is not None:
-        app.include_router(channels_router(deps, deps.applications,  # type: ignore[arg-type]
-                                           deps.nonces))
-    engine, s = deps.journal.engine, deps.settings
-    audit = AuditLog(engine)
-    auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),
-                                         http_host=s.http_host), audit)
-    app.include_router(admin_router(deps, DeadLetterStore(engine), audit, auth))
-    app.include_router(resend_router(deps, audit=audit, require=auth.require))
-    app.include_router(batches_router(deps, require=auth.require, audit=audit))
-
-    @app.get("/admin/reports/compare/{name}", tags=["ops"],
-             summary="Download a 比对 difference report (<batch_id>.csv or .xlsx)",
-             dependencies=[Depends(auth.require(*READERS))])
-    async def compare_report(name: str) -> Any:
-        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}\.(csv|xlsx)", name) or ".." in name:
-            raise HTTPException(404, f"no report {name}")
-        path = REPORTS_DIR / name
-        if not path.is_file():
-            raise HTTPException(404, f"no report {name}")
-        return FileResponse(path, filename=name)
-
-    @app.get("/health", tags=["ops"])
-    async def get_health() -> dict[str, Any]:
-        return await health() if health else {"status": "ok"}
-
-    @app.get("/admin/breakers", tags=["ops"], summary="Circuit breaker state per partner",
-             dependencies=[Depends(auth.require(*READERS))])
-    async def breakers() -> list[dict[str, Any]]:
-        return deps.breakers.snapshot()
-
-    @app.get("/transactions/summary", tags=["ops"], dependencies=[Depends(auth.require(*READERS))])
-    async def summary() -> dict[str, int]:
-        return await deps.journal.status_counts()
-
-    @app.get("/transactions/{correlation_id}", tags=["ops"],
-             dependencies=[Depends(auth.require(*READERS))])
-    async def transaction(correlation_id: str) -> dict[str, Any]:
-        txn = await deps.journal.transaction(correlation_id)
-        if txn is None:
-            raise HTTPException(404, f"no transaction {correlation_id}")
-        return {"transaction": txn, "log": await deps.journal.log_for(correlation_id)}
-
-    return app
+    return build_app(hub_state(deps, health=health), lifespan=lifespan)

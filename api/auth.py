@@ -30,8 +30,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storage.audit import AuditLog
 
-__all__ = ["DEV_TOKENS", "LOOPBACK", "READERS", "ROLES", "Authenticator", "Principal", "Role",
-           "dev_principals", "hash_token", "load_principals", "principals_from_env"]
+__all__ = ["BEARER", "DEV_TOKENS", "LOOPBACK", "READERS", "ROLES", "Authenticator", "Principal",
+           "Role", "dev_principals", "hash_token", "load_principals", "principals_from_env"]
 
 log = logging.getLogger("hub.auth")
 
@@ -51,7 +51,8 @@ DEV_TOKENS: Mapping[str, tuple[str, Role]] = {
     "dev-readonly": ("dev-readonly", "readonly"),
 }
 
-_bearer = HTTPBearer(auto_error=False, description="Admin token: Authorization: Bearer <token>")
+BEARER = HTTPBearer(auto_error=False, description="Admin token: Authorization: Bearer <token>")
+"""The bearer scheme every admin endpoint declares (one scheme in the OpenAPI document)."""
 
 
 @dataclass(frozen=True)
@@ -130,29 +131,33 @@ class Authenticator:
         return None
 
     def require(self, *roles: Role) -> Callable[..., Awaitable[Principal]]:
-        """A FastAPI dependency: the caller's principal, if its role is one of ``roles``.
+        """A FastAPI dependency: the caller's principal, if its role is one of ``roles``."""
+        async def dependency(
+            request: Request,
+            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        ) -> Principal:
+            return await self.check(request, creds, roles)
+
+        return dependency
+
+    async def check(self, request: Request, creds: HTTPAuthorizationCredentials | None,
+                    roles: Collection[Role]) -> Principal:
+        """The caller's principal if its role is one of ``roles``; else 401 or 403 (audited).
 
         ``admin`` always passes. No roles given means any authenticated caller.
         """
         allowed: Collection[str] = frozenset(roles) | {"admin"} if roles else frozenset(ROLES)
-
-        async def dependency(
-            request: Request,
-            creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        ) -> Principal:
-            who = self.authenticate(creds.credentials if creds else None)
-            if who is None:
-                log.info("admin API: %s %s without a valid token from %s", request.method,
-                         request.url.path, request.client.host if request.client else "?")
-                raise HTTPException(401, "missing or invalid bearer token",
-                                    headers={"WWW-Authenticate": "Bearer"})
-            if who.role not in allowed:
-                await self._forbidden(request, who, sorted(allowed))
-                raise HTTPException(403, f"role {who.role} may not {request.method} "
-                                         f"{request.url.path}")
-            return who
-
-        return dependency
+        who = self.authenticate(creds.credentials if creds else None)
+        if who is None:
+            log.info("admin API: %s %s without a valid token from %s", request.method,
+                     request.url.path, request.client.host if request.client else "?")
+            raise HTTPException(401, "missing or invalid bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if who.role not in allowed:
+            await self._forbidden(request, who, sorted(allowed))
+            raise HTTPException(403, f"role {who.role} may not {request.method} "
+                                     f"{request.url.path}")
+        return who
 
     async def _forbidden(self, request: Request, who: Principal, allowed: list[str]) -> None:
         log.warning("admin API: forbidden: %s (%s) %s %s; needs one of %s", who.user, who.role,

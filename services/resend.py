@@ -1,7 +1,7 @@
 """F6 补发 for employees: a caseworker resends one person to tax from core's current state.
 
 ``resend_messages`` is pure: it turns a ``ResendRequest`` plus what core holds
-now (H1102) into one ``HubMessage``; ``api/resend.py`` publishes it.
+now (H1102) into one ``HubMessage``; ``services/resender.py`` publishes it.
 
 * ``enroll`` -> ``tax.employee.enroll`` with core's *current* enrollment as
   payload, handled by the existing ``tax.employee`` route (EmployeeEnroll).
@@ -40,16 +40,18 @@ from pydantic import ValidationError
 
 from contracts.clock import today_beijing
 from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest
-from contracts.envelope import HubMessage, entity_key, idempotency_key, new_id
+from contracts.envelope import HubMessage
 from contracts.errors import BusinessRejected, ValidationFailed
-from contracts.messages import ENROLL, STOP, operation_message
+from contracts.messages import STOP, operation_message
 from contracts.resend import RecordResendRequest
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
 
-__all__ = ["RESEND_SOURCE", "record_resend_message", "resend_messages"]
+__all__ = ["RESEND_SOURCE", "STOP", "record_resend_message", "resend_messages"]
 
 RESEND_SOURCE = "resend"
+_ENROLL_OP = catalogue_op("EmployeeEnroll")
+_STOP_OP = catalogue_op("EmployeeStop")
 
 
 def _stop_payload(request: ResendRequest, current: EmployeeEnrollment) -> EmployeeStop:
@@ -87,18 +89,11 @@ def resend_messages(request: ResendRequest, current: EmployeeEnrollment | None, 
         raise ValidationFailed([("id_number", f"core answered for {current.business_key}, "
                                               f"not {request.business_key}")])
     if request.action == "enroll":
-        type_, business_key = ENROLL, current.business_key
-        payload = current.model_dump(mode="json")
+        o, payload = _ENROLL_OP, current.model_dump(mode="json")
     else:
-        stop = _stop_payload(request, current)
-        type_, business_key = STOP, stop.business_key
-        payload = stop.model_dump(mode="json")
-    return HubMessage(type=type_, source=RESEND_SOURCE, target="tax",
-                      correlation_id=new_id(),
-                      causation_id=resend_id,
-                      idempotency_key=idempotency_key(type_, business_key, payload,
-                                                      salt=resend_id),
-                      entity_key=entity_key("psn", current.id_number), payload=payload)
+        o, payload = _STOP_OP, _stop_payload(request, current).model_dump(mode="json")
+    return operation_message(o, payload, source=RESEND_SOURCE, target="tax",
+                             causation_id=resend_id, salt=resend_id)
 
 
 # ---------------------------------------------------------------- units, flexible, residents

@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from api.admin import admin_router, merge_patch
+from api.admin import admin_router
 from contracts.envelope import HubMessage
+from services.dead_letters import merge_patch
 from tests.support.ops import (
     ID,
     NAME,

@@ -27,15 +27,19 @@ from adapters.channels.auth import (
     MemoryNonceStore,
     signed_headers,
 )
-from api.channels import MESSAGE_TYPE, channels_router
+from api.app import build_app
+from api.deps import ApiState
 from broker.topology import Names
 from config.settings import ChannelConfig, HubSettings, load_settings
 from contracts.channels import APPLICATION_TYPES, TAX_OPERATION
 from contracts.envelope import HubMessage, entity_key, idempotency_key
-from tools.fixtures.generate_channels import REFERENCE_DAY, sample
+from contracts.messages import APPLICATION as MESSAGE_TYPE
 from services.deps import Deps
 from storage.applications import ApplicationStore, mask_payload
+from storage.audit import AuditLog
+from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, make_engine
+from tools.fixtures.generate_channels import REFERENCE_DAY, sample
 
 SECRETS = {"my_nanjing": "mn-secret-0123456789", "gov_office": "go-secret-0123456789",
            "online_hall": "oh-secret-0123456789"}
@@ -85,9 +89,10 @@ async def hub(template_db: Path, tmp_path: Path) -> AsyncIterator[Hub]:
     store, publisher, nonces = ApplicationStore(engine), FakePublisher(), MemoryNonceStore()
     deps = Deps(settings=_settings(), tax=None, core=None, idem=None,  # type: ignore[arg-type]
                 journal=Journal(engine), publisher=publisher,  # type: ignore[arg-type]
-                owner="test", names=Names("t"))
-    app = FastAPI()
-    app.include_router(channels_router(deps, store, nonces, today=lambda: REFERENCE_DAY))
+                owner="test", names=Names("t"), applications=store,  # type: ignore[arg-type]
+                nonces=nonces)
+    app = build_app(ApiState(deps=deps, audit=AuditLog(engine),
+                             dead_letters=DeadLetterStore(engine), today=lambda: REFERENCE_DAY))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://hub") as client:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -18,9 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
-from api.resend import ResendFilter, ResendJobs, resend_router, select_resend_targets
+from api.app import build_app
+from api.auth import Authenticator, Principal, Role, hash_token
+from api.deps import ApiState, require_caseworker
 from broker.topology import Names
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest, TaxAck
@@ -33,13 +36,16 @@ from contracts.errors import (
     ValidationFailed,
 )
 from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
-from contracts.messages import ENROLL, SYNC
+from contracts.messages import ENROLL, SYNC, partner_serial
 from retry.idempotency import MemoryIdempotencyStore
 from routes.lanes import ROUTES
 from routes.tax_submit import submit_to_tax as stop_to_tax
 from routes.tax_submit import tax_failed as stop_failed
 from services.deps import Deps
 from services.resend import STOP, resend_messages
+from services.resend_jobs import ResendJobs
+from services.resend_targets import ResendFilter, select_resend_targets
+from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, TxnUpdate, make_engine
 from storage.migrate import upgrade
 
@@ -170,15 +176,15 @@ def test_the_employee_lane_binds_the_stop_type() -> None:
     assert route.handler is stop_to_tax and route.on_failure is stop_failed
 
 
-async def test_stop_to_tax_uses_the_message_id_as_serial() -> None:
+async def test_stop_to_tax_uses_a_serial_derived_from_the_resend_key() -> None:
     tax = FakeTax()
     msg = _stop_msg(attempt=2)
     out = await stop_to_tax(msg, _deps(tax))
     (req, serial), = tax.stops
-    assert serial == msg.message_id and req.stop_date == date(2025, 6, 30)
+    assert serial == partner_serial(msg) and req.stop_date == date(2025, 6, 30)
     (record,) = out.requests
     assert (record.serial, record.type, record.correlation_id, record.accept_no) == (
-        msg.message_id, STOP, msg.correlation_id, "SL0001")
+        partner_serial(msg), STOP, msg.correlation_id, "SL0001")
     assert record.business_key == req.business_key and record.entity_key == msg.entity_key
     assert out.txn is not None
     assert (out.txn.status, out.txn.source, out.txn.attempts) == ("submitted", "resend", 3)
@@ -275,15 +281,27 @@ class Api:
 PEOPLE = [person(i) for i in range(4)]
 
 
+def resend_app(deps: Deps, audit: FakeAudit, *, jobs: ResendJobs | None = None,
+               auth: Authenticator | None = None) -> FastAPI:
+    """The hub's app over these parts; without ``auth`` nobody signs: the actor is anonymous."""
+    state = ApiState(deps=deps, audit=audit,  # type: ignore[arg-type]
+                     dead_letters=DeadLetterStore(deps.journal.engine),
+                     resend_jobs=jobs or ResendJobs(), **({"auth": auth} if auth else {}))
+    app = build_app(state)
+    if auth is None:
+        async def nobody() -> None:
+            return None
+        app.dependency_overrides[require_caseworker] = nobody
+    return app
+
+
 @pytest.fixture
 async def api(template_db: Path, tmp_path: Path) -> AsyncIterator[Api]:
     shutil.copy(template_db, tmp_path / "hub.db")
     journal = Journal(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"), flush_ms=5)
     await journal.start()
     core, publisher, audit, jobs = FakeCore(*PEOPLE), FakePublisher(), FakeAudit(), ResendJobs()
-    app = FastAPI()
-    app.include_router(resend_router(_deps(core=core, journal=journal, publisher=publisher),
-                                     audit=audit, jobs=jobs))
+    app = resend_app(_deps(core=core, journal=journal, publisher=publisher), audit, jobs=jobs)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://hub.test") as http:
         yield Api(http, core, publisher, journal, audit, jobs)
@@ -363,25 +381,26 @@ async def test_bad_requests_are_422_before_core_is_asked(api: Api, over: dict[st
     assert not api.core.queries
 
 
+class RecordingAuth(Authenticator):
+    """Knows one caseworker (token ``ok``) and records the roles each request needed."""
+
+    def __init__(self) -> None:
+        super().__init__({hash_token("ok"): Principal("wang.wu", "caseworker")}, None)
+        self.asked: list[tuple[str, ...]] = []
+
+    async def check(self, request: Request, creds: HTTPAuthorizationCredentials | None,
+                    roles: Collection[Role]) -> Principal:
+        self.asked.append(tuple(roles))
+        return await super().check(request, creds, roles)
+
+
 async def test_require_guards_every_endpoint_and_names_the_actor(template_db: Path,
                                                                  tmp_path: Path) -> None:
-    asked: list[tuple[str, ...]] = []
-
-    def require(*roles: str) -> Callable[..., Any]:
-        asked.append(roles)
-
-        async def dependency(request: Request) -> dict[str, str]:
-            if request.headers.get("authorization") != "Bearer ok":
-                raise HTTPException(401, "who are you")
-            return {"user": "wang.wu", "role": "caseworker"}
-        return dependency
-
     shutil.copy(template_db, tmp_path / "hub.db")
     journal = Journal(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"))
-    audit, publisher = FakeAudit(), FakePublisher()
-    app = FastAPI()
-    app.include_router(resend_router(_deps(core=FakeCore(*PEOPLE), journal=journal,
-                                           publisher=publisher), audit=audit, require=require))
+    audit, publisher, auth = FakeAudit(), FakePublisher(), RecordingAuth()
+    app = resend_app(_deps(core=FakeCore(*PEOPLE), journal=journal, publisher=publisher),
+                     audit, auth=auth)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://hub.test") as http:
@@ -397,7 +416,7 @@ async def test_require_guards_every_endpoint_and_names_the_actor(template_db: Pa
             assert r.status_code == 202, r.text
     finally:
         await journal.engine.dispose()
-    assert asked == [("caseworker",)]
+    assert auth.asked == [("caseworker",)] * 4  # every endpoint asks for a caseworker
     assert audit.rows[0][:2] == ("wang.wu", "caseworker") and len(publisher.sent) == 1
 
 
