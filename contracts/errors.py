@@ -33,7 +33,28 @@ __all__ = [
     "UnknownMessageType",
     "ValidationFailed",
     "field_errors",
+    "is_infrastructure",
 ]
+
+
+_INFRA_NAMES = frozenset({
+    "OperationalError", "InterfaceError", "DisconnectionError",  # SQLAlchemy / DB-API
+    "ConnectionError", "TimeoutError", "BusyLoadingError", "ReadOnlyError",  # redis
+    "AMQPConnectionError", "AMQPError", "ChannelInvalidStateError", "ConnectionClosed",
+    "ChannelClosed", "BrokerGone",  # aio-pika / aiormq / our publisher
+})
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    """A failure of a store or the broker, not of the data: worth waiting out.
+
+    Judged by type (OS-level errors) or by the class names in the exception's
+    MRO, so the kernel needs no store library; a data error (an integrity or a
+    value error) is the message's own fault and is not retried here.
+    """
+    if isinstance(exc, OSError | TimeoutError | ConnectionError):
+        return True
+    return any(c.__name__ in _INFRA_NAMES for c in type(exc).__mro__)
 
 
 def field_errors(exc: ValidationError, *, prefix: str = "", default: str | None = None,

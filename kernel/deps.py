@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from contracts.envelope import HubMessage
+from kernel.health import StoreHealth
 from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
 from retry.ordering import EntityGate
@@ -84,3 +85,5 @@ class KernelDeps(Protocol):
     def breakers(self) -> Breakers: ...
     @property
     def gate(self) -> EntityGate | None: ...
+    @property
+    def health(self) -> StoreHealth: ...

@@ -10,21 +10,26 @@ key, run the handler with a few in-process retries, then exactly one of
 - dead-lettered: parked with a reason where nobody can be told, when attempts
   or age run out, or when the envelope itself is unreadable;
 
-and only then the delivery is acked. If recording the outcome fails (broker or
-database down), the delivery is nacked back to the queue: the quorum queue's
-delivery limit dead-letters it should that loop.
+and only then the delivery is acked. Every call to the hub's own stores (Redis,
+the database, the broker) goes through ``kernel.health``: while a store is down
+the delivery is held and the call retried with a bounded backoff, keeping the
+partner's answer (the partner is not called again), and other deliveries wait
+at the door; an outage of ours never spends a message's delivery limit. Only a
+store down for longer than ``StoreHealth.give_up_s`` or a data error in
+recording gives the delivery back to the broker (nack).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from tenacity import (
@@ -37,6 +42,7 @@ from tenacity import (
 from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY, HubMessage
 from contracts.errors import HubError, PermanentError, TransientError, ValidationFailed
 from kernel.deps import KernelDeps
+from kernel.health import StoreDown
 from retry.breaker import Breaker
 from retry.idempotency import BeginState
 from retry.policy import RetryPolicy, delay_for, exhausted, tier_for
@@ -45,6 +51,7 @@ from storage.journal import LogEntry, RequestRecord, TxnUpdate
 __all__ = ["Delivery", "Outcome", "Route", "process"]
 
 log = logging.getLogger("hub.runtime")
+T = TypeVar("T")
 
 INFLIGHT_WAIT_MS = 1_000
 ORDER_WAIT_MS = 300
@@ -155,53 +162,61 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
     policy = route.policy(deps, msg.type)
     key = msg.idempotency_key
     lock_s = deps.settings.inflight_lock_s
+    await deps.health.wait_up()  # a store is down: hold this delivery, call no partner
     try:
-        begin = await deps.idem.begin(key, deps.owner, lock_s)
+        begin = await _steady(deps, "redis", lambda: deps.idem.begin(key, deps.owner, lock_s))
         if begin.state is BeginState.DONE:
             entries: list[Any] = [_log(msg, route, "duplicate", attempt, t0, begin.result or "")]
             first = (begin.result or {}).get("correlation_id")
             if first and first != msg.correlation_id:
                 # The same business fact sent again as a new transaction: close it as such.
+                # An upsert, not an update: the ingress may record the repeat as received
+                # only after this runs, and a terminal status is never moved back.
                 entries.append(TxnUpdate(msg.correlation_id, msg.type, msg.entity_key or "-",
                                          msg.source, "duplicate", "DUPLICATE",
-                                         f"same as transaction {first}", only_if_exists=True))
-            await deps.journal.write(*entries)
+                                         f"same as transaction {first}"))
+            await _steady(deps, "database", lambda: deps.journal.write(*entries))
             await _done(route, msg, deps, d)
             return "duplicate"
         if begin.state is BeginState.INFLIGHT:
             # Another worker holds it: look again later, without spending an attempt.
-            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
-                INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
+            await _steady(deps, "broker", lambda: deps.publisher.delay(
+                msg, deps.names.queue(route.name), tier_for(
+                    INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
             await d.ack()
             return "inflight"
-        if _gated(route, msg, deps) and not await deps.gate.enter(  # type: ignore[union-attr]
-                route.name, msg.entity_key, msg.message_id, policy.max_age_s + 3600):
+        if _gated(route, msg, deps) and not await _steady(deps, "redis", lambda: deps.gate.enter(  # type: ignore[union-attr]
+                route.name, msg.entity_key, msg.message_id, policy.max_age_s + 3600)):
             # An earlier message for this person/unit has not finished: wait behind it.
-            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
-                ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers))
-            await deps.idem.release(key, deps.owner)
+            await _steady(deps, "broker", lambda: deps.publisher.delay(
+                msg, deps.names.queue(route.name), tier_for(
+                    ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
+            await _steady(deps, "redis", lambda: deps.idem.release(key, deps.owner))
             await d.ack()
             return "waiting"
         breaker = deps.breakers.get(route.partner) if route.calls_partner else None
         if breaker is not None and not breaker.allow():
             # The partner is resting: wait without spending an attempt.
-            await deps.publisher.delay(msg, deps.names.queue(route.name), tier_for(
-                int(breaker.policy.open_s * 1000), deps.settings.delay_tiers_ms),
-                dict(d.headers))
-            await deps.idem.release(key, deps.owner)
+            await _steady(deps, "broker", lambda: deps.publisher.delay(
+                msg, deps.names.queue(route.name), tier_for(
+                    int(breaker.policy.open_s * 1000), deps.settings.delay_tiers_ms),
+                dict(d.headers)))
+            await _steady(deps, "redis", lambda: deps.idem.release(key, deps.owner))
             await d.ack()
             return "breaker_open"
         # Right after allow(): true only for the one call let through as the half-open probe.
         probe = breaker is not None and breaker.probing
         return await _run(route, msg, d, deps, policy, attempt, t0, breaker, probe)
-    except Exception:
-        log.exception("recording the outcome of %s on %s failed; returning it to the queue",
-                      msg.message_id, route.name)
-        try:
+    except Exception as exc:
+        # Only a store down for longer than the hub waits with one delivery (StoreDown),
+        # or a data error in recording, gets here: give the delivery back to the broker.
+        if not isinstance(exc, StoreDown):
+            log.exception("recording the outcome of %s on %s failed; returning it to the "
+                          "queue", msg.message_id, route.name)
+        with contextlib.suppress(Exception):
             await deps.idem.release(key, deps.owner)
-        finally:
-            await asyncio.sleep(0.2)
-            await d.nack()
+        await asyncio.sleep(0.2)
+        await d.nack()
         return "nacked"
 
 
@@ -209,10 +224,17 @@ def _gated(route: Route, msg: HubMessage, deps: KernelDeps) -> bool:
     return route.calls_partner and deps.gate is not None and bool(msg.entity_key)
 
 
+async def _steady(deps: KernelDeps, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+    """A call to one of the hub's own stores, waited out while the store is down
+    (``kernel.health``): an outage of ours is not the message's fault."""
+    return await deps.health.call(what, fn)
+
+
 async def _done(route: Route, msg: HubMessage, deps: KernelDeps, d: Delivery) -> None:
     """Final outcome recorded: let the next message of this entity through, then ack."""
     if _gated(route, msg, deps):
-        await deps.gate.leave(route.name, msg.entity_key, msg.message_id)  # type: ignore[union-attr]
+        await _steady(deps, "redis", lambda: deps.gate.leave(  # type: ignore[union-attr]
+            route.name, msg.entity_key, msg.message_id))
     await d.ack()
 
 
@@ -279,15 +301,16 @@ async def _run(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps, pol
         raise
     if breaker:
         breaker.success()
-    if out.outputs:
-        await asyncio.gather(*(deps.publisher.publish(o) for o in out.outputs))
+    # The partner has answered: from here on only the hub's own stores can fail, and
+    # each call is waited out (the answer is kept; the partner is not called again).
+    await _publish(deps, out.outputs)
     entries: list[Any] = [_log(msg, route, "ok", attempt, t0, out.detail), *out.requests]
     if out.txn:
         entries.append(out.txn)
-    await deps.journal.write(*entries)
-    await deps.idem.complete(msg.idempotency_key, (out.result or {"outcome": "ok"})
-                             | {"correlation_id": msg.correlation_id},
-                             deps.settings.idempotency_ttl_s)
+    await _steady(deps, "database", lambda: deps.journal.write(*entries))
+    result = (out.result or {"outcome": "ok"}) | {"correlation_id": msg.correlation_id}
+    await _steady(deps, "redis", lambda: deps.idem.complete(
+        msg.idempotency_key, result, deps.settings.idempotency_ttl_s))
     await _done(route, msg, deps, d)
     return "ok"
 
@@ -300,17 +323,17 @@ async def _permanent(route: Route, msg: HubMessage, d: Delivery, deps: KernelDep
                      exc: PermanentError, attempt: int, t0: float) -> str:
     told = await _tell(route, msg, exc, deps)
     if told and told.outputs:
-        await asyncio.gather(*(deps.publisher.publish(o) for o in told.outputs))
+        await _publish(deps, told.outputs)
     else:
-        await deps.publisher.park(msg.to_body(), deps.names.queue(route.name),
-                                  _dead_headers(d, route, exc))
+        await _steady(deps, "broker", lambda: deps.publisher.park(
+            msg.to_body(), deps.names.queue(route.name), _dead_headers(d, route, exc)))
     entries: list[Any] = [_log(msg, route, "rejected" if told else "dead", attempt, t0,
                                exc.to_dict())]
     entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
-    await deps.journal.write(*entries)
-    await deps.idem.complete(msg.idempotency_key, {"outcome": "rejected", **exc.to_dict(),
-                                                   "correlation_id": msg.correlation_id},
-                             deps.settings.idempotency_ttl_s)
+    await _steady(deps, "database", lambda: deps.journal.write(*entries))
+    result = {"outcome": "rejected", **exc.to_dict(), "correlation_id": msg.correlation_id}
+    await _steady(deps, "redis", lambda: deps.idem.complete(
+        msg.idempotency_key, result, deps.settings.idempotency_ttl_s))
     await _done(route, msg, deps, d)
     return "rejected" if told else "dead"
 
@@ -322,27 +345,37 @@ async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: KernelDep
     if exhausted(attempt, _age_s(d.headers, msg), policy):
         told = await _tell(route, msg, exc, deps)
         if told and told.outputs:
-            await asyncio.gather(*(deps.publisher.publish(o) for o in told.outputs))
+            await _publish(deps, told.outputs)
         headers = _dead_headers(d, route, exc) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
         bumped = msg.model_copy(update={"attempt": attempt})
-        await deps.publisher.park(bumped.to_body(), deps.names.queue(route.name), headers)
+        await _steady(deps, "broker", lambda: deps.publisher.park(
+            bumped.to_body(), deps.names.queue(route.name), headers))
         entries: list[Any] = [_log(msg, route, "dead", attempt, t0, exc.to_dict())]
         entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
-        await deps.journal.write(*entries)
-        await deps.idem.release(msg.idempotency_key, deps.owner)
+        await _steady(deps, "database", lambda: deps.journal.write(*entries))
+        await _steady(deps, "redis", lambda: deps.idem.release(msg.idempotency_key, deps.owner))
         await _done(route, msg, deps, d)
         return "dead"
     delay = tier_for(delay_for(attempt, policy), deps.settings.delay_tiers_ms)
     headers = dict(d.headers) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
     headers.setdefault(HEADER_FIRST_SEEN, msg.created_at.isoformat())
-    await deps.publisher.delay(msg.model_copy(update={"attempt": attempt}),
-                               deps.names.queue(route.name), delay, headers)
-    await deps.journal.write(_log(msg, route, "retry", attempt, t0,
-                                  exc.to_dict() | {"delay_ms": str(delay)}),
-                             _txn(msg, "retrying", exc, attempt))
-    await deps.idem.release(msg.idempotency_key, deps.owner)
+    later = msg.model_copy(update={"attempt": attempt})
+    await _steady(deps, "broker", lambda: deps.publisher.delay(
+        later, deps.names.queue(route.name), delay, headers))
+    await _steady(deps, "database", lambda: deps.journal.write(
+        _log(msg, route, "retry", attempt, t0, exc.to_dict() | {"delay_ms": str(delay)}),
+        _txn(msg, "retrying", exc, attempt)))
+    await _steady(deps, "redis", lambda: deps.idem.release(msg.idempotency_key, deps.owner))
     await d.ack()
     return "retry"
+
+
+async def _publish(deps: KernelDeps, outputs: tuple[HubMessage, ...]) -> None:
+    """Publish outputs with confirms; a retry after an outage republishes them all, which
+    their idempotency keys absorb downstream."""
+    if outputs:
+        await _steady(deps, "broker", lambda: asyncio.gather(
+            *(deps.publisher.publish(o) for o in outputs)))
 
 
 def _history(headers: dict[str, Any], exc: HubError, attempt: int) -> str:

@@ -89,7 +89,7 @@ class RedisGate:
 
     async def enter(self, route: str, entity: str, ticket: str, ttl_s: int) -> bool:
         return bool(await self._enter(keys=self._keys(route, entity),
-                                      args=[ticket, ttl_s, int(time.time())]))
+                                      args=[ticket, ttl_s, f"{time.time():.3f}"]))
 
     async def leave(self, route: str, entity: str, ticket: str) -> None:
         await self._leave(keys=self._keys(route, entity), args=[ticket])

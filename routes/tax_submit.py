@@ -2,7 +2,9 @@
 
 Every submit operation of ``contracts.taxcat`` (unit, employee, flexible,
 resident, collection) goes through ``submit_to_tax``: validate the payload
-against the operation's contract, call tax with the message id as serial,
+against the operation's contract, call tax with a serial derived from the
+idempotency key (``contracts.messages.partner_serial``: the same fact, the same
+serial, even if Redis forgot it),
 record the partner request so tax's FeedbackNotify finds its way back
 (``routes.tax_results``), and report ``submitted``. A lane per subject keeps
 per-entity ordering within a subject (the gate is per lane and entity): all
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from contracts.employee import EmployeeEnrollment, EmployeeStop, SyncStatusUpdate, TaxAck
 from contracts.envelope import HubMessage
 from contracts.errors import HubError, PermanentError, UnknownMessageType, ValidationFailed
-from contracts.messages import ENROLL, sync_message
+from contracts.messages import ENROLL, partner_serial, sync_message
 from contracts.taxcat import OPS_BY_TYPE, Op, model_for, ops_of
 from kernel.runtime import Outcome, Route
 from routes.ports import TaxSubmitDeps
@@ -61,7 +63,7 @@ async def enroll_to_tax(msg: HubMessage, deps: TaxSubmitDeps) -> Outcome:
         req = EmployeeEnrollment.model_validate(msg.payload)
     except ValidationError as exc:
         raise ValidationFailed.of(exc, prefix="payload.") from None
-    ack = await deps.tax.enroll_employee(req, serial=msg.message_id)
+    ack = await deps.tax.enroll_employee(req, serial=partner_serial(msg))
     return submitted_to_tax(msg, req.business_key, ack,
                             {"accept_no": ack.accept_no, "id_number": req.id_number})
 
@@ -70,7 +72,7 @@ async def submit_to_tax(msg: HubMessage, deps: TaxSubmitDeps) -> Outcome:
     if msg.type == ENROLL:
         return await enroll_to_tax(msg, deps)
     o, req = parse_payload(msg)
-    ack = await deps.tax.submit(o.name, req, serial=msg.message_id)
+    ack = await deps.tax.submit(o.name, req, serial=partner_serial(msg))
     data = req.__dict__
     detail = {"accept_no": ack.accept_no, "operation": o.name,
               **{k: str(data[k]) for k in ("id_number", "unit_credit_code") if data.get(k)}}
@@ -81,7 +83,7 @@ def submitted_to_tax(msg: HubMessage, business_key: str, ack: TaxAck,
                      detail: dict[str, str]) -> Outcome:
     """Tax acknowledged: remember the serial its feedback will echo, mark it submitted."""
     return Outcome(
-        requests=(RequestRecord(serial=msg.message_id, partner="tax",
+        requests=(RequestRecord(serial=partner_serial(msg), partner="tax",
                                 correlation_id=msg.correlation_id, type=msg.type,
                                 business_key=business_key, entity_key=msg.entity_key,
                                 accept_no=ack.accept_no),),

@@ -18,6 +18,7 @@ from adapters.core.port import CorePort
 from adapters.tax.port import TaxPort
 from config.settings import HubSettings
 from kernel.deps import KernelDeps, Publisher
+from kernel.health import StoreHealth
 from kernel.names import QueueNames
 from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
@@ -60,6 +61,8 @@ class Deps:
     """Reference answers worth remembering for minutes (``retry.memo``)."""
     tax_files: BatchFiles | None = None
     """Tax's FTP for batch files named in pushes (``routes.compare``)."""
+    health: StoreHealth = field(default_factory=StoreHealth)
+    """Whether the hub's own stores answer (``kernel.health``); one per process."""
 
     @property
     def spool_dir(self) -> Path:

@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from contracts.errors import is_infrastructure
 from contracts.masking import mask_text, mask_value
 from storage.models import InteractionLog, PartnerRequest, Transaction
 from storage.times import utc_now
@@ -161,6 +162,10 @@ class Journal:
         for item in items:
             if isinstance(item, RequestRecord):
                 known = self._recent.get(item.serial)  # as in the table: only accept_no moves
+                if known is not None and known.correlation_id != item.correlation_id:
+                    # The same serial for another transaction: the flush closes that one
+                    # as a duplicate; the serial keeps answering for the first.
+                    continue
                 item = item if known is None else replace(known, accept_no=item.accept_no)
                 self._recent[item.serial] = item
                 if len(self._recent) > RECENT_REQUESTS:
@@ -186,14 +191,46 @@ class Journal:
                 await asyncio.sleep(0.5)
 
     async def _flush(self) -> None:
+        """Commit everything pending as one transaction (group commit).
+
+        A data error of one writer (an over-long value, a constraint) must not fail
+        the unrelated writers that share its group: such a group is committed again
+        writer by writer, and only the offending writer gets the error. An outage
+        fails the whole group at once (its writers wait it out themselves).
+        """
         batch, self._pending = self._pending, []
         if not batch:
             return
+        try:
+            await self._commit(batch)
+        except Exception as exc:
+            if len(batch) > 1 and not is_infrastructure(exc):
+                for one in batch:
+                    try:
+                        await self._commit([one])
+                    except Exception as own:
+                        if not one[1].done():
+                            one[1].set_exception(own)
+                    else:
+                        if not one[1].done():
+                            one[1].set_result(None)
+                return
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            raise
+        for _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _commit(self, batch: Sequence[tuple[Sequence[Item], asyncio.Future[None]]]
+                      ) -> None:
         logs: list[dict[str, Any]] = []
         txns: dict[str, TxnUpdate] = {}
         fresh: dict[str, TxnUpdate] = {}
         known: dict[str, TxnUpdate] = {}
         reqs: dict[str, RequestRecord] = {}
+        clash: dict[str, tuple[RequestRecord, str]] = {}
         for items, _ in batch:
             for it in items:
                 if isinstance(it, LogEntry):
@@ -207,52 +244,65 @@ class Journal:
                     elif not (prev and prev.status in TERMINAL and it.status not in TERMINAL):
                         bucket[it.correlation_id] = it
                 else:
-                    reqs[it.serial] = it
-        try:
-            async with self.engine.begin() as conn:
-                if logs:
-                    await conn.execute(insert(InteractionLog), logs)
-                if fresh:
-                    await conn.execute(self._insert(Transaction).values(
-                        [_txn_row(t) for t in fresh.values()]).on_conflict_do_nothing())
-                if txns:
-                    stmt = self._insert(Transaction).values([_txn_row(t) for t in txns.values()])
-                    ex = stmt.excluded
-                    # A redelivered step must not move a finished transaction back.
-                    await conn.execute(stmt.on_conflict_do_update(
-                        index_elements=["correlation_id"],
-                        set_={"status": ex.status, "reason_code": ex.reason_code,
-                              "reason": ex.reason, "attempts": ex.attempts,
-                              "updated_at": ex.updated_at},
-                        where=or_(Transaction.status.not_in(TERMINAL),
-                                  ex.status.in_(TERMINAL))))
-                if known:
-                    await conn.execute(
-                        update(Transaction)
-                        .where(Transaction.correlation_id == bindparam("cid"))
-                        .where(or_(and_(*(Transaction.status != st for st in TERMINAL)),
-                                   bindparam("fin")))
-                        .values(status=bindparam("st"), reason_code=bindparam("rc"),
-                                reason=bindparam("rs"), attempts=bindparam("at"),
-                                updated_at=bindparam("ua")),
-                        [{"cid": t.correlation_id, "st": t.status, "rc": t.reason_code,
-                          "rs": mask_text(t.reason), "at": t.attempts, "ua": t.at,
-                          "fin": t.status in TERMINAL}
-                         for t in known.values()])
-                if reqs:
-                    rrows = [dict(vars(r)) for r in reqs.values()]
-                    rstmt = self._insert(PartnerRequest).values(rrows)
-                    await conn.execute(rstmt.on_conflict_do_update(
-                        index_elements=["serial"],
-                        set_={"accept_no": rstmt.excluded.accept_no}))
-        except Exception as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            raise
-        for _, fut in batch:
-            if not fut.done():
-                fut.set_result(None)
+                    first = reqs.get(it.serial)
+                    if first is None or first.correlation_id == it.correlation_id:
+                        reqs[it.serial] = it
+                    else:
+                        clash[it.correlation_id] = (it, first.correlation_id)
+        async with self.engine.begin() as conn:
+            if reqs:
+                # A serial is derived from the business fact (contracts.messages.partner_serial):
+                # a second transaction under a known serial is the same fact posted again
+                # (e.g. after Redis lost its keys); the partner replayed its first answer, so
+                # this transaction is closed as a duplicate of the first, never left waiting.
+                known_rows = (await conn.execute(
+                    select(PartnerRequest.serial, PartnerRequest.correlation_id)
+                    .where(PartnerRequest.serial.in_(list(reqs))))).all()
+                for serial, first_cid in known_rows:
+                    r = reqs[serial]
+                    if first_cid != r.correlation_id:
+                        clash[r.correlation_id] = (r, first_cid)
+                        del reqs[serial]
+            for cid, (r, first_cid) in clash.items():
+                base = txns.get(cid) or TxnUpdate(cid, r.type, r.business_key, "hub", "duplicate")
+                txns[cid] = replace(base, status="duplicate", reason_code="DUPLICATE",
+                                    reason=f"same as transaction {first_cid}",
+                                    only_if_new=False, only_if_exists=False)
+            if logs:
+                await conn.execute(insert(InteractionLog), logs)
+            if fresh:
+                await conn.execute(self._insert(Transaction).values(
+                    [_txn_row(t) for t in fresh.values()]).on_conflict_do_nothing())
+            if txns:
+                stmt = self._insert(Transaction).values([_txn_row(t) for t in txns.values()])
+                ex = stmt.excluded
+                # A redelivered step must not move a finished transaction back.
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["correlation_id"],
+                    set_={"status": ex.status, "reason_code": ex.reason_code,
+                          "reason": ex.reason, "attempts": ex.attempts,
+                          "updated_at": ex.updated_at},
+                    where=or_(Transaction.status.not_in(TERMINAL),
+                              ex.status.in_(TERMINAL))))
+            if known:
+                await conn.execute(
+                    update(Transaction)
+                    .where(Transaction.correlation_id == bindparam("cid"))
+                    .where(or_(and_(*(Transaction.status != st for st in TERMINAL)),
+                               bindparam("fin")))
+                    .values(status=bindparam("st"), reason_code=bindparam("rc"),
+                            reason=bindparam("rs"), attempts=bindparam("at"),
+                            updated_at=bindparam("ua")),
+                    [{"cid": t.correlation_id, "st": t.status, "rc": t.reason_code,
+                      "rs": mask_text(t.reason), "at": t.attempts, "ua": t.at,
+                      "fin": t.status in TERMINAL}
+                     for t in known.values()])
+            if reqs:
+                rrows = [dict(vars(r)) for r in reqs.values()]
+                rstmt = self._insert(PartnerRequest).values(rrows)
+                await conn.execute(rstmt.on_conflict_do_update(
+                    index_elements=["serial"],
+                    set_={"accept_no": rstmt.excluded.accept_no}))
 
     # -- reads (admin API, feedback correlation, demo summary) --------------------------
 

@@ -8,6 +8,7 @@ and core ports.
 from __future__ import annotations
 
 import contextlib
+import asyncio
 import dataclasses
 import json
 import random
@@ -39,7 +40,8 @@ from contracts.errors import (
     ValidationFailed,
 )
 from contracts.ids import make_credit_code, make_id_number
-from contracts.messages import ENROLL, FEEDBACK, SYNC, sync_message
+from contracts.messages import ENROLL, FEEDBACK, SYNC, partner_serial, sync_message
+from kernel.health import StoreHealth
 from kernel.runtime import (
     HEADER_REASON,
     HEADER_REASON_CODE,
@@ -113,7 +115,8 @@ def world() -> World:
     tax, core = FakeTax(), FakeCore()
     deps = Deps(settings=_settings(), tax=tax, core=core, idem=idem,
                 journal=journal,  # type: ignore[arg-type]
-                publisher=publisher, owner="worker-1", names=Names("t"))
+                publisher=publisher, owner="worker-1", names=Names("t"),
+                health=StoreHealth(first_delay_s=0.001, max_delay_s=0.005, give_up_s=0.2))
     return World(deps, publisher, journal, idem, tax, core)
 
 
@@ -459,12 +462,74 @@ async def test_journal_failure_nacks_and_releases_the_key(world: World) -> None:
     assert (await world.idem.begin(msg.idempotency_key, "worker-2", 60)).state is BeginState.NEW
 
 
-async def test_broker_failure_on_retry_nacks(world: World) -> None:
+async def test_a_broker_down_longer_than_the_bound_gives_the_delivery_back(
+        world: World) -> None:
     world.publisher.fail = ConnectionError("broker gone")
     result, acks = await world.run(_route(Script(TransientError("x"))), _msg())
     assert result == "nacked"
     assert (acks.acked, acks.nacked) == (0, 1)
     assert world.journal.items == []
+
+
+class FlakyPublisher(FakePublisher):
+    """Refuses the first ``n`` publishes as an unreachable broker would."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    async def publish(self, msg: HubMessage) -> None:
+        if self.left > 0:
+            self.left -= 1
+            raise ConnectionError("broker gone")
+        await super().publish(msg)
+
+
+async def test_a_store_outage_while_recording_is_waited_out_and_the_partner_called_once(
+        world: World) -> None:
+    """The partner answered; the broker is briefly gone: keep the answer, wait, ack."""
+    msg = _msg()
+    out = child(msg, type="tax.next", source="hub", target="tax", payload={"x": 1},
+                business_key="bk")
+    handler = Script(_ok(out))
+    pub = FlakyPublisher(3)
+    world.deps = dataclasses.replace(world.deps, publisher=pub)
+    result, acks = await world.run(_route(handler), msg)
+    assert result == "ok"
+    assert len(handler.calls) == 1
+    assert (acks.acked, acks.nacked) == (1, 0)
+    assert pub.published == [out]
+    assert world.deps.health.outages == 1 and world.deps.health.is_up
+
+
+async def test_a_redis_outage_at_the_door_is_waited_out_without_spending_an_attempt(
+        world: World) -> None:
+    class FlakyIdem(MemoryIdempotencyStore):
+        left = 2
+
+        async def begin(self, key: str, owner: str, lock_s: int) -> Any:
+            if self.left:
+                self.left -= 1
+                raise ConnectionError("redis gone")
+            return await super().begin(key, owner, lock_s)
+
+    world.deps = dataclasses.replace(world.deps, idem=FlakyIdem())
+    handler = Script(_ok())
+    result, acks = await world.run(_route(handler), _msg())
+    assert result == "ok" and len(handler.calls) == 1
+    assert (acks.acked, acks.nacked) == (1, 0)
+
+
+async def test_other_deliveries_wait_at_the_door_while_a_store_is_down(world: World) -> None:
+    world.deps = dataclasses.replace(world.deps, health=StoreHealth(give_up_s=5))
+    world.deps.health.down("database", ConnectionError("down"))
+    handler = Script(_ok())
+    task = asyncio.create_task(world.run(_route(handler), _msg()))
+    await asyncio.sleep(0.05)
+    assert handler.calls == [] and not task.done()  # no partner call while a store is down
+    world.deps.health.up()
+    result, acks = await task
+    assert result == "ok" and len(handler.calls) == 1 and acks.acked == 1
 
 
 # -- another worker holds the key -----------------------------------------------------
@@ -535,23 +600,37 @@ def test_routes_are_wired() -> None:
     assert SYNC_ROUTE.handler is sync_to_core and SYNC_ROUTE.on_failure is None
 
 
-async def test_enroll_success_records_the_request_under_the_message_id(world: World) -> None:
+async def test_enroll_success_records_the_request_under_a_serial_from_the_key(
+        world: World) -> None:
     msg = _enroll_msg()
     result, acks = await world.run(ENROLL_ROUTE, msg)
     assert result == "ok" and acks.acked == 1
     [(req, serial)] = world.tax.calls
-    assert serial == msg.message_id
+    assert serial == partner_serial(msg) != msg.message_id
     assert req.id_number == ID
-    record = world.journal.requests[msg.message_id]
+    record = world.journal.requests[serial]
     assert (record.serial, record.partner, record.correlation_id, record.type,
             record.business_key, record.entity_key, record.accept_no) == \
-        (msg.message_id, "tax", "corr-e1", ENROLL, f"{USCC}:{ID}", "person-9", "A0001")
+        (serial, "tax", "corr-e1", ENROLL, f"{USCC}:{ID}", "person-9", "A0001")
     [txn] = world.journal.txns()
     assert (txn.status, txn.business_key, txn.attempts) == ("submitted", f"{USCC}:{ID}", 1)
     assert world.publisher.published == []
     begin = await world.idem.begin(msg.idempotency_key, "w2", 60)
     assert begin.result == {"outcome": "submitted", "accept_no": "A0001",
                             "correlation_id": msg.correlation_id}
+
+
+async def test_the_same_fact_posted_again_reaches_tax_under_the_same_serial(
+        world: World) -> None:
+    """Redis lost its keys: a re-post (new message, new transaction) is not recognised by
+    idempotency, but tax sees the serial it already answered and replays."""
+    first = _enroll_msg()
+    again = first.model_copy(update={"message_id": "m-again", "correlation_id": "corr-e2"})
+    await world.run(ENROLL_ROUTE, first)
+    await world.idem.forget(first.idempotency_key)  # what a Redis flush does
+    await world.run(ENROLL_ROUTE, again)
+    [(_, s1), (_, s2)] = world.tax.calls
+    assert s1 == s2
 
 
 async def test_enroll_rejected_by_tax_tells_core_with_the_reason_code(world: World) -> None:
@@ -607,7 +686,7 @@ async def test_feedback_for_an_unknown_serial_is_transient(world: World) -> None
 async def test_feedback_accepted_syncs_core_with_the_requests_correlation(world: World) -> None:
     enroll = _enroll_msg()
     await world.run(ENROLL_ROUTE, enroll)
-    fb = _feedback_msg(enroll.message_id, accept_no="A0001")
+    fb = _feedback_msg(partner_serial(enroll), accept_no="A0001")
     result, _ = await world.run(FEEDBACK_ROUTE, fb)
     assert result == "ok"
     [sync] = world.publisher.published
@@ -624,7 +703,7 @@ async def test_feedback_accepted_syncs_core_with_the_requests_correlation(world:
 async def test_feedback_rejected_syncs_core_rejected(world: World) -> None:
     enroll = _enroll_msg()
     await world.run(ENROLL_ROUTE, enroll)
-    fb = _feedback_msg(enroll.message_id, "rejected", reason_code="T204", reason_text="单位不存在")
+    fb = _feedback_msg(partner_serial(enroll), "rejected", reason_code="T204", reason_text="单位不存在")
     assert (await world.run(FEEDBACK_ROUTE, fb))[0] == "ok"
     update = SyncStatusUpdate.model_validate(world.publisher.published[0].payload)
     assert (update.status, update.reason_code, update.reason_text) == \
@@ -641,8 +720,8 @@ async def test_a_malformed_feedback_is_parked(world: World) -> None:
 async def test_repeated_feedback_produces_the_same_sync_key(world: World) -> None:
     enroll = _enroll_msg()
     await world.run(ENROLL_ROUTE, enroll)
-    await world.run(FEEDBACK_ROUTE, _feedback_msg(enroll.message_id))
-    await world.run(FEEDBACK_ROUTE, _feedback_msg(enroll.message_id, operation="enroll-again"))
+    await world.run(FEEDBACK_ROUTE, _feedback_msg(partner_serial(enroll)))
+    await world.run(FEEDBACK_ROUTE, _feedback_msg(partner_serial(enroll), operation="enroll-again"))
     first, second = world.publisher.published
     assert first.message_id != second.message_id
     assert first.idempotency_key == second.idempotency_key

@@ -171,10 +171,42 @@ async def test_request_roundtrip(journal: Journal) -> None:
 
 async def test_a_repeated_request_updates_only_the_accept_no(journal: Journal) -> None:
     await journal.write(RequestRecord("m1", "tax", "c1", "t.x", "bk", accept_no="A1"))
-    await journal.write(RequestRecord("m1", "tax", "c-other", "t.x", "bk", accept_no="A2"))
+    await journal.write(RequestRecord("m1", "tax", "c1", "t.y", "bk2", accept_no="A2"))
     got = await journal.request("m1")
     assert got is not None
-    assert (got.correlation_id, got.accept_no) == ("c1", "A2")
+    assert (got.correlation_id, got.type, got.business_key, got.accept_no) == \
+        ("c1", "t.x", "bk", "A2")
+
+
+async def test_a_second_transaction_under_a_known_serial_is_closed_as_a_duplicate(
+        journal: Journal) -> None:
+    """The same fact posted again after Redis lost its keys: same serial, new transaction."""
+    await journal.write(RequestRecord("s1", "tax", "c1", "t.x", "bk", accept_no="A1"),
+                        _txn("c1", "submitted"))
+    await journal.write(_txn("c2", "received", only_if_new=True))
+    await journal.write(RequestRecord("s1", "tax", "c2", "t.x", "bk", accept_no="A1"),
+                        _txn("c2", "submitted"))
+    assert (await journal.transaction("c2") or {})["status"] == "duplicate"
+    assert "c1" in (await journal.transaction("c2") or {})["reason"]
+    assert (await journal.transaction("c1") or {})["status"] == "submitted"
+    got = await journal.request("s1")
+    assert got is not None and got.correlation_id == "c1"
+
+
+async def test_the_same_serial_twice_in_one_group_keeps_the_first(journal: Journal) -> None:
+    await asyncio.gather(
+        journal.write(RequestRecord("s2", "tax", "c1", "t.x", "bk"), _txn("c1", "submitted")),
+        journal.write(RequestRecord("s2", "tax", "c2", "t.x", "bk"), _txn("c2", "submitted")))
+    statuses = {(await journal.transaction(c) or {})["status"] for c in ("c1", "c2")}
+    assert statuses == {"submitted", "duplicate"}
+
+
+async def test_a_data_error_fails_only_its_own_writer_not_the_group(journal: Journal) -> None:
+    bad = _log(1, message_id=None)  # NOT NULL: a data error, not an outage
+    results = await asyncio.gather(journal.write(bad), journal.write(_txn("c2", "submitted")),
+                                   journal.write(_log(3)), return_exceptions=True)
+    assert isinstance(results[0], Exception) and results[1:] == [None, None]
+    assert (await journal.transaction("c2") or {})["status"] == "submitted"
 
 
 async def test_status_counts(journal: Journal) -> None:
