@@ -47,7 +47,9 @@ postgres:
 demo: venv services
 	$(PY) main.py demo
 
+# PostgreSQL too: the database-restart fault test and the PostgreSQL path run on it.
 test: venv services
+	@bash scripts/postgres.sh >/dev/null
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: venv

@@ -7,7 +7,8 @@
 #
 #   export HUB_DATABASE_URL=$(scripts/postgres.sh)
 #
-# Stop it with scripts/stop.sh (or scripts/stop.sh postgres).
+# Stop it with scripts/stop.sh (or scripts/stop.sh postgres); `scripts/postgres.sh stop`
+# stops the server alone (fast shutdown, data kept): the database-restart fault test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,6 +52,12 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   as_pg() { "$@"; }
   OWNER=$(id -un)
+fi
+
+if [ "${1:-}" = "stop" ]; then
+  as_pg "$BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+  log "stopped"
+  exit 0
 fi
 
 mkdir -p .run
@@ -102,9 +109,9 @@ psql_admin <<'EOF'
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'hub') THEN
-    CREATE ROLE hub LOGIN PASSWORD 'hub';
+    CREATE ROLE hub LOGIN CREATEDB PASSWORD 'hub';
   ELSE
-    ALTER ROLE hub LOGIN PASSWORD 'hub';
+    ALTER ROLE hub LOGIN CREATEDB PASSWORD 'hub';
   END IF;
 END
 $$;

@@ -121,6 +121,8 @@ class FaultRun:
     env: dict[str, str]
     hub: subprocess.Popen[bytes]
     hub_url: str
+    events: list[Any] | None = None
+    """What core sends in this run (a fault may send some of them again)."""
 
 
 @dataclass
@@ -139,9 +141,16 @@ class BatchResult:
 
 
 async def batch_through_fault(tmp_path: Path, prefix: str, n: int,
-                              inject: Callable[[FaultRun], Awaitable[None]]) -> BatchResult:
+                              inject: Callable[[FaultRun], Awaitable[None]], *,
+                              db: str | None = None, env: dict[str, str] | None = None,
+                              tax_5xx_rate: float = 0.0,
+                              settle_s: float = 240) -> BatchResult:
     """Core sends ``n`` enrollments through a real hub process; ``inject`` strikes once
-    a quarter of them reached tax; returns what the simulators counted."""
+    a quarter of them reached tax; returns what the simulators counted.
+
+    ``db`` another database (e.g. a fresh PostgreSQL database), ``env`` more hub
+    settings (e.g. a Redis of the test's own), ``tax_5xx_rate`` tax failing
+    transiently on top of the fault."""
     from broker.topology import Names, delete_topology
     from config.settings import load_settings
     from simulators.core import CoreStore
@@ -153,21 +162,25 @@ async def batch_through_fault(tmp_path: Path, prefix: str, n: int,
     from storage.journal import Journal, make_engine
 
     ns = f"{prefix}{uuid.uuid4().hex[:8]}"
-    db = f"sqlite+aiosqlite:///./.run/{ns}.db"
+    db = db or f"sqlite+aiosqlite:///./.run/{ns}.db"
     hub_url = f"http://127.0.0.1:{(port := _free_port())}"
     store = CoreStore.seed(20, n, rng_seed=int(time.time()))
     core_state, tax_state = SimState(), SimState()
     tax_state.faults[:] = [Fault(kind="slow", delay_s=0.05, operation="EmployeeEnroll")]
+    if tax_5xx_rate:
+        tax_state.faults.insert(0, Fault(kind="http_5xx", rate=tax_5xx_rate,
+                                         operation="EmployeeEnroll"))  # first match wins
     counts: dict[str, int] = {}
     async with serve_app(core_app(core_state, store=store)) as core_url, \
             serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
                               reject_suffixes=())) as tax:
-        env = hub_env(tmp_path, ns=ns, db=db, port=port, core_url=core_url,
-                      tax_url=f"{tax}/tax/ws", callback_base=hub_url)
-        run = FaultRun(env, start_hub(env), hub_url)
+        hub_vars = hub_env(tmp_path, ns=ns, db=db, port=port, core_url=core_url,
+                           tax_url=f"{tax}/tax/ws", callback_base=hub_url) | (env or {})
+        run = FaultRun(hub_vars, start_hub(hub_vars), hub_url)
         try:
             await wait_http(f"{hub_url}/health")
             events = [store.next_event() for _ in range(n)]
+            run.events = events
             emitter = asyncio.create_task(post_until_accepted(hub_url, events))
             while tax_state.log.summary()["effects"] < n // 4:
                 await asyncio.sleep(0.02)
@@ -175,7 +188,7 @@ async def batch_through_fault(tmp_path: Path, prefix: str, n: int,
             await inject(run)
             await emitter  # core kept sending; refused posts were sent again
             journal = Journal(make_engine(db))
-            deadline = time.monotonic() + 240
+            deadline = time.monotonic() + settle_s
             while time.monotonic() < deadline:
                 counts = await journal.status_counts()
                 if counts.get("delivered", 0) >= n and not set(counts) - {"delivered",
