@@ -112,6 +112,15 @@ class FakeJournal:
             if isinstance(it, RequestRecord):
                 self.requests[it.serial] = it
 
+    @property
+    def error(self) -> Exception | None:
+        """Another name of ``fail``."""
+        return self.fail
+
+    @error.setter
+    def error(self, value: Exception | None) -> None:
+        self.fail = value
+
     async def request(self, serial: str, *, wait_s: float = 0.0) -> RequestRecord | None:
         return self.requests.get(serial)
 

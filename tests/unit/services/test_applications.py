@@ -15,7 +15,7 @@ from contracts.envelope import entity_key, new_id
 from contracts.messages import APPLICATION
 from services.applications import ApplicationIntake, Refused
 from storage.applications import payload_hash
-from tests.unit.services.fakes import Journaled, Published
+from tests.support.fakes import FakeJournal, FakePublisher
 from tools.fixtures.generate_channels import REFERENCE_DAY, sample
 
 CHANNELS = {"my_nanjing": ChannelConfig(secret=SecretStr("mn-secret-0123456789")),
@@ -58,8 +58,8 @@ class FakeStore:
         return True
 
 
-def intake() -> tuple[ApplicationIntake, FakeStore, Published, Journaled]:
-    store, publisher, journal = FakeStore(), Published(), Journaled()
+def intake() -> tuple[ApplicationIntake, FakeStore, FakePublisher, FakeJournal]:
+    store, publisher, journal = FakeStore(), FakePublisher(), FakeJournal()
     return ApplicationIntake(store=store, publisher=publisher,  # type: ignore[arg-type]
                              journal=journal, channels=CHANNELS,  # type: ignore[arg-type]
                              today=lambda: REFERENCE_DAY), store, publisher, journal
@@ -80,10 +80,10 @@ async def test_an_application_is_stored_published_once_and_validated() -> None:
     assert msg.payload["tax_operation"] == TAX_OPERATION["resident_enroll"]
     assert msg.entity_key == entity_key("psn", req.payload["id_number"])
     assert store.rows[out.application_id]["status"] == "validated"
-    [txn] = journal.txns
+    [txn] = journal.txns()
     assert (txn.business_key, txn.source) == (f"my_nanjing:{req.request_id}",
                                                "channel.my_nanjing")
-    assert journal.log[-1].outcome == "ok"
+    assert journal.logs()[-1].outcome == "ok"
 
 
 async def test_a_repeat_answers_the_first_and_a_reuse_conflicts() -> None:
@@ -93,7 +93,7 @@ async def test_a_repeat_answers_the_first_and_a_reuse_conflicts() -> None:
     again = await svc.submit("my_nanjing", cfg, request())
     assert (again.application_id, again.status, again.duplicate) == (
         first.application_id, "validated", True)
-    assert len(published.sent) == 1 and journal.log[-1].outcome == "duplicate"
+    assert len(published.sent) == 1 and journal.logs()[-1].outcome == "duplicate"
     other = request("student_enroll", request_id=sample("resident_enroll")["request_id"])
     with pytest.raises(Refused) as e:
         await svc.submit("my_nanjing", cfg, other)
@@ -156,7 +156,7 @@ async def test_find_and_config_refuse_what_is_not_the_channels_own() -> None:
         svc.config("wechat")
     assert (e.value.status, e.value.code) == (404, "UNKNOWN_CHANNEL")
     await svc.refused(e.value, "wechat", "POST")
-    entry = journal.log[-1]
+    entry = journal.logs()[-1]
     assert (entry.outcome, entry.partner, entry.detail["status"]) == ("rejected", "unknown", 404)
     assert e.value.detail() == {"code": "UNKNOWN_CHANNEL", "reason": "channel: no channel "
                                 "'wechat'", "errors": [{"field": "channel",

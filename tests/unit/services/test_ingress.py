@@ -18,7 +18,7 @@ from contracts.errors import BusinessRejected, PartnerTimeout, PartnerUnavailabl
 from contracts.messages import ENROLL, FEEDBACK
 from contracts.taxcat import model_for, op
 from services.ingress import CoreAnswer, Ingress, PushReceived, xml_validation_error
-from tests.unit.services.fakes import Journaled, Published
+from tests.support.fakes import FakeJournal, FakePublisher
 
 FIXTURES = Path(__file__).resolve().parents[3] / "contracts" / "fixtures"
 ENVELOPE = json.loads((FIXTURES / "core/employee_enroll/001_basic_male.input.json").read_text())
@@ -41,8 +41,8 @@ class FakeCore:
 
 
 def ingress(core: FakeCore | None = None, *, timeout_s: float = 1.0
-            ) -> tuple[Ingress, Published, Journaled]:
-    publisher, journal = Published(), Journaled()
+            ) -> tuple[Ingress, FakePublisher, FakeJournal]:
+    publisher, journal = FakePublisher(), FakeJournal()
     return Ingress(publisher=publisher, journal=journal,  # type: ignore[arg-type]
                    core=core or FakeCore(), max_body_bytes=100_000,  # type: ignore[arg-type]
                    query_timeout_s=timeout_s), publisher, journal
@@ -64,10 +64,10 @@ async def test_a_core_event_is_published_then_journaled_as_received() -> None:
     key = f"{ROW['uscc']}:{ROW['certno']}"
     assert msg.idempotency_key == idempotency_key(ENROLL, key, msg.payload)
     assert msg.entity_key == entity_key("psn", ROW["certno"])
-    [txn] = journal.txns
+    [txn] = journal.txns()
     assert (txn.correlation_id, txn.status, txn.business_key, txn.only_if_new) == (
         msg.correlation_id, "received", key, True)
-    assert journal.log[0].hop == "ingress.core" and journal.log[0].outcome == "ok"
+    assert journal.logs()[0].hop == "ingress.core" and journal.logs()[0].outcome == "ok"
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -79,9 +79,9 @@ async def test_a_bad_event_is_journaled_as_rejected_and_raised(body: bytes, fiel
     with pytest.raises(ValidationFailed) as e:
         await svc.core_event(body)
     assert field in e.value.field and not published.sent
-    [txn] = journal.txns
+    [txn] = journal.txns()
     assert (txn.type, txn.status, txn.reason_code) == ("core.event", "rejected", "VALIDATION")
-    assert journal.log[0].outcome == "rejected"
+    assert journal.logs()[0].outcome == "rejected"
 
 
 async def test_a_batch_publishes_the_good_rows_and_names_the_bad_by_index() -> None:
@@ -92,8 +92,8 @@ async def test_a_batch_publishes_the_good_rows_and_names_the_bad_by_index() -> N
     [refused] = out["rejected"]
     assert refused["index"] == 1 and refused["errors"][0]["field"] == "certno"
     assert len(published.sent) == 2
-    assert [t.status for t in journal.txns] == ["received", "rejected", "received"]
-    assert journal.txns[1].business_key == f"{ENVELOPE['msgid']}#1"
+    assert [t.status for t in journal.txns()] == ["received", "rejected", "received"]
+    assert journal.txns()[1].business_key == f"{ENVELOPE['msgid']}#1"
 
 
 # ---------------------------------------------------------------- tax
@@ -113,7 +113,7 @@ async def test_unreadable_feedback_is_journaled_and_raised() -> None:
     svc, published, journal = ingress()
     with pytest.raises(ValidationFailed):
         await svc.tax_feedback(b"<not-soap/>")
-    assert not published.sent and journal.log[0].outcome == "rejected"
+    assert not published.sent and journal.logs()[0].outcome == "rejected"
 
 
 async def test_a_push_is_published_and_journaled() -> None:
@@ -123,7 +123,7 @@ async def test_a_push_is_published_and_journaled() -> None:
     assert published.sent == [out.message]
     assert (out.message.type, out.message.source, out.message.causation_id) == (
         "core.tax_push.abnormal_unit", "tax", "FIX-039")
-    assert journal.txns[0].status == "received" and journal.txns[0].source == "tax"
+    assert journal.txns()[0].status == "received" and journal.txns()[0].source == "tax"
 
 
 async def test_a_question_for_core_is_answered_not_published() -> None:
@@ -132,7 +132,7 @@ async def test_a_question_for_core_is_answered_not_published() -> None:
     out = await svc.tax_call((FIXTURES / "catalogue/CoreQueryEmployee.xml").read_bytes())
     assert out == CoreAnswer("CoreQueryEmployee", [{"id_number": "320117197208305970"}])
     assert core.asked[0][0] == op("CoreQueryEmployee").core_infno
-    assert not published.sent and journal.log[0].hop == "ingress.tax_query"
+    assert not published.sent and journal.logs()[0].hop == "ingress.tax_query"
 
 
 async def test_cores_refusal_is_an_answer_and_its_silence_a_timeout() -> None:
@@ -143,7 +143,7 @@ async def test_cores_refusal_is_an_answer_and_its_silence_a_timeout() -> None:
     slow, _, journal = ingress(FakeCore(delay_s=1.0), timeout_s=0.01)
     with pytest.raises(PartnerTimeout, match=r"core did not answer within 0\.01s"):
         await slow.tax_call(body)
-    assert not journal.log  # only what was answered is journaled
+    assert not journal.logs()  # only what was answered is journaled
     down, _, _ = ingress(FakeCore(PartnerUnavailable("HTTP 503", partner="core")))
     with pytest.raises(PartnerUnavailable):
         await down.tax_call(body)
@@ -156,7 +156,7 @@ async def test_a_bad_call_names_taxs_element_and_is_journaled() -> None:
     with pytest.raises(ValidationFailed) as e:
         await svc.tax_call(body)
     assert e.value.field == "bgrq" and not published.sent
-    assert journal.log[0].type == "tax.call" and journal.log[0].outcome == "rejected"
+    assert journal.logs()[0].type == "tax.call" and journal.logs()[0].outcome == "rejected"
 
 
 def test_xml_validation_errors_use_the_wire_names() -> None:

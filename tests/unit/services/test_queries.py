@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from contracts.errors import BusinessRejected, ClientError, PartnerTimeout, PartnerUnavailable
 from contracts.taxcat import model_for
 from services.queries import MAX_IN_FLIGHT, QUERIES, QueryAnswer, TaxQueries
-from tests.unit.services.fakes import Journaled
+from tests.support.fakes import FakeJournal
 
 NAME = "person_arrears"
 OP = QUERIES[NAME]
@@ -35,8 +35,8 @@ def params() -> BaseModel:
 
 
 def queries(tax: FakeTax, *, timeout_s: float = 1.0,
-            gate: asyncio.Semaphore | None = None) -> tuple[TaxQueries, Journaled]:
-    journal = Journaled()
+            gate: asyncio.Semaphore | None = None) -> tuple[TaxQueries, FakeJournal]:
+    journal = FakeJournal()
     return TaxQueries(tax=tax, journal=journal, timeout_s=timeout_s,  # type: ignore[arg-type]
                       gate=gate or asyncio.Semaphore(MAX_IN_FLIGHT)), journal
 
@@ -45,7 +45,7 @@ async def test_records_are_answered_and_journaled() -> None:
     svc, journal = queries(FakeTax([{"amount": "12.00"}]))
     out = await svc.ask(OP, params())
     assert (out.status, out.records) == (200, [{"amount": "12.00"}]) and out.serial
-    [entry] = journal.log
+    [entry] = journal.logs()
     assert (entry.outcome, entry.hop, entry.detail["status"]) == ("ok", "api.query", 200)
     assert entry.message_id == out.serial
 
@@ -61,14 +61,14 @@ async def test_each_failure_gets_its_status(error: Exception, status: int, code:
     svc, journal = queries(FakeTax(error))
     out = await svc.ask(OP, params())
     assert (out.status, out.code, out.records) == (status, code, None)
-    assert journal.log[0].outcome == outcome and journal.log[0].detail["status"] == status
+    assert journal.logs()[0].outcome == outcome and journal.logs()[0].detail["status"] == status
 
 
 async def test_the_deadline_is_504() -> None:
     svc, journal = queries(FakeTax([], delay_s=1.0), timeout_s=0.01)
     out = await svc.ask(OP, params())
     assert (out.status, out.code) == (504, "TIMEOUT") and "within 0.01s" in out.reason
-    assert journal.log[0].outcome == "timeout"
+    assert journal.logs()[0].outcome == "timeout"
 
 
 async def test_a_full_gate_is_busy_at_once_and_not_journaled() -> None:
@@ -78,4 +78,4 @@ async def test_a_full_gate_is_busy_at_once_and_not_journaled() -> None:
         out = await svc.ask(OP, params())
     assert out == QueryAnswer(429, code="BUSY", reason=f"{MAX_IN_FLIGHT} queries in flight; "
                                                        "retry shortly")
-    assert not journal.log
+    assert not journal.logs()

@@ -18,7 +18,7 @@ from services.audit import Caller
 from services.resend_jobs import MAX_RUNNING_JOBS, BulkResendRequest, Busy, ResendJob, ResendJobs
 from services.resend_targets import Target
 from services.resender import ANONYMOUS, Resender, error_detail, masked_target
-from tests.unit.services.fakes import Audited, Journaled, Published
+from tests.support.fakes import FakeAudit, FakeJournal, FakePublisher
 from tests.unit.services.test_resend import person
 
 WHO = Caller("li.si", "caseworker")
@@ -41,8 +41,8 @@ class FailingAudit:
         raise OSError("audit database gone")
 
 
-def resender(core: FakeCore, audit: Any = None) -> tuple[Resender, Published, Journaled]:
-    publisher, journal = Published(), Journaled()
+def resender(core: FakeCore, audit: Any = None) -> tuple[Resender, FakePublisher, FakeJournal]:
+    publisher, journal = FakePublisher(), FakeJournal()
     return Resender(core=core, publisher=publisher, journal=journal,  # type: ignore[arg-type]
                     audit=audit), publisher, journal
 
@@ -53,14 +53,14 @@ def ask(p: EmployeeEnrollment) -> ResendRequest:
 
 
 async def test_a_resend_is_published_journaled_and_audited() -> None:
-    p, audit = person(), Audited()
+    p, audit = person(), FakeAudit()
     svc, published, journal = resender(FakeCore(p), audit)
     out = await svc.resend(ask(p), WHO, resend_id="r1")
     assert published.sent == [out.message] and out.resend_id == "r1"
     assert (out.message.type, out.message.causation_id) == (ENROLL, "r1")
-    [txn] = journal.txns
+    [txn] = journal.txns()
     assert (txn.business_key, txn.source, txn.status) == (p.business_key, "resend", "received")
-    assert journal.log[0].detail["actor"] == "li.si"
+    assert journal.logs()[0].detail["actor"] == "li.si"
     [row] = audit.rows
     assert row[:3] == ("li.si", "caseworker", "resend.employee.enroll")
     assert row[3] == masked_target(p.business_key) and p.id_number not in row[3]
@@ -72,16 +72,16 @@ async def test_a_resend_is_published_journaled_and_audited() -> None:
     (FakeCore(error=PartnerUnavailable("HTTP 503", partner="core")), "failed"),
 ])
 async def test_a_refused_resend_is_audited_then_raised(core: FakeCore, outcome: str) -> None:
-    audit = Audited()
+    audit = FakeAudit()
     svc, published, journal = resender(core, audit)
     with pytest.raises((BusinessRejected, PartnerUnavailable)):
         await svc.resend(ask(person()), WHO)
-    assert not published.sent and not journal.txns
+    assert not published.sent and not journal.txns()
     assert audit.rows[0][5] == outcome and "code" in audit.rows[0][4]
 
 
 async def test_a_broker_failure_is_audited_and_raised_as_it_is() -> None:
-    p, audit = person(), Audited()
+    p, audit = person(), FakeAudit()
     svc, published, _ = resender(FakeCore(p), audit)
     published.error = ConnectionError("broker gone")
     with pytest.raises(ConnectionError):
