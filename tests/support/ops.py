@@ -44,7 +44,7 @@ def bearer(role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {BY_ROLE[role]}"}
 
 
-def _url(path: Path) -> str:
+def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
@@ -53,7 +53,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Migrated once (alembic runs its own event loop: keep it off ours)."""
     path = tmp_path_factory.mktemp("ops") / "template.db"
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, _url(path)).result()
+        pool.submit(upgrade, sqlite_url(path)).result()
     return path
 
 
@@ -67,7 +67,7 @@ class Db:
 async def db(template_db: Path, tmp_path: Path) -> AsyncIterator[Db]:
     path = tmp_path / "hub.db"
     shutil.copy(template_db, path)
-    engine = make_engine(_url(path))
+    engine = make_engine(sqlite_url(path))
     try:
         yield Db(DeadLetterStore(engine), AuditLog(engine))
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,31 +19,18 @@ from contracts.returnfile import KINDS, ReturnFileName, synthetic_records
 from jobs.returnfiles import ReturnFileService
 from simulators.tax_ftp import TaxFtpSimulator, bad_line
 from storage.journal import make_engine
-from storage.migrate import upgrade
 from storage.returnfiles import ReturnFileStore
 from tests.support.fakes import FakeCore
+from tests.support.ops import sqlite_url
 
 pytestmark = pytest.mark.integration
-
-
-def _url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrated once (alembic runs its own event loop: keep it off the test's)."""
-    path = tmp_path_factory.mktemp("returnfiles") / "template.db"
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, _url(path)).result()
-    return path
 
 
 @pytest.fixture
 async def store(template_db: Path, tmp_path: Path) -> AsyncIterator[ReturnFileStore]:
     path = tmp_path / "hub.db"
     shutil.copy(template_db, path)
-    engine = make_engine(_url(path))
+    engine = make_engine(sqlite_url(path))
     try:
         yield ReturnFileStore(engine)
     finally:

@@ -7,8 +7,8 @@ and core ports.
 
 from __future__ import annotations
 
-import contextlib
 import asyncio
+import contextlib
 import dataclasses
 import json
 import random
@@ -703,7 +703,8 @@ async def test_feedback_accepted_syncs_core_with_the_requests_correlation(world:
 async def test_feedback_rejected_syncs_core_rejected(world: World) -> None:
     enroll = _enroll_msg()
     await world.run(ENROLL_ROUTE, enroll)
-    fb = _feedback_msg(partner_serial(enroll), "rejected", reason_code="T204", reason_text="单位不存在")
+    fb = _feedback_msg(partner_serial(enroll), "rejected", reason_code="T204",
+                       reason_text="单位不存在")
     assert (await world.run(FEEDBACK_ROUTE, fb))[0] == "ok"
     update = SyncStatusUpdate.model_validate(world.publisher.published[0].payload)
     assert (update.status, update.reason_code, update.reason_text) == \

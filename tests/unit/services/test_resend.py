@@ -10,8 +10,7 @@ import asyncio
 import random
 import shutil
 from collections.abc import AsyncIterator, Collection
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from services.resend_jobs import ResendJobs
 from services.resend_targets import ResendFilter, select_resend_targets
 from storage.deadletters import DeadLetterStore
 from storage.journal import Journal, TxnUpdate, make_engine
-from storage.migrate import upgrade
+from tests.support.fakes import FakeAudit, FakeCore, FakePublisher, FakeTax
 
 RNG = random.Random(20260601)
 
@@ -136,29 +135,10 @@ def test_resend_id_and_actor_are_required(resend_id: str, actor: str, field: str
 
 # ------------------------------------------------------------------ the stop route
 
-class FakeTax:
-    def __init__(self, answer: TaxAck | Exception | None = None) -> None:
-        self.answer = answer or TaxAck(accept_no="SL0001")
-        self.stops: list[tuple[EmployeeStop, str]] = []
-
-    async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str) -> TaxAck:
-        raise AssertionError("not used")
-
-    async def submit(self, operation: str, req: Any, *, serial: str) -> TaxAck:
-        assert operation == "EmployeeStop" and isinstance(req, EmployeeStop)
-        self.stops.append((req, serial))
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    async def aclose(self) -> None:
-        pass
-
-
 def _deps(tax: Any = None, core: Any = None, journal: Any = None,
           publisher: Any = None) -> Deps:
-    return Deps(settings=load_settings(env={}), tax=tax or FakeTax(), core=core,
-                idem=MemoryIdempotencyStore(), journal=journal, publisher=publisher,
+    return Deps(settings=load_settings(env={}), tax=tax or FakeTax(TaxAck(accept_no="SL0001")),
+                core=core, idem=MemoryIdempotencyStore(), journal=journal, publisher=publisher,
                 owner="w1", names=Names("t"))
 
 
@@ -177,7 +157,7 @@ def test_the_employee_lane_binds_the_stop_type() -> None:
 
 
 async def test_stop_to_tax_uses_a_serial_derived_from_the_resend_key() -> None:
-    tax = FakeTax()
+    tax = FakeTax(TaxAck(accept_no="SL0001"))
     msg = _stop_msg(attempt=2)
     out = await stop_to_tax(msg, _deps(tax))
     (req, serial), = tax.stops
@@ -218,55 +198,6 @@ async def test_stop_failed_tells_core(exc: Any, sync_status: str, txn_status: st
 
 
 # ------------------------------------------------------------------ the admin API
-
-class FakeCore:
-    def __init__(self, *persons: EmployeeEnrollment) -> None:
-        self.persons = {p.business_key: p for p in persons}
-        self.error: Exception | None = None
-        self.queries: list[str] = []
-
-    async def get_employee(self, id_number: str,
-                           unit_credit_code: str) -> EmployeeEnrollment | None:
-        self.queries.append(id_number)
-        if self.error:
-            raise self.error
-        return self.persons.get(f"{unit_credit_code}:{id_number}")
-
-    async def update_sync_status(self, *_: Any, **__: Any) -> None:
-        raise AssertionError("not used")
-
-    async def aclose(self) -> None:
-        pass
-
-
-@dataclass
-class FakePublisher:
-    sent: list[HubMessage] = field(default_factory=list)
-    error: Exception | None = None
-
-    async def publish(self, msg: HubMessage) -> None:
-        if self.error:
-            raise self.error
-        self.sent.append(msg)
-
-
-@dataclass
-class FakeAudit:
-    rows: list[tuple[str, str, str, str, dict[str, Any], str]] = field(default_factory=list)
-
-    async def record(self, actor: str, role: str, action: str, target: str,
-                     detail: dict[str, Any], outcome: str) -> int:
-        self.rows.append((actor, role, action, target, detail, outcome))
-        return len(self.rows)
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("resend") / "template.db"
-    with ThreadPoolExecutor(1) as pool:  # alembic runs its own event loop
-        pool.submit(upgrade, f"sqlite+aiosqlite:///{path}").result()
-    return path
-
 
 @dataclass
 class Api:

@@ -7,7 +7,6 @@ import contextlib
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +14,17 @@ import pytest
 from sqlalchemy import event, text
 
 from storage.journal import Journal, LogEntry, RequestRecord, TxnUpdate, make_engine
-from storage.migrate import upgrade
+from tests.support.ops import sqlite_url
 
 ID = "320102199005170017"
 PHONE = "13812345678"
-
-
-def _url(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrated once per module (alembic runs its own event loop: keep it off ours)."""
-    path = tmp_path_factory.mktemp("journal") / "template.db"
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(upgrade, _url(path)).result()
-    return path
 
 
 @pytest.fixture
 async def journal(template_db: Path, tmp_path: Path) -> AsyncIterator[Journal]:
     path = tmp_path / "hub.db"
     shutil.copy(template_db, path)
-    j = Journal(make_engine(_url(path)), flush_ms=10)
+    j = Journal(make_engine(sqlite_url(path)), flush_ms=10)
     await j.start()
     try:
         yield j
@@ -92,7 +78,7 @@ async def test_write_without_the_writer_task_commits_inline(template_db: Path,
                                                             tmp_path: Path) -> None:
     path = tmp_path / "inline.db"
     shutil.copy(template_db, path)
-    j = Journal(make_engine(_url(path)))
+    j = Journal(make_engine(sqlite_url(path)))
     try:
         await j.write(_log(1), _txn("c1", "submitted"))
         assert (await j.transaction("c1") or {})["status"] == "submitted"
@@ -255,7 +241,7 @@ async def test_log_detail_is_truncated(journal: Journal) -> None:
 async def test_stop_flushes_pending_writes(template_db: Path, tmp_path: Path) -> None:
     path = tmp_path / "stop.db"
     shutil.copy(template_db, path)
-    j = Journal(make_engine(_url(path)), flush_ms=1000)
+    j = Journal(make_engine(sqlite_url(path)), flush_ms=1000)
     await j.start()
     try:
         pending = asyncio.ensure_future(j.write(_txn("c1", "submitted")))
@@ -271,7 +257,7 @@ async def test_stop_during_a_flush_does_not_strand_writers(template_db: Path,
                                                            tmp_path: Path) -> None:
     path = tmp_path / "busy.db"
     shutil.copy(template_db, path)
-    j = Journal(make_engine(_url(path)), flush_ms=1)
+    j = Journal(make_engine(sqlite_url(path)), flush_ms=1)
     await j.start()
     lock = sqlite3.connect(path, isolation_level=None)
     pending: asyncio.Future[None] | None = None
