@@ -41,6 +41,7 @@ class StoreHealth:
         self.down_since: float | None = None
         self.outages = 0
         self.what = ""
+        self._probing = 0
 
     @property
     def is_up(self) -> bool:
@@ -74,22 +75,38 @@ class StoreHealth:
         """``fn()`` until it succeeds, backing off while the store is down.
 
         Raises ``StoreDown`` after ``give_up_s``; the caller then gives the delivery
-        back to the broker, the only path left that spends a delivery attempt.
+        back to the broker, the only path left that spends a delivery attempt. The
+        door stays shut only while some delivery is still probing: when the last
+        prober gives up or is cancelled (a shutdown), the door opens again and the
+        next delivery finds out for itself.
         """
-        delay, started = self.first_delay_s, time.monotonic()
-        while True:
-            try:
-                result = await fn()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not is_infrastructure(exc):
+        delay, started, failed = self.first_delay_s, time.monotonic(), False
+        try:
+            while True:
+                try:
+                    result = await fn()
+                except asyncio.CancelledError:
                     raise
-                self.down(what, exc)
-                if time.monotonic() - started + delay > self.give_up_s:
-                    raise StoreDown(f"{what} unreachable for {self.give_up_s:.0f} s") from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_delay_s)
-                continue
-            self.up()
-            return result
+                except Exception as exc:
+                    if not is_infrastructure(exc):
+                        raise
+                    if not failed:
+                        failed = True
+                        self._probing += 1
+                    self.down(what, exc)
+                    if time.monotonic() - started + delay > self.give_up_s:
+                        raise StoreDown(f"{what} unreachable for {self.give_up_s:.0f} s"
+                                        ) from exc
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.max_delay_s)
+                    continue
+                self.up()
+                return result
+        finally:
+            if failed:
+                self._probing -= 1
+                if self._probing == 0 and not self._up.is_set():
+                    log.warning("no delivery is waiting on %s any more; opening the door",
+                                self.what)
+                    self.down_since = None
+                    self._up.set()
