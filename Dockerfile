@@ -7,7 +7,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HUB_HTTP_PORT=8000 \
-    HUB_HTTP_HOST=0.0.0.0
+    HUB_HTTP_HOST=0.0.0.0 \
+    HUB_ENV=production
+# Production mode (also the default): `main.py run` refuses to start while a secret
+# still has its development default, and the dev admin tokens are not accepted. Set
+# every secret and HUB_ADMIN_TOKENS (docker-compose.yml shows which), or
+# HUB_ENV=development for a development container.
 
 WORKDIR /app
 

@@ -44,8 +44,10 @@ services:
 postgres:
 	@bash scripts/postgres.sh
 
+# run, simulate and demo are development hubs: HUB_ENV=development (dev admin tokens,
+# built-in development secrets). Anything else defaults to production (README).
 demo: venv services
-	$(PY) main.py demo
+	HUB_ENV=$${HUB_ENV:-development} $(PY) main.py demo
 
 # PostgreSQL too: the database-restart fault test and the PostgreSQL path run on it.
 test: venv services
@@ -73,10 +75,10 @@ lint: venv
 	exit $$rc
 
 run: venv services
-	$(PY) main.py run
+	HUB_ENV=$${HUB_ENV:-development} $(PY) main.py run
 
 simulate: venv
-	$(PY) main.py simulate
+	HUB_ENV=$${HUB_ENV:-development} $(PY) main.py simulate
 
 migrate: venv
 	$(PY) main.py migrate

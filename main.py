@@ -5,6 +5,11 @@
     python main.py demo           hub + simulators + a realistic scenario, then a summary
     python main.py replay PATH    send contract fixtures through a running hub, diff outputs
     python main.py migrate        alembic upgrade head
+
+HUB_ENV=development for a development hub (make run/simulate/demo set it): the
+default is production, where ``run`` and ``returnfiles`` refuse to start while a
+secret still has its development default (each one named), and the development
+admin tokens are not accepted.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import sys
 
 from adapters.core.client import CoreClient
 from bootstrap import build_hub, build_returnfiles
-from config.settings import ConfigError, HubSettings, load_settings
+from config.settings import ConfigError, HubSettings, load_settings, refuse_default_secrets
 from contracts.errors import HubError
 from contracts.masking import MaskingFilter
 from storage.journal import make_engine
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = load_settings()
+        if args.command in ("run", "returnfiles"):
+            refuse_default_secrets(settings)
     except ConfigError as exc:
         print(f"hub: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -101,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(settings.database_url)
     if args.command == "run":
         _fast_loop()
-        asyncio.run(serve(settings))
+        try:
+            asyncio.run(serve(settings))
+        except ConfigError as exc:  # build_hub's own checks (e.g. admin tokens)
+            print(f"hub: cannot start: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "returnfiles":
         return asyncio.run(poll_returnfiles_once(settings))

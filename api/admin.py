@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, Field
 
 from api.auth import Authenticator, Principal
 from api.deps import AdminRole, ApiState, Desk, Operator, Reader, State, bind
@@ -43,13 +44,42 @@ from storage.deadletters import (
     mask_headers,
 )
 
-__all__ = ["DeadLetterDetail", "DeadLetterOut", "DeadLetterPage", "GroupOut", "admin_router",
-           "masked_body", "router"]
+__all__ = ["MAX_ROW_ID", "DeadLetterDetail", "DeadLetterOut", "DeadLetterPage", "GroupOut",
+           "admin_router", "masked_body", "router"]
 
 BODY_TEXT_MAX: Final = 4000
 _ENVELOPE_IDS: Final = ("message_id", "correlation_id", "causation_id", "idempotency_key",
                         "entity_key", "type", "source", "target", "attempt", "created_at")
 _REFUSED_STATUS: Final = {"not_found": 404, "conflict": 409, "invalid": 422, "failed": 502}
+MAX_ROW_ID: Final = 2**63 - 1
+"""The largest id or offset SQL can hold (SQLite INTEGER, PostgreSQL BIGINT): a larger one
+is a 422 naming its field here, not an integer overflow (a 500) in the driver."""
+
+
+def _has_utc(value: datetime | None) -> datetime | None:
+    """A time the stores can compare in UTC; one at the calendar's edge has none."""
+    if value is not None and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range: it has no UTC equivalent") from None
+    return value
+
+
+RowId = Annotated[int, Path(le=MAX_ROW_ID, ge=-MAX_ROW_ID - 1,
+                            description="a dead letter's id")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ROW_ID)]
+Time = Annotated[datetime | None, AfterValidator(_has_utc)]
+
+
+def _ids_fit(ids: list[int] | None) -> None:
+    """Ids of a retry or archive body that SQL can hold: else a 422 naming each one."""
+    errors = [{"loc": ("body", "ids", i), "type": "less_than_equal" if n > 0 else
+               "greater_than_equal", "input": n,
+               "msg": f"Input should be between {-MAX_ROW_ID - 1} and {MAX_ROW_ID}"}
+              for i, n in enumerate(ids or ()) if not -MAX_ROW_ID - 1 <= n <= MAX_ROW_ID]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 # -- what operators see -------------------------------------------------------------------
@@ -153,10 +183,10 @@ async def list_dead_letters(
     partner: str | None = None, type: str | None = None,
     reason_code: str | None = None, status: Status | None = None,
     route: str | None = None,
-    since: Annotated[datetime | None, Query(description="dead_at >= since")] = None,
-    until: Annotated[datetime | None, Query(description="dead_at < until")] = None,
+    since: Annotated[Time, Query(description="dead_at >= since")] = None,
+    until: Annotated[Time, Query(description="dead_at < until")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DeadLetterPage:
     flt = DeadLetterFilter(partner=partner, type=type, reason_code=reason_code,
                            status=status, route=route, since=since, until=until)
@@ -176,7 +206,7 @@ async def dead_letter_groups(
 
 @router.get("/dead-letters/{id}", summary="One dead letter with its headers (masked)",
             responses={404: {"description": "no such dead letter"}})
-async def get_dead_letter(id: int, who: Reader, desk: Desk) -> DeadLetterDetail:
+async def get_dead_letter(id: RowId, who: Reader, desk: Desk) -> DeadLetterDetail:
     d = await desk.show(id, who)
     if d is None:
         raise HTTPException(404, f"no dead letter {id}")
@@ -186,10 +216,9 @@ async def get_dead_letter(id: int, who: Reader, desk: Desk) -> DeadLetterDetail:
 @router.get("/audit", summary="The audit log, newest first")
 async def get_audit(
     _who: Reader, audit: AuditLogDep, actor: str | None = None, action: str | None = None,
-    outcome: str | None = None, since: datetime | None = None,
-    until: datetime | None = None,
+    outcome: str | None = None, since: Time = None, until: Time = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AuditEntry]:
     return await audit.list(actor=actor, action=action, outcome=outcome, since=since,
                             until=until, limit=limit, offset=offset)
@@ -200,6 +229,7 @@ async def get_audit(
                          "idempotency key is forgotten first, so it is worked again even if "
                          "it was rejected for good.")
 async def retry(body: RetryRequest, who: Operator, desk: Desk) -> ActionResult:
+    _ids_fit(body.ids)
     return await desk.retry(body, who)
 
 
@@ -211,7 +241,7 @@ async def retry(body: RetryRequest, who: Operator, desk: Desk) -> ActionResult:
              responses={404: {"description": "no such dead letter"},
                         409: {"description": "not dead (already retried or archived)"},
                         422: {"description": "the patched message is not valid"}})
-async def edit_retry(id: int, body: EditRetryRequest, who: AdminRole,
+async def edit_retry(id: RowId, body: EditRetryRequest, who: AdminRole,
                      desk: Desk) -> EditRetryResult:
     try:
         return await desk.edit_retry(id, body, who)
@@ -221,6 +251,7 @@ async def edit_retry(id: int, body: EditRetryRequest, who: AdminRole,
 
 @router.post("/dead-letters/archive", summary="Archive dead letters: no retry is intended")
 async def archive(body: ArchiveRequest, who: Operator, desk: Desk) -> ActionResult:
+    _ids_fit(body.ids)
     return await desk.archive(body, who)
 
 

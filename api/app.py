@@ -2,6 +2,10 @@
 
 Routers are module-level (one per file in ``api/``); what their endpoints need
 comes from ``api.deps`` providers reading the one ``ApiState`` kept on the app.
+
+App-wide: a request FastAPI cannot parse is answered 422 with the fields and
+what is wrong with them (``loc``, ``msg``, ``type``), masked, never the submitted
+values (FastAPI's default echoes ``input``: ID numbers, names).
 """
 
 from __future__ import annotations
@@ -10,30 +14,63 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from api import admin, batches, channels, ingress, ops, queries, resend
 from api.auth import Authenticator, load_principals
 from api.deps import ApiState, install
+from config.settings import ConfigError
+from contracts.masking import mask_text
 from services.deps import Deps
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
 
-__all__ = ["build_app", "create_api", "hub_state"]
+__all__ = ["build_app", "create_api", "hub_state", "install_error_handlers",
+           "validation_errors"]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Check = Callable[[], Awaitable[dict[str, Any]]]
 
 
-def hub_state(deps: Deps, *,
-              health: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> ApiState:
+def hub_state(deps: Deps, *, health: Check | None = None,
+              readiness: Check | None = None) -> ApiState:
     """The hub's API state: audit and dead letters on the journal's database, admin tokens
-    from the settings (``api.auth.load_principals``)."""
+    from the settings (``api.auth.load_principals``: the dev tokens only when the hub is
+    explicitly in development mode). A bad ``admin_tokens`` is a ``ConfigError``."""
     engine, s = deps.journal.engine, deps.settings
     audit = AuditLog(engine)
-    auth = Authenticator(load_principals(s.admin_tokens.get_secret_value(),
-                                         http_host=s.http_host), audit)
-    return ApiState(deps=deps, audit=audit, dead_letters=DeadLetterStore(engine), auth=auth,
-                    health=health)
+    try:
+        principals = load_principals(s.admin_tokens.get_secret_value(),
+                                     development=s.env == "development", http_host=s.http_host)
+    except ValueError as exc:
+        raise ConfigError(f"setting admin_tokens (HUB_ADMIN_TOKENS): {exc}") from None
+    return ApiState(deps=deps, audit=audit, dead_letters=DeadLetterStore(engine),
+                    auth=Authenticator(principals, audit), health=health, readiness=readiness)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Where and what, without the submitted values: ``loc``, ``msg`` and ``type`` of each
+    error, masked (a message or a dict key may quote an ID number); ``input`` and
+    ``ctx`` (which carry the values) are dropped."""
+    out = []
+    for e in exc.errors():
+        loc = [mask_text(p) if isinstance(p, str) else p for p in e.get("loc", ())]
+        out.append({"loc": loc, "msg": mask_text(str(e.get("msg", ""))),
+                    "type": str(e.get("type", ""))})
+    return out
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    return JSONResponse(status_code=422, content={"detail": validation_errors(exc)})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """The app-wide 422 without echoed input (``validation_errors``)."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
 
 
 def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
@@ -42,6 +79,7 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     app = FastAPI(title="Nanjing medical-insurance integration hub", version="0.1.0",
                   lifespan=lifespan)
     install(app, state)
+    install_error_handlers(app)
     app.include_router(ingress.router)
     app.include_router(queries.router)
     if state.deps.applications is not None and state.deps.nonces is not None:
@@ -55,8 +93,9 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
 
 def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = None,
                on_stop: Callable[[], Awaitable[None]] | None = None,
-               health: Callable[[], Awaitable[dict[str, Any]]] | None = None) -> FastAPI:
-    """The hub's app; ``on_start``/``on_stop`` run in its lifespan."""
+               health: Check | None = None, readiness: Check | None = None) -> FastAPI:
+    """The hub's app; ``on_start``/``on_stop`` run in its lifespan; ``health`` answers
+    ``/health`` (liveness), ``readiness`` ``/health/ready`` (``api.ops``)."""
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if on_start:
@@ -67,4 +106,4 @@ def create_api(deps: Deps, *, on_start: Callable[[], Awaitable[None]] | None = N
             if on_stop:
                 await on_stop()
 
-    return build_app(hub_state(deps, health=health), lifespan=lifespan)
+    return build_app(hub_state(deps, health=health, readiness=readiness), lifespan=lifespan)

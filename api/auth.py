@@ -14,8 +14,10 @@ read; ``admin`` passes every check. A missing or unknown token is answered
 audit log with outcome ``forbidden``.
 
 Development only: ``DEV_TOKENS`` (``dev-admin``, ``dev-ops``, ...) are used by
-``load_principals`` when no tokens are configured *and* the API listens on a
-loopback address; anywhere else an unconfigured hub refuses every request.
+``load_principals`` when no tokens are configured *and* the hub is explicitly in
+development mode (``HUB_ENV=development``), whatever address it listens on; a
+production hub (the default) without tokens refuses every request, and refuses
+to start with a configured token that is one of the development tokens.
 """
 
 import hashlib
@@ -23,7 +25,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, NoReturn, get_args
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -102,13 +104,30 @@ def dev_principals() -> dict[str, Principal]:
     return {hash_token(t): Principal(u, r) for t, (u, r) in DEV_TOKENS.items()}
 
 
-def load_principals(value: str | None, *, http_host: str) -> dict[str, Principal]:
-    """Configured tokens; else dev tokens on a loopback-only API; else none (all 401)."""
+def load_principals(value: str | None, *, development: bool,
+                    http_host: str = "127.0.0.1") -> dict[str, Principal]:
+    """Configured tokens; else the dev tokens in development mode; else none (all 401).
+
+    ``development`` is the explicit mode (``HubSettings.env``), never inferred from the
+    bind address: ``http_host`` only decides how loudly the dev tokens are warned
+    about. Outside development a configured dev token raises ``ValueError``.
+    """
     if value and value.strip():
-        return principals_from_env(value)
-    if http_host in LOOPBACK:
-        log.warning("admin API: no HUB_ADMIN_TOKENS, using the development tokens "
-                    "(dev-admin, dev-ops, ...): for a loopback-only hub only")
+        principals = principals_from_env(value)
+        if not development:
+            dev = dev_principals()
+            if used := sorted(p.user for k, p in principals.items() if k in dev):
+                raise ValueError("a development token (dev-admin, dev-ops, ...) is configured "
+                                 f"for {', '.join(used)}: not outside development mode")
+        return principals
+    if development:
+        if http_host in LOOPBACK:
+            log.warning("admin API: development mode without HUB_ADMIN_TOKENS: the "
+                        "development tokens (dev-admin, dev-ops, ...) are accepted")
+        else:
+            log.warning("admin API: development mode without HUB_ADMIN_TOKENS on %s, not "
+                        "loopback: the development tokens (dev-admin, ...) are accepted "
+                        "from the network", http_host)
         return dev_principals()
     log.warning("admin API: no HUB_ADMIN_TOKENS configured; every admin request is refused")
     return {}
@@ -154,10 +173,16 @@ class Authenticator:
             raise HTTPException(401, "missing or invalid bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
         if who.role not in allowed:
-            await self._forbidden(request, who, sorted(allowed))
-            raise HTTPException(403, f"role {who.role} may not {request.method} "
-                                     f"{request.url.path}")
+            await self.forbid(request, who, allowed)
         return who
+
+    async def forbid(self, request: Request, who: Principal, allowed: Collection[str],
+                     what: str = "") -> NoReturn:
+        """403 for ``who`` (logged and audited as ``forbidden``): an endpoint open to every
+        reader refusing one part of it (e.g. unmasked values) to roles outside ``allowed``."""
+        await self._forbidden(request, who, sorted(allowed))
+        raise HTTPException(403, f"role {who.role} may not {what or request.method} "
+                                 f"{request.url.path}")
 
     async def _forbidden(self, request: Request, who: Principal, allowed: list[str]) -> None:
         log.warning("admin API: forbidden: %s (%s) %s %s; needs one of %s", who.user, who.role,

@@ -7,21 +7,37 @@
 
 The job is ``services.student_batches`` (run in this process, kept in memory,
 reports on disk). Role ``caseworker``; each finished job is audited.
+
+The body is never held whole: a ``Content-Length`` over the limit is a 413 before a
+byte is read, and the body is streamed into a spooled temp file (in memory up to
+``SPOOL_IN_MEMORY_BYTES``, then on disk) with a running count that stops reading at
+the limit (413). A file that cannot be read within the limits of
+``contracts.student_batch`` (XLSX unzipped size, compression ratio, members; rows)
+is a 422 naming the reason.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import tempfile
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import Caseworker, State
-from services.student_batches import FILENAME, MAX_UPLOAD_BYTES, BatchJobs
+from contracts.errors import ValidationFailed
+from services.student_batches import FILENAME, BatchJobs
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["admin: student batches"])
+
+SPOOL_IN_MEMORY_BYTES: Final = 1024 * 1024
+"""Of an upload kept in memory; the rest goes to a temp file on disk."""
+
+
+class _TooLarge(Exception):
+    pass
 
 
 async def _jobs(state: State) -> BatchJobs:
@@ -41,14 +57,39 @@ async def upload(op: Literal["enroll", "stop"], filename: str, request: Request,
                  principal: Caseworker, jobs: Jobs, state: State) -> JSONResponse:
     if not FILENAME.match(filename):
         return _refuse("filename", "must end in .xlsx or .csv, letters, digits, - _ . only", 422)
-    body = await request.body()
-    if len(body) > MAX_UPLOAD_BYTES:
-        return _refuse("body", f"{len(body)} bytes is over the {MAX_UPLOAD_BYTES} limit", 413)
-    if not body:
-        return _refuse("body", "empty file", 422)
-    job = await jobs.start(op, filename, body, getattr(principal, "user", "anonymous"),
-                           tax=state.deps.settings.partner("tax"), audit=state.audit)
+    limit = jobs.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            return _refuse("Content-Length", "must be a number of bytes", 400)
+        if int(declared) > limit:
+            return _refuse("body", f"{declared} bytes is over the {limit} limit", 413)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+        try:
+            size = await _receive(request, spool, limit)
+        except _TooLarge:
+            return _refuse("body", f"more than the {limit} bytes limit", 413)
+        if not size:
+            return _refuse("body", "empty file", 422)
+        spool.seek(0)
+        try:
+            job = await jobs.start(op, filename, spool, getattr(principal, "user", "anonymous"),
+                                   tax=state.deps.settings.partner("tax"), audit=state.audit)
+        except ValidationFailed as exc:
+            return _refuse("body", "; ".join(r for _, r in exc.errors), 422)
     return JSONResponse({"job_id": job.job_id, "state": job.state}, status_code=202)
+
+
+async def _receive(request: Request, spool: Any, limit: int) -> int:
+    """Stream the body into ``spool``; ``_TooLarge`` as soon as it passes ``limit`` (the rest
+    is not read)."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        spool.write(chunk)
+    return size
 
 
 @router.get("/admin/batches/{job_id}", summary="Progress and counts of a student batch")

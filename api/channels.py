@@ -10,9 +10,15 @@ the channel's own (401: signature, timestamp window, unused nonce, or API
 key), it is JSON (400), the envelope is right (422), the type is one of the
 channel's own (403), the payload meets its contract (422 naming
 ``payload.<field>``). The first five are this module's (the request itself);
-the rest, storing and publishing are ``services.applications``. Every refusal
-is journalled and nothing is stored or published. Errors are ``{"detail":
-{"code", "reason", "errors": [{"field", "reason"}]}}``.
+the rest, storing and publishing are ``services.applications``. Nothing refused is
+stored or published. A refusal before the channel is authenticated (404, 413, 415,
+401, or 503 when the nonce store cannot answer) is logged once a minute per caller
+and reason (``api.callers.refusals``) and never journaled, so an anonymous flood
+grows neither; a refusal of an authenticated channel is journaled. The signature
+covers the request's method and target, so a signed submission or status request
+cannot be pointed at another channel or application id. JSON nested deeper than
+``api.body.MAX_JSON_DEPTH`` is refused 422 naming ``body``. Errors are
+``{"detail": {"code", "reason", "errors": [{"field", "reason"}]}}``.
 
 An accepted application is answered 202; a repeat of a request already handed
 on 200 with the first application's id and status; a ``request_id`` reused
@@ -22,7 +28,6 @@ same ``request_id``).
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Final
 
@@ -38,10 +43,13 @@ from adapters.channels.auth import (
     ChannelAuthError,
     verify_request,
 )
+from api.body import BodyRefused, parse_json, read_body
+from api.callers import refusals, who_knocks
 from api.deps import Intake, State
 from config.settings import ChannelConfig
 from contracts.channels import APPLICATION_TYPES, ApplicationRequest
 from contracts.errors import TransientError, field_errors
+from contracts.signing import request_target
 from services.applications import Refused
 
 __all__ = ["ApplicationAccepted", "ApplicationView", "ErrorBody", "router"]
@@ -95,7 +103,9 @@ _AUTH_PARAMETERS: Final = [
     {"name": HEADER_NONCE, "in": "header", "required": False, "schema": {"type": "string"},
      "description": "hmac-sha256 channels: 16-64 of A-Z a-z 0-9 _ -, never reused"},
     {"name": HEADER_SIGNATURE, "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "hmac-sha256 channels: hex HMAC-SHA256 of timestamp\\nnonce\\nbody"},
+     "description": "hmac-sha256 channels: hex HMAC-SHA256 with the channel's secret over "
+                    "HUB-HMAC-SHA256\\nMETHOD\\ntarget\\nchannel\\ntimestamp\\nnonce\\n"
+                    "sha256(body) (contracts/signing.py)"},
     {"name": HEADER_API_KEY, "in": "header", "required": False, "schema": {"type": "string"},
      "description": "api-key channels: the channel's key"},
 ]
@@ -104,7 +114,8 @@ _ERRORS: Final[dict[int | str, dict[str, Any]]] = {
         (400, "not JSON"), (401, "not authenticated (the header is named)"),
         (403, "type not allowed for this channel"), (404, "unknown channel or application"),
         (409, "request_id reused for a different payload"), (413, "body too large"),
-        (415, "not application/json"), (422, "invalid envelope or payload (fields named)"),
+        (415, "not application/json"),
+        (422, "invalid envelope or payload (fields named), or JSON nested too deeply"),
         (503, "broker or store unavailable: retry with the same request_id"))}
 _TYPES_DOC: Final = "\n".join(
     f"- `{t.code}` {t.title} ({', '.join(t.channels)}) -> {t.operation}"
@@ -113,36 +124,40 @@ _TYPES_DOC: Final = "\n".join(
 router = APIRouter(tags=["channels (F1)"])
 
 
+class _Anonymous(Refused):
+    """A refusal before the channel is known to be who it claims: logged, not journaled."""
+
+
+def _anonymous(exc: Refused) -> _Anonymous:
+    return _Anonymous(exc.status, exc.code, exc.errors, app_id=exc.app_id)
+
+
 async def _read_body(request: Request, cap: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise Refused(400, "BAD_REQUEST", [("Content-Length", "must be a number")])
-        if int(declared) > cap:
-            raise Refused(413, "TOO_LARGE",
-                          [("body", f"{int(declared)} bytes is over the {cap}-byte limit")])
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise Refused(413, "TOO_LARGE", [("body", f"over the {cap}-byte limit")])
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_body(request, cap)
+    except BodyRefused as exc:
+        raise _Anonymous(exc.status, exc.code, [(exc.field, exc.reason)]) from None
 
 
 def _check_json_type(request: Request) -> None:
     media, _, params = request.headers.get("content-type", "").partition(";")
     if media.strip().lower() != "application/json":
-        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE",
-                      [("Content-Type", f"must be application/json, got "
-                                        f"{media.strip()[:60] or 'none'!r}")])
+        raise _Anonymous(415, "UNSUPPORTED_MEDIA_TYPE",
+                         [("Content-Type", f"must be application/json, got "
+                                           f"{media.strip()[:60] or 'none'!r}")])
     for param in params.split(";"):
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset" and \
                 value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE",
-                          [("Content-Type", "charset must be utf-8")])
+            raise _Anonymous(415, "UNSUPPORTED_MEDIA_TYPE",
+                             [("Content-Type", "charset must be utf-8")])
+
+
+def _config(intake: Intake, channel: str) -> ChannelConfig:
+    try:
+        return intake.config(channel)
+    except Refused as exc:  # an unknown channel: nobody to hold to account
+        raise _anonymous(exc) from None
 
 
 async def _authenticate(state: State, channel: str, cfg: ChannelConfig, request: Request,
@@ -152,24 +167,19 @@ async def _authenticate(state: State, channel: str, cfg: ChannelConfig, request:
         raise RuntimeError("no nonce store: this hub has no channel door")
     try:
         await verify_request(channel, cfg, request.headers, body, nonces,
+                             method=request.method, target=request_target(request.scope),
                              now=state.clock() if state.clock else None)
     except ChannelAuthError as exc:
-        raise Refused(exc.status, exc.code, exc.errors) from None
+        raise _Anonymous(exc.status, exc.code, exc.errors) from None
     except TransientError as exc:
-        raise Refused(503, "UNAVAILABLE", [(HEADER_NONCE, exc.reason)]) from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+        raise _Anonymous(503, "UNAVAILABLE", [(HEADER_NONCE, exc.reason)]) from None
 
 
 def _parse(body: bytes) -> ApplicationRequest:
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise Refused(400, "BAD_JSON", [("body", f"not valid JSON: {exc}"[:200])]) from None
-    if not isinstance(data, dict):
-        raise Refused(400, "BAD_JSON", [("body", "must be a JSON object")])
+        data = parse_json(body)
+    except BodyRefused as exc:
+        raise Refused(exc.status, exc.code, [(exc.field, exc.reason)]) from None
     try:
         return ApplicationRequest.model_validate(data)
     except ValidationError as exc:
@@ -178,7 +188,12 @@ def _parse(body: bytes) -> ApplicationRequest:
 
 async def _refused(exc: Refused, intake: Intake, channel: str,
                    request: Request) -> JSONResponse:
-    await intake.refused(exc, channel, request.method)
+    if isinstance(exc, _Anonymous):
+        field, reason = exc.errors[0] if exc.errors else ("request", exc.code)
+        refusals.refused("channels", f"{channel[:40]!r} {who_knocks(request)}", exc.status,
+                         field, reason)
+    else:
+        await intake.refused(exc, channel, request.method)
     return JSONResponse({"detail": exc.detail()}, status_code=exc.status)
 
 
@@ -195,7 +210,7 @@ async def _refused(exc: Refused, intake: Intake, channel: str,
                                 + _TYPES_DOC})
 async def submit(channel: str, request: Request, intake: Intake, state: State) -> JSONResponse:
     try:
-        cfg = intake.config(channel)
+        cfg = _config(intake, channel)
         body = await _read_body(request, state.deps.settings.max_body_bytes)
         _check_json_type(request)
         await _authenticate(state, channel, cfg, request, body)
@@ -214,7 +229,7 @@ async def submit(channel: str, request: Request, intake: Intake, state: State) -
 async def get_status(channel: str, application_id: str, request: Request, intake: Intake,
                      state: State) -> JSONResponse:
     try:
-        cfg = intake.config(channel)
+        cfg = _config(intake, channel)
         body = await _read_body(request, state.deps.settings.max_body_bytes)
         await _authenticate(state, channel, cfg, request, body)
         row = await intake.find(channel, application_id)

@@ -48,7 +48,8 @@ class ApiState:
     """What the endpoints of one app share.
 
     ``auth`` defaults to an authenticator that knows nobody (every admin request
-    is 401). ``requeue`` defaults to ``deps.publisher.requeue``. ``today`` and
+    is 401). ``requeue`` defaults to ``deps.publisher.requeue``. ``health`` answers
+    ``/health`` (liveness), ``readiness`` ``/health/ready``. ``today`` and
     ``clock`` (the Beijing date for age rules, unix time for signature windows)
     are for tests; by default the real ones.
     """
@@ -59,6 +60,9 @@ class ApiState:
     auth: Authenticator = field(default_factory=lambda: Authenticator({}, None))
     requeue: Requeue | None = None
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    readiness: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    """Each dependency the hub needs to do work -> reachable (``Hub.readiness``);
+    ``/health/ready`` answers 503 when one is not."""
     today: Callable[[], date] | None = None
     clock: Callable[[], float] | None = None
     resend_jobs: ResendJobs = field(default_factory=ResendJobs)

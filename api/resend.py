@@ -4,7 +4,8 @@
     POST /admin/resend/record         单位/灵活/居民信息税务补发: one record (H1103) -> 202
     POST /admin/resend/employee/bulk  records of a subject picked from the transactions
                                       table (``subject``: employee, unit, flexible,
-                                      resident) -> 202 + job
+                                      resident) -> 202 + job; records another running
+                                      job holds are left to it (``in_other_job``)
     GET  /admin/resend/jobs/{job_id}  a bulk job's progress: total, done, failed, pending
 
 Every endpoint needs role ``caseworker``; the principal names the actor. The
@@ -23,9 +24,10 @@ from fastapi.responses import JSONResponse
 from api.deps import Caseworker, ResendService, State
 from contracts.employee import ResendRequest
 from contracts.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
+from contracts.messages import partner_serial
 from contracts.resend import RecordResendRequest
 from services.audit import Actor
-from services.resend_jobs import BulkResendRequest, Busy, ResendJobs
+from services.resend_jobs import BulkResendRequest, Busy, ClaimsUnavailable, ResendJobs
 from services.resender import ANONYMOUS, AnyResend, Resender, error_detail
 
 __all__ = ["router"]
@@ -53,7 +55,7 @@ async def _answer(resender: Resender, body: AnyResend, actor: Actor) -> JSONResp
         return JSONResponse({"detail": error_detail(exc)}, status_code=_status_for(exc))
     msg = out.message
     return JSONResponse({"resend_id": out.resend_id, "correlation_id": msg.correlation_id,
-                         "serial": msg.message_id, "type": msg.type}, status_code=202)
+                         "serial": partner_serial(msg), "type": msg.type}, status_code=202)
 
 
 @router.post("/admin/resend/employee", status_code=202,
@@ -76,10 +78,15 @@ async def resend_bulk(body: BulkResendRequest, principal: Caseworker, resender: 
                       jobs: Jobs, state: State) -> JSONResponse:
     try:
         job = await jobs.start(body, principal or ANONYMOUS, resender=resender,
-                               engine=state.deps.journal.engine)
+                               engine=state.deps.journal.engine,
+                               claims=state.deps.resend_claims)
     except Busy as exc:
         return JSONResponse({"detail": {"code": "BUSY", "reason": str(exc)}}, status_code=429)
-    return JSONResponse({"job_id": job.job_id, "total": job.total, "state": job.state},
+    except ClaimsUnavailable as exc:
+        return JSONResponse({"detail": {"code": "UNAVAILABLE", "reason": str(exc)}},
+                            status_code=503)
+    return JSONResponse({"job_id": job.job_id, "total": job.total,
+                         "in_other_job": job.in_other_job, "state": job.state},
                         status_code=202)
 
 

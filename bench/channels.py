@@ -139,12 +139,14 @@ async def run(rates: list[int], seconds: float) -> int:
             core_state, store=CoreStore.seed(2, 4, rng_seed=1))))
         tax = await stack.enter_async_context(serve_app(tax_app(
             tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+            callback_secret=settings.partners["tax"].secret.get_secret_value(),
             feedback_delay_s=ANSWER_S)))
         channels = await stack.enter_async_context(serve_app(channels_app(
             settings.channels, channel_state, inbox)))
         toml = tmp / "hub.toml"
         toml.write_text(_toml(core, tax, channels, list(settings.channels)), encoding="utf-8")
-        env = {**os.environ, "HUB_SETTINGS_FILE": str(toml), "HUB_NAMESPACE": ns,
+        env = {**os.environ, "HUB_ENV": "development",  # simulators, development secrets
+               "HUB_SETTINGS_FILE": str(toml), "HUB_NAMESPACE": ns,
                "HUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/hub.db",
                "HUB_HTTP_PORT": str(hub_port), "HUB_CALLBACK_BASE": hub_url}
         log = (tmp / "hub.log").open("wb")

@@ -1,4 +1,4 @@
-"""The hub process's lifecycle: start, stop, broker watchdog, health.
+"""The hub process's lifecycle: start, stop, broker watchdog, liveness and readiness.
 
 Built by ``bootstrap.wiring.build_hub`` with everything it owns; it opens no
 connection until ``start`` and builds no object besides the broker client
@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from sqlalchemy import text
 
 from broker.dlq import attach_dlq_archiver
 from broker.rabbit import RabbitPublisher, attach_routes, make_broker
@@ -26,12 +27,23 @@ from kernel.runtime import Route
 from services.deps import Deps
 from storage.deadletters import DeadLetterStore
 
-__all__ = ["Hub"]
+__all__ = ["READY_TIMEOUT_S", "Hub", "within"]
 
 log = logging.getLogger("hub")
 
 Attachment = Callable[[Any], None]
 """Something more to wire on every new broker client (the channel AMQP door)."""
+
+READY_TIMEOUT_S = 2.0
+"""How long each readiness check may take: a dependency slower than that is not ready."""
+
+
+async def within(check: Awaitable[Any], timeout_s: float) -> bool:
+    """``check`` answered truthy within ``timeout_s``; a failure or a timeout is ``False``."""
+    try:
+        return bool(await asyncio.wait_for(check, timeout_s))
+    except Exception:
+        return False
 
 
 @dataclass
@@ -155,3 +167,22 @@ class Hub:
             redis_ok = False
         ok = broker_ok and redis_ok
         return {"status": "ok" if ok else "degraded", "broker": broker_ok, "redis": redis_ok}
+
+    async def readiness(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, bool]:
+        """Can this hub do its work: the broker (a live, not lost, client that answers a
+        ping), Redis (PING) and the database (``SELECT 1``), checked side by side, each
+        within ``timeout_s``. ``/health/ready`` answers 503 unless all are ``True``."""
+        broker, redis, database = await asyncio.gather(
+            within(self._broker_ready(timeout_s), timeout_s),
+            within(self.redis.ping(), timeout_s),
+            within(self._database_ready(), timeout_s))
+        return {"broker": broker, "redis": redis, "database": database}
+
+    async def _broker_ready(self, timeout_s: float) -> bool:
+        broker = self._broker
+        return broker is not None and not self._lost and bool(await broker.ping(timeout=timeout_s))
+
+    async def _database_ready(self) -> bool:
+        async with self.deps.journal.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True

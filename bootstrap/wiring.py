@@ -26,13 +26,14 @@ from bootstrap.hub import Hub
 from broker.channel_inbound import attach_channel_inbound
 from broker.rabbit import RabbitPublisher
 from broker.topology import Names
-from config.settings import HubSettings
+from config.settings import HubSettings, refuse_default_secrets
 from jobs.returnfiles import ReturnFileService
 from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.lanes import ROUTES
 from services.deps import Deps
+from services.resend_claims import RedisResendClaims
 from storage.applications import ApplicationStore
 from storage.journal import Journal, make_engine
 from storage.returnfiles import ReturnFileStore
@@ -41,7 +42,13 @@ __all__ = ["ROUTES", "build_hub", "build_returnfiles"]
 
 
 def build_hub(settings: HubSettings) -> Hub:
-    """Wire objects; no connection is opened until ``Hub.start``."""
+    """Wire objects; no connection is opened until ``Hub.start``.
+
+    Raises ``ConfigError`` for a hub not explicitly in development mode whose secrets
+    still hold their development defaults (``refuse_default_secrets``), or whose admin
+    tokens are bad or the development ones (``api.app.hub_state``).
+    """
+    refuse_default_secrets(settings)
     # Connect and command timeouts: a Redis that stops answering fails a call in seconds
     # (the runtime then backs off) rather than hanging a handler.
     redis = Redis(connection_pool=BlockingConnectionPool.from_url(
@@ -72,6 +79,7 @@ def build_hub(settings: HubSettings) -> Hub:
         channels=ChannelClient(settings.channels),
         nonces=RedisNonceStore(redis, prefix=f"{settings.namespace}:nonce:"),
         tax_files=tax_ftp,
+        resend_claims=RedisResendClaims(redis, prefix=f"{settings.namespace}:resend:claim:"),
     )
 
     def channel_door(broker: Any) -> None:
@@ -80,7 +88,8 @@ def build_hub(settings: HubSettings) -> Hub:
 
     hub = Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis, publisher=publisher,
               names=names, attachments=(channel_door,), returnfiles=returnfiles)
-    api = hub.api = create_api(deps, on_start=hub.start, on_stop=hub.stop, health=hub.health)
+    api = hub.api = create_api(deps, on_start=hub.start, on_stop=hub.stop, health=hub.health,
+                               readiness=hub.readiness)
     return hub
 
 

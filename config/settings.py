@@ -10,6 +10,10 @@ each positive and within RabbitMQ's TTL limit, strictly increasing), the log lev
 by protocol, the ``core_url``/``tax_url`` shortcuts, ``callback_base``, channel
 callback URLs), and that the in-flight lock outlasts the longest in-process try of
 every partner policy (``_lock_covers``).
+
+Checked at start, not at load: a hub not explicitly in development mode
+(``env``, ``HUB_ENV``; production is the default) refuses to start while any
+secret still has its development default (``refuse_default_secrets``).
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from contracts.channels import CHANNEL_NAMES
+from contracts.channels import CHANNEL_NAMES, CollectionPeriods
 from retry.policy import RetryPolicy
 
 __all__ = ["ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
-           "ReturnFileSettings", "load_settings"]
+           "ReturnFileSettings", "default_secrets", "env_name", "load_settings",
+           "refuse_default_secrets"]
 
 Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
 
@@ -81,6 +86,10 @@ class PartnerConfig(BaseModel):
     endpoint: str = Field(min_length=1)
     credentials_ref: str | None = Field(
         default=None, description="name of the env var / secret holding credentials")
+    secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC key the partner signs its calls to the hub "
+        "with (contracts/signing.py; HUB_PARTNERS__<NAME>__SECRET); empty: the development "
+        "default of core and tax (_default_partners), else every call is refused")
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     policies: dict[str, RetryPolicy] = Field(default_factory=dict)
 
@@ -97,8 +106,9 @@ class PartnerConfig(BaseModel):
 class ChannelConfig(BaseModel):
     """A citizen channel (F1): how it authenticates, where its results go, what it may submit.
 
-    ``auth`` ``hmac-sha256``: the channel signs ``timestamp + "\\n" + nonce + "\\n" +
-    body`` with ``secret``; ``api-key``: it sends ``secret`` as ``X-Api-Key``. An
+    ``auth`` ``hmac-sha256``: the channel signs the canonical request
+    (``contracts.signing``) with ``secret``; ``api-key``: it sends ``secret`` as
+    ``X-Api-Key``. An
     empty ``types`` means every type the channel has in ``contracts.channels``.
     """
 
@@ -148,9 +158,9 @@ def _default_channels() -> dict[str, ChannelConfig]:
 def _default_partners() -> dict[str, PartnerConfig]:
     return {
         "core": PartnerConfig(protocol="http-json", endpoint="http://127.0.0.1:8101",
-                              timeout_s=5.0),
+                              timeout_s=5.0, secret=SecretStr("dev-core-secret")),
         "tax": PartnerConfig(protocol="soap", endpoint="http://127.0.0.1:8102/tax/ws",
-                             timeout_s=5.0),
+                             timeout_s=5.0, secret=SecretStr("dev-tax-secret")),
     }
 
 
@@ -187,12 +197,23 @@ class HubSettings(BaseSettings):
     breaker_open_s: float = Field(default=5.0, gt=0, description="wait before a probe")
     log_flush_ms: int = Field(default=20, ge=1, le=5000)
     log_level: str = "WARNING"
+    env: Literal["development", "production"] = Field(
+        default="production", description="HUB_ENV. ``development`` only by explicit choice "
+        "(make run/simulate/demo, the test harness): the dev admin tokens and the built-in "
+        "development secrets are accepted only then; a production hub refuses to start "
+        "with any secret still at its development default (``default_secrets``)")
     admin_tokens: SecretStr = Field(
         default=SecretStr(""), description="admin API tokens, token:user:role,... "
-        "(api/auth.py); unset: dev tokens on a loopback-only hub, else none")
+        "(api/auth.py); unset: the dev tokens in development mode, else none")
     partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
     returnfiles: ReturnFileSettings = Field(default_factory=ReturnFileSettings)
+    resident_collection: CollectionPeriods = Field(
+        default_factory=CollectionPeriods,
+        description="城乡居民集中征缴期 (contracts.channels.CollectionPeriods): inside it a "
+        "resident enrolls for next year. Default 09-01..12-31 of the year before (the seed "
+        "names the period, not its dates; see contracts/CHANNEL_RULES.md); "
+        "[resident_collection.years] \"2027\" = [first, last] for a year's own notice")
     sim_channels_port: int = Field(default=8103, ge=1, le=65535)
     settings_file: str = "config/hub.toml"
 
@@ -208,6 +229,16 @@ class HubSettings(BaseSettings):
         if list(v) != sorted(set(v)):
             raise ValueError("must be strictly increasing")
         return v
+
+    @field_validator("partners")
+    @classmethod
+    def _partner_secrets(cls, v: dict[str, PartnerConfig]) -> dict[str, PartnerConfig]:
+        """A partner configured without a secret gets its development default, if it has one
+        (``_default_partners``: ``dev-core-secret``, ``dev-tax-secret``)."""
+        defaults = _default_partners()
+        return {name: p if p.secret.get_secret_value() or name not in defaults
+                else p.model_copy(update={"secret": defaults[name].secret})
+                for name, p in v.items()}
 
     @field_validator("log_level")
     @classmethod
@@ -338,3 +369,89 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Hub
         if env is not os.environ:
             os.environ.clear()
             os.environ.update(saved)
+
+
+# -- development defaults of secrets ------------------------------------------------------
+
+def env_name(setting: str) -> str:
+    """The environment variable of a dotted setting: ``channels.hrss.secret`` ->
+    ``HUB_CHANNELS__HRSS__SECRET``."""
+    return "HUB_" + setting.replace(".", "__").upper()
+
+
+def _field_default(field: Any) -> Any:
+    if field.is_required():
+        return None
+    try:
+        return field.get_default(call_default_factory=True)
+    except TypeError:  # a factory that needs the other fields: no fixed default
+        return None
+
+
+def _collect_defaults(value: Any, known: set[str]) -> None:
+    """Every non-empty ``SecretStr`` in ``value`` and in its models' field defaults."""
+    if isinstance(value, SecretStr):
+        if value.get_secret_value():
+            known.add(value.get_secret_value())
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            _collect_defaults(_field_default(field), known)
+            _collect_defaults(getattr(value, name, None), known)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_defaults(item, known)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_defaults(item, known)
+
+
+def _find_defaults(value: Any, path: str, known: set[str], found: list[str]) -> None:
+    if isinstance(value, SecretStr):
+        if value.get_secret_value() in known:
+            found.append(path)
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            _collect_defaults(_field_default(field), known)  # e.g. a partner not in defaults
+            _find_defaults(getattr(value, name, None), f"{path}.{name}" if path else name,
+                           known, found)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _find_defaults(item, f"{path}.{key}", known, found)
+
+
+def default_secrets(settings: HubSettings) -> list[str]:
+    """Each secret setting still holding a development default, by dotted name.
+
+    Generic over every ``SecretStr`` in the settings (channel secrets, the FTP
+    password, partner secrets, whatever is added later): the known development
+    values are every non-empty secret among the settings' defaults, field defaults
+    and default collections (``_default_channels``, ``_default_partners``) alike;
+    a secret whose value is one of them is listed, wherever it was set (a settings
+    file copying ``dev-hrss-secret`` counts). An empty secret gives nothing away and
+    is not listed (no admin tokens means no admin access).
+    """
+    known: set[str] = set()
+    for field in type(settings).model_fields.values():
+        _collect_defaults(_field_default(field), known)
+    found: list[str] = []
+    _find_defaults(settings, "", known, found)
+    return found
+
+
+def refuse_default_secrets(settings: HubSettings) -> None:
+    """Raise ``ConfigError`` naming each secret at its development default, unless the hub
+    is explicitly in development mode (``env="development"``, ``HUB_ENV=development``).
+
+    Called where a hub starts (``main.py run``, ``bootstrap.wiring.build_hub``), not at
+    load: a production hub never runs with a secret anyone can read in this repository.
+    """
+    if settings.env == "development":
+        return
+    found = default_secrets(settings)
+    if found:
+        raise ConfigError(
+            f"HUB_ENV is {settings.env!r} (not development) and these secrets still have "
+            "their development defaults:\n  "
+            + "\n  ".join(f"setting {name} ({env_name(name)})" for name in found)
+            + "\nset each one (environment or settings file), or HUB_ENV=development for "
+            "a development hub")

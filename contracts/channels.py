@@ -41,15 +41,19 @@ Choices worth knowing:
   (终止参保): the seed's transfer looks up the *employee* and the unit, and a
   relation that moves out of Nanjing ends the contribution here; the
   receiving region enrolls the person itself (national transfer platform).
-* ``veteran_enroll`` (退役军人参保登记) ends in ``FlexibleEnroll``: a veteran
-  without an employer joins 职工医保 as an individual (灵活就业) contributor.
+* ``veteran_enroll`` (退役军人参保登记) ends in ``ResidentEnroll`` with 中途参保标志
+  ``1`` 退役军人 (seed, 城乡居民参保登记: 中途参保标志 退役军人, covered from the day
+  of enrollment to 31 December): an uninsured veteran joins 城乡居民 mid-year.
 * ``graduate_stop_batch`` (大学生毕业停保) is one application of up to 1000
   persons; each becomes one ``ResidentSuspend``.
 * ``employee_suspend`` ends in ``EmployeeStop`` with reason ``01`` (暂停参保).
-* ``start_month`` and ``insure_year`` are business decisions of the pipeline
-  (退休一件事: next month when the person already paid this month; 出生一件事:
-  next year when a 准新生儿 paid this year's fee): ``to_tax_payload`` takes them
-  as arguments and defaults to the current month / year.
+* ``start_month``, ``insure_year`` and the 中途参保 start are business decisions of
+  the pipeline (``routes.channel_rules``; 退休一件事: next month after a normal 职工医保
+  contribution this month; 出生一件事: next year when the 准新生儿 of this mother and
+  胎次 paid this year's fee; 城乡居民参保登记: next year inside the 集中征缴期
+  ``CollectionPeriods``, this year from the day of enrollment with a 中途参保标志):
+  ``to_tax_payload`` takes them as arguments and defaults to the current month /
+  year. The readings of the seed: ``contracts/CHANNEL_RULES.md``.
 
 Pure: pydantic, the contracts package and ``contracts.errors``; no I/O.
 """
@@ -97,14 +101,17 @@ __all__ = [
     "EMPLOYMENT_FORMS",
     "HOUSEHOLD_KINDS",
     "MAX_BATCH_PERSONS",
+    "MIDYEAR_FLAGS",
     "REQUEST_ID_PATTERN",
     "RESIDENT_TYPES",
+    "RESIDENT_YEAR_TYPES",
     "SUBSIDY_TYPES",
     "TAX_OPERATION",
     "AppType",
     "ApplicationPayload",
     "ApplicationRequest",
     "BirthNewbornEnroll",
+    "CollectionPeriods",
     "EmployeeEnroll",
     "EmployeeSuspend",
     "EmploymentEmployeeEnroll",
@@ -124,6 +131,7 @@ __all__ = [
     "UnitMaintain",
     "VeteranEnroll",
     "entity_of",
+    "midyear_flag_of",
     "payload_json",
     "temp_id_for",
     "to_tax_payload",
@@ -161,14 +169,81 @@ EMPLOYMENT_FORMS: Final[dict[str, str]] = {"1": "全日制", "2": "非全日制"
                                            "9": "其他"}
 """用工形式 of 失业代缴医疗参保登记 (required by the seed)."""
 
+MIDYEAR_FLAGS: Final[dict[str, str]] = {"1": "退役军人", "2": "职工中断缴费90天内",
+                                        "3": "刑满释放", "4": "毕业后大学生"}
+"""中途参保标志 of 城乡居民参保登记 (seed: optional, one of these four; the codes are the
+hub's, carried to tax as ``midyear_flag``): covered from the day of enrollment to 31
+December of the insurance year."""
+
+RESIDENT_YEAR_TYPES: Final = frozenset({"resident_enroll", "student_enroll", "veteran_enroll"})
+"""Applications ending in 城乡居民参保登记 whose insurance year follows the 集中征缴期."""
+
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _MONTH = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])$")
 _COMMUNITY = re.compile(r"^32\d{10}$")
 _DIVISION = re.compile(r"^\d{6}$")
 _CODE = re.compile(r"^[0-9A-Za-z_]{1,20}$")
 _SCHOOL_CODE = re.compile(r"^\d{5}$|^\d{10}$")
+_MONTH_DAY = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 
 
+class CollectionPeriods(BaseModel):
+    """城乡居民集中征缴期: the days residents enroll (and pay) for the coming insurance year.
+
+    The seed names the period (集中征缴期: 次年1月1日至12月31日; otherwise 当年) but not
+    its dates, which the bureau announces each year. ``default_start`` and
+    ``default_end`` (``MM-DD``) place it in the year before the insurance year
+    (default 09-01 to 12-31); an end earlier in the calendar than the start runs into
+    the insurance year itself (e.g. 09-01 to 02-28). ``years`` gives an insurance year
+    its own first and last day (a notice that moves or extends the period).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_start: str = Field(default="09-01", description="MM-DD, in the year before")
+    default_end: str = Field(default="12-31", description="MM-DD; before default_start = "
+                                                          "in the insurance year")
+    years: dict[int, tuple[date, date]] = Field(
+        default_factory=dict, description="insurance year -> first and last day")
+
+    @field_validator("default_start", "default_end")
+    @classmethod
+    def _month_day(cls, v: str) -> str:
+        if not _MONTH_DAY.match(v):
+            raise ValueError(f"{v!r} must be MM-DD")
+        try:
+            date(2001, int(v[:2]), int(v[3:]))  # not a leap year: no 02-29, every year has it
+        except ValueError:
+            raise ValueError(f"{v!r} is not a day of every year") from None
+        return v
+
+    @model_validator(mode="after")
+    def _windows(self) -> CollectionPeriods:
+        for year, (first, last) in sorted(self.years.items()):
+            if first > last:
+                raise ValueError(f"years.{year}: {first} is after {last}")
+            if not date(year - 1, 1, 1) <= first or last > date(year, 12, 31):
+                raise ValueError(f"years.{year}: the period must lie in {year - 1} or {year}")
+            for a, b in ((year - 1, year), (year, year + 1)):
+                if self.window(a)[1] >= self.window(b)[0]:
+                    raise ValueError(f"years.{year}: the periods of {a} and {b} overlap")
+        return self
+
+    def window(self, insure_year: int) -> tuple[date, date]:
+        """First and last day of the 集中征缴期 for ``insure_year``."""
+        if insure_year in self.years:
+            return self.years[insure_year]
+        start = date(insure_year - 1, int(self.default_start[:2]), int(self.default_start[3:]))
+        end_year = insure_year - 1 if self.default_end >= self.default_start else insure_year
+        return start, date(end_year, int(self.default_end[:2]), int(self.default_end[3:]))
+
+    def collecting_for(self, day: date) -> int | None:
+        """The insurance year whose 集中征缴期 ``day`` falls in, or None outside them all."""
+        for year in (day.year, day.year + 1):
+            first, last = self.window(year)
+            if first <= day <= last:
+                return year
+        return None
 
 def temp_id_for(mother_id_number: str, birth_order: int) -> str:
     """准新生儿临时证件号: ``"Z"`` + the mother's 18-character ID + the birth order (1-9).
@@ -311,6 +386,7 @@ class _Household(ApplicationPayload):
     """Where a resident lives and is registered; the community must be a Nanjing one."""
 
     ALLOWED_HOUSEHOLD_KINDS: ClassVar[tuple[str, ...]] = tuple(HOUSEHOLD_KINDS)
+    HOUSEHOLD_HINT: ClassVar[str] = ""
 
     household_kind: Literal["1", "2", "3"] = Field(
         description="户籍性质: 1 本市户籍, 2 外市迁入户籍, 3 非本市户籍")
@@ -327,7 +403,8 @@ class _Household(ApplicationPayload):
         if v not in cls.ALLOWED_HOUSEHOLD_KINDS:
             allowed = ", ".join(f"{k} {HOUSEHOLD_KINDS[k]}"
                                 for k in cls.ALLOWED_HOUSEHOLD_KINDS)
-            raise ValueError(f"this application needs 户籍性质 {allowed}")
+            raise ValueError(f"this application needs 户籍性质 {allowed}, got {v} "
+                             f"{HOUSEHOLD_KINDS.get(v, '?')}{cls.HOUSEHOLD_HINT}")
         return v
 
     @field_validator("moved_in_date")
@@ -385,6 +462,10 @@ class _Resident(_Household, _Person):
     def _subsidy(cls, v: str, info: ValidationInfo) -> str:
         return _check_subsidy(v, info.data.get("resident_type"))
 
+    def midyear(self) -> str | None:
+        """中途参保标志 of this enrollment (``MIDYEAR_FLAGS``), None for a regular one."""
+        return None
+
 
 class ResidentEnroll(_Resident):
     """居民参保登记 (my_nanjing, online_hall): residents two years and older."""
@@ -392,6 +473,14 @@ class ResidentEnroll(_Resident):
     AGE_RANGE = (2, None)
     AGE_HINT = "; a child under two enrolls as a newborn (newborn_enroll)"
     ALLOWED_RESIDENT_TYPES = ("11", "12", "13", "15")
+
+    midyear_flag: Literal["1", "2", "3", "4"] | None = Field(
+        default=None, description="中途参保标志 (optional): 1 退役军人, 2 职工中断缴费90天内, "
+                                  "3 刑满释放, 4 毕业后大学生; covered from the day of "
+                                  "enrollment to 31 December of this year")
+
+    def midyear(self) -> str | None:
+        return self.midyear_flag
 
 
 class StudentEnroll(_Resident):
@@ -453,9 +542,19 @@ class NewbornEnroll(_Resident):
 
 
 class BirthNewbornEnroll(NewbornEnroll):
-    """出生一件事 新生儿参保登记 (gov_office): newborns with a Nanjing household (本市户籍)."""
+    """出生一件事 新生儿参保登记 (gov_office): newborns with a Nanjing household (本市户籍).
+
+    ``birth_order`` (胎次) is required: with the mother's ID it names the 准新生儿
+    record whose payment this year moves the enrollment to next year.
+    """
 
     ALLOWED_HOUSEHOLD_KINDS = ("1",)
+    HOUSEHOLD_HINT = ("; 出生一件事 is for newborns of 本市户籍 (seed), others apply for "
+                      "新生儿参保登记")
+
+    birth_order: int = Field(
+        ge=1, le=9, description="胎次 (1-9, required): which of the mother's children; "
+                                "the 准新生儿 record tax is asked about")
 
 
 class PreNewbornEnroll(_Household):
@@ -626,8 +725,14 @@ class RetirementFlexibleEnroll(FlexibleEnroll):
     """退休一件事 灵活参保登记 (gov_office); the pipeline picks this or next month to start."""
 
 
-class VeteranEnroll(FlexibleEnroll):
-    """退役军人参保登记 (gov_office 退役军人一件事, hrss): enrolled as a flexible contributor."""
+class VeteranEnroll(_Resident):
+    """退役军人参保登记 (gov_office 退役军人一件事, hrss): an uninsured veteran joins 城乡居民
+    mid-year (``ResidentEnroll`` with 中途参保标志 1 退役军人, covered from the day of
+    enrollment to 31 December)."""
+
+    AGE_RANGE = (16, None)
+    AGE_HINT = "; a veteran is of working age"
+    ALLOWED_RESIDENT_TYPES = ("11", "12")
 
     discharge_date: date = Field(description="退役日期")
     veteran_cert_no: str | None = Field(default=None, min_length=1, max_length=40,
@@ -637,6 +742,9 @@ class VeteranEnroll(FlexibleEnroll):
     @classmethod
     def _discharged(cls, v: date, info: ValidationInfo) -> date:
         return _not_future(v, info)
+
+    def midyear(self) -> str | None:
+        return "1"  # 退役军人
 
 
 class UnitMaintain(_Unit):
@@ -722,9 +830,10 @@ _MN, _GO, _OH, _HR = CHANNEL_NAMES
 
 APPLICATION_TYPES: Final[dict[str, AppType]] = {t.code: t for t in (
     AppType("newborn_enroll", "新生儿参保登记", (_MN,), NewbornEnroll, "NewbornEnroll"),
-    AppType("resident_enroll", "居民参保登记", (_MN, _OH), ResidentEnroll, "ResidentEnroll"),
+    AppType("resident_enroll", "居民参保登记", (_MN, _OH), ResidentEnroll, "ResidentEnroll",
+            "insure year: next inside the 集中征缴期, else this; 中途参保标志 optional"),
     AppType("student_enroll", "学生参保登记", (_MN, _OH), StudentEnroll, "ResidentEnroll",
-            "人员类别 13"),
+            "人员类别 13; insure year: next inside the 集中征缴期, else this"),
     AppType("pre_newborn_enroll", "准新生儿参保登记", (_MN,), PreNewbornEnroll,
             "PreNewbornEnroll"),
     AppType("resident_maintain", "城乡居民参保维护", (_MN,), ResidentMaintain, "ResidentUpdate"),
@@ -737,10 +846,11 @@ APPLICATION_TYPES: Final[dict[str, AppType]] = {t.code: t for t in (
     AppType("retirement_flexible_enroll", "退休一件事-灵活参保登记", (_GO,),
             RetirementFlexibleEnroll, "FlexibleEnroll",
             "start month: next month if already paid this month, else this month"),
-    AppType("veteran_enroll", "退役军人参保登记", (_GO, _HR), VeteranEnroll, "FlexibleEnroll",
-            "gov_office: 退役军人一件事"),
+    AppType("veteran_enroll", "退役军人参保登记", (_GO, _HR), VeteranEnroll, "ResidentEnroll",
+            "gov_office: 退役军人一件事; 中途参保标志 1 退役军人, from the day of enrollment"),
     AppType("birth_newborn_enroll", "出生一件事-新生儿参保登记", (_GO,), BirthNewbornEnroll,
-            "NewbornEnroll", "insure year: next year if a 准新生儿 paid this year, else this"),
+            "NewbornEnroll", "本市户籍; insure year: next year if the 准新生儿 (mother, 胎次) "
+            "paid this year, else this"),
     AppType("unit_maintain", "单位信息维护", (_OH,), UnitMaintain, "UnitUpdate"),
     AppType("employee_enroll", "职工参保登记", (_OH, _HR), EmployeeEnroll, "EmployeeEnroll"),
     AppType("flexible_enroll", "灵活参保登记", (_OH, _HR), FlexibleEnroll, "FlexibleEnroll"),
@@ -834,11 +944,18 @@ def entity_of(app_type: str, payload: ApplicationPayload) -> tuple[str, str] | N
     return ("psn", id_number) if isinstance(id_number, str) else None
 
 
+def midyear_flag_of(payload: ApplicationPayload) -> str | None:
+    """中途参保标志 of an application ending in 城乡居民参保登记, None for any other."""
+    return payload.midyear() if isinstance(payload, _Resident) else None
+
+
 @dataclass(frozen=True)
 class _Ctx:
     today: date
     start_month: str
     insure_year: str
+    midyear_flag: str | None = None
+    insure_start_date: date | None = None
 
 
 Builder = Callable[[Any, _Ctx], list[tuple[str, dict[str, Any]]]]
@@ -867,6 +984,9 @@ def _resident(p: Any, c: _Ctx) -> list[tuple[str, dict[str, Any]]]:
         "subsidy_type": p.subsidy_type, "insure_year": c.insure_year}
     if isinstance(p, NewbornEnroll):
         return [_tax("NewbornEnroll", data | {"mother_id_number": p.mother_id_number})]
+    if c.midyear_flag is not None:
+        data |= {"midyear_flag": c.midyear_flag,
+                 "insure_start_date": c.insure_start_date or c.today}
     return [_tax("ResidentEnroll", data)]
 
 
@@ -944,40 +1064,54 @@ _BUILDERS: Final[dict[str, Builder]] = {
     "pre_newborn_enroll": _pre_newborn, "resident_maintain": _resident_maintain,
     "transfer_out": _employee_stop("02"), "graduate_stop_batch": _graduates,
     "employment_employee_enroll": _employee_enroll, "employee_enroll": _employee_enroll,
-    "retirement_flexible_enroll": _flexible, "veteran_enroll": _flexible,
+    "retirement_flexible_enroll": _flexible, "veteran_enroll": _resident,
     "flexible_enroll": _flexible, "unit_maintain": _unit_maintain,
     "employee_suspend": _employee_stop("01"), "person_update": _person_update,
     "retire": _retire, "unemployed_enroll": _unemployed,
 }
 
 
+def _iso_day(name: str, value: date | str | None) -> date | None:
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed([(name, "must be an ISO date yyyy-mm-dd")]) from None
+
+
 def to_tax_payload(app_type: str, payload: ApplicationPayload | Mapping[str, Any], *,
                    start_month: str | None = None, insure_year: str | None = None,
+                   midyear_flag: str | None = None,
+                   insure_start_date: date | str | None = None,
                    today: date | str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The tax catalogue operation(s) and canonical payload(s) an application ends in.
 
     ``payload`` is the validated model or its JSON (as carried by the
     ``channel.application`` message; validated again here). ``start_month``
-    (yyyyMM) and ``insure_year`` (yyyy) are the pipeline's business decisions;
-    without them: the payload's own ``start_month``, else the current month,
-    and the current year. ``today`` (a date or ISO ``yyyy-mm-dd``) dates those
-    defaults and the age rules. Each result is valid for ``model_for(operation)``.
+    (yyyyMM), ``insure_year`` (yyyy), ``midyear_flag`` and ``insure_start_date``
+    (a 中途参保's first day) are the pipeline's business decisions
+    (``routes.channel_rules``); without them: the payload's own ``start_month``,
+    else the current month; the current year; the payload's own 中途参保标志
+    (``midyear_flag_of``) from ``today``. ``today`` (a date or ISO ``yyyy-mm-dd``)
+    dates those defaults and the age rules. Each result is valid for
+    ``model_for(operation)``.
     """
-    if isinstance(today, str):
-        try:
-            today = date.fromisoformat(today)
-        except ValueError:
-            raise ValidationFailed([("today", "must be an ISO date yyyy-mm-dd")]) from None
-    today = today or today_beijing()
+    today = _iso_day("today", today) or today_beijing()
+    begins = _iso_day("insure_start_date", insure_start_date)
     model = (payload if isinstance(payload, ApplicationPayload)
              else validate_payload(app_type, payload, today=today))
     if start_month is not None and not _MONTH.match(start_month):
         raise ValidationFailed([("start_month", "must be yyyyMM")])
     if insure_year is not None and not re.fullmatch(r"(19|20)\d{2}", insure_year):
         raise ValidationFailed([("insure_year", "must be yyyy")])
+    if midyear_flag is not None and midyear_flag not in MIDYEAR_FLAGS:
+        raise ValidationFailed([("midyear_flag", f"must be one of {', '.join(MIDYEAR_FLAGS)}")])
     own_month = getattr(model, "start_month", None)
+    flag = midyear_flag or midyear_flag_of(model)
     ctx = _Ctx(today=today, start_month=start_month or own_month or f"{today:%Y%m}",
-               insure_year=insure_year or f"{today:%Y}")
+               insure_year=insure_year or f"{today:%Y}", midyear_flag=flag,
+               insure_start_date=begins if flag else None)
     try:
         build = _BUILDERS[app_type]
     except KeyError:

@@ -26,6 +26,8 @@ __all__ = [
     "HEADER_IDEMPOTENCY",
     "HEADER_SOURCE",
     "HEADER_TARGET",
+    "ID_MAX_LENGTH",
+    "SERIAL_MAX_LENGTH",
     "HubMessage",
     "canonical_json",
     "entity_key",
@@ -41,6 +43,14 @@ HEADER_TARGET = "x-target"
 HEADER_ENTITY = "x-entity"
 HEADER_HISTORY = "x-failures"
 HEADER_FIRST_SEEN = "x-first-seen"
+
+ID_MAX_LENGTH = 64
+"""Message and correlation ids: the hub's own (32 hex) and what partners correlate on."""
+SERIAL_MAX_LENGTH = 80
+"""A partner's 业务流水号 (``ywlsh``, tax.xsd ``Serial``: 1-80 of ``A-Za-z0-9_.:-``). It
+travels as the causation id of what tax pushes, is logged as the message id of what tax
+asks core, and keys ``partner_requests``: the codec (``adapters.tax.soap``), this envelope
+and those columns (``storage.models``, alembic 0006) all take this many characters."""
 
 
 def entity_key(kind: str, natural_key: str) -> str:
@@ -74,12 +84,12 @@ class HubMessage(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    message_id: str = Field(default_factory=new_id, min_length=1, max_length=64)
+    message_id: str = Field(default_factory=new_id, min_length=1, max_length=ID_MAX_LENGTH)
     type: str = Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$", max_length=80)
     source: str = Field(min_length=1, max_length=40)
     target: str = Field(min_length=1, max_length=40)
-    correlation_id: str = Field(min_length=1, max_length=64)
-    causation_id: str | None = Field(default=None, max_length=64)
+    correlation_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    causation_id: str | None = Field(default=None, max_length=SERIAL_MAX_LENGTH)
     idempotency_key: str = Field(min_length=1, max_length=200)
     entity_key: str = Field(default="", max_length=120)
     attempt: int = Field(default=0, ge=0)

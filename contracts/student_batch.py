@@ -38,8 +38,14 @@ __all__ = [
     "ENROLL_COLUMNS",
     "HEADER_ALIASES",
     "MAX_CHUNK_ROWS",
+    "MAX_FILE_COLUMNS",
+    "MAX_FILE_ROWS",
+    "MAX_XLSX_MEMBERS",
+    "MAX_XLSX_RATIO",
+    "MAX_XLSX_UNZIPPED_BYTES",
     "STOP_COLUMNS",
     "STOP_REASONS",
+    "XLSX_RATIO_GRACE_BYTES",
     "BatchOp",
     "HeaderMap",
     "RowError",
@@ -58,6 +64,27 @@ BatchOp = Literal["enroll", "stop"]
 RowStatus = Literal["success", "failure", "difficulty"]
 MAX_CHUNK_ROWS: Final = 1000
 """Rows per chunk the tax schema accepts (``student_batch.xsd``)."""
+
+# What a university's file may be: limits a reader checks before (XLSX archive) and while
+# (rows, columns) it reads, so a zip bomb or a million-row sheet costs neither memory nor
+# minutes. Module constants, not settings: they describe the file format agreed with the
+# universities, and the largest intake of a Nanjing university is well inside them.
+MAX_FILE_ROWS: Final = 50_000
+"""Rows of a file, the header and blank rows included (a sheet row number past this is
+refused: openpyxl would otherwise pad a stray cell at row 1,048,576 with a million rows)."""
+MAX_FILE_COLUMNS: Final = 100
+"""Columns read of each row; cells further right are not read (the templates have 12)."""
+MAX_XLSX_UNZIPPED_BYTES: Final = 100 * 1024 * 1024
+"""The sum of an XLSX archive's members' declared sizes (zip ``file_size``). A full
+50,000-row file is about 50 MB unzipped; zipfile never inflates a member past its
+declared size (it fails the CRC instead), so this bounds what openpyxl can read."""
+MAX_XLSX_RATIO: Final = 100
+"""Unzipped : zipped size of one member, checked above ``XLSX_RATIO_GRACE_BYTES`` (the
+defaults of Apache POI's ZipSecureFile: a min inflate ratio of 0.01 after 100 KiB)."""
+XLSX_RATIO_GRACE_BYTES: Final = 100 * 1024
+MAX_XLSX_MEMBERS: Final = 1_000
+"""Members of the archive (an XLSX has a dozen or two): bounds the zip directory that
+zipfile reads into memory before anything else."""
 
 
 ENROLL_COLUMNS: Final[dict[str, str]] = {

@@ -139,6 +139,9 @@ FIELDS: Final[dict[str, WireField]] = {f.attr: f for f in (
     _f("mother_id_number", "mqzjhm", "mom_certno", "母亲证件号码", "id"),
     _f("birth_order", "tc", "birth_ord", "胎次", "int"),
     _f("confirm_no", "sfqrh", "idet_cfm_no", "身份确认号", "text", 40),
+    _f("midyear_flag", "ztcbbz", "midw_insu_flag", "中途参保标志", "code", 1,
+       ("1", "2", "3", "4")),
+    _f("insure_start_date", "cbksrq", "insu_begn_date", "参保开始日期", "date"),
     # collection and payment
     _f("bill_no", "jfdjh", "pay_bill_no", "缴费单据号", "text", 40),
     _f("whole_unit", "zyd", "whole_emp_flag", "征一单标志", "code", 1, ("0", "1")),
@@ -307,7 +310,11 @@ OPS: Final[tuple[Op, ...]] = (
     _op("FlexiblePaymentNotice", "灵活就业缴费通知单", "flexible", "submit",
         "id_number name period_start period_end amount", infno="H2207"),
     # ---- F2 residents
-    _op("ResidentEnroll", "城乡居民参保登记", "resident", "submit", _RESIDENT, infno="H2301"),
+    _op("ResidentEnroll", "城乡居民参保登记", "resident", "submit",
+        _RESIDENT + " ?midyear_flag ?insure_start_date", infno="H2301",
+        doc="insure_year: next year inside the 集中征缴期, else this year; midyear_flag "
+            "(中途参保标志) 1 退役军人, 2 职工中断缴费90天内, 3 刑满释放, 4 毕业后大学生: "
+            "covered from insure_start_date (the day of enrollment) to 31 Dec of insure_year"),
     _op("ResidentUpdate", "城乡居民信息修改", "resident", "submit",
         "id_number name ?phone ?residence_address ?community ?subsidy_type change_date",
         infno="H2302"),
@@ -375,7 +382,9 @@ OPS: Final[tuple[Op, ...]] = (
         reply="unit_credit_code period_start paid_amount arrival_date"),
     _op("QueryPaymentInfo", "单位/职工缴费信息查询", "query", "query",
         "?unit_credit_code ?id_number period_start period_end",
-        reply="unit_credit_code id_number period_start paid_amount status"),
+        reply="unit_credit_code id_number period_start paid_amount status insutype",
+        doc="one record per month and 险种; status 1 正常 (paid), 2 欠缴, 3 作废/已退; "
+            "退休一件事 counts only a paid 310 (职工基本医疗保险) record of the month"),
     _op("QueryUnpaid", "未缴费信息查询", "query", "query", "?unit_credit_code ?id_number",
         reply="unit_credit_code id_number period_start amount"),
     _op("QueryResidentEnrollment", "居民参保登记查询", "query", "query", "id_number",
@@ -390,8 +399,9 @@ OPS: Final[tuple[Op, ...]] = (
         reply="community valid"),
     _op("QueryPreNewbornPayment", "准新生儿参保缴费查询", "query", "query",
         "mother_id_number birth_order insure_year",
-        reply="mother_id_number birth_order insure_year paid_amount",
-        doc="出生一件事: was the 准新生儿 enrollment paid this year"),
+        reply="mother_id_number birth_order insure_year paid_amount status",
+        doc="出生一件事: the 准新生儿 enrollment of (mother, 胎次) in insure_year, if any; "
+            "status 1 paid (paid_amount > 0), 0 enrolled but unpaid"),
     # ---- F4 tax asks core through the hub
     _op("CoreQueryUnitEnrollment", "单位参保登记查询(税务查核心)", "query", "core_query",
         "unit_credit_code", reply="unit_credit_code unit_name admdvs start_month status",
@@ -538,6 +548,12 @@ class TaxPayload(BaseModel):
             check_stop_date(d["stop_date"])
         if d.get("transfer_mode") == "2" and not d.get("id_numbers"):
             raise ValueError("id_numbers is required for transfer_mode 2 (batch)")
+        flag, begins = d.get("midyear_flag"), d.get("insure_start_date")
+        if (flag is None) != (begins is None):
+            raise ValueError("midyear_flag (中途参保标志) and insure_start_date go together")
+        if begins is not None and d.get("insure_year") not in (None, str(begins.year)):
+            raise ValueError(f"insure_start_date {begins} is not in insure_year "
+                             f"{d.get('insure_year')} (a 中途参保 ends on 31 Dec of that year)")
         return self
 
 

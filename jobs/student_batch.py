@@ -29,6 +29,7 @@ import csv
 import hashlib
 import io
 import logging
+import struct
 import time
 import zipfile
 from collections.abc import Callable, Generator, Sequence
@@ -52,7 +53,13 @@ from contracts.errors import BusinessRejected, HubError, TransientError, Validat
 from contracts.student_batch import (
     DIFFICULTY_TYPES,
     MAX_CHUNK_ROWS,
+    MAX_FILE_COLUMNS,
+    MAX_FILE_ROWS,
+    MAX_XLSX_MEMBERS,
+    MAX_XLSX_RATIO,
+    MAX_XLSX_UNZIPPED_BYTES,
     STOP_REASONS,
+    XLSX_RATIO_GRACE_BYTES,
     BatchOp,
     HeaderMap,
     RowError,
@@ -72,6 +79,8 @@ __all__ = [
     "SendStats",
     "ValidatedFile",
     "batch_id_for",
+    "check_readable",
+    "check_xlsx_archive",
     "read_and_validate",
     "read_table",
     "run_batch",
@@ -120,13 +129,68 @@ def _csv_rows(raw: bytes) -> _Rows:
     delimiter = "\t" if "\t" in first and "," not in first else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        yield from enumerate(reader, start=1)
+        for row_no, cells in enumerate(reader, start=1):
+            yield row_no, cells[:MAX_FILE_COLUMNS]
     except csv.Error as exc:
         raise _file_error(f"CSV 格式错误（第{reader.line_num}行）：{exc}") from None
 
 
+_EOCD: Final = b"PK\x05\x06"
+_EOCD_SIZE: Final = 22
+_MAX_DIRECTORY_BYTES: Final = MAX_XLSX_MEMBERS * 1024
+
+
+def _zip_directory(path: Path) -> tuple[int, int]:
+    """(members, bytes) of the zip central directory, from its end record: read before
+    zipfile, which loads the whole directory into memory."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, io.SEEK_END)
+        tail_len = min(size, _EOCD_SIZE + 0xFFFF)  # the record, then a comment of <= 64 KiB
+        fh.seek(size - tail_len)
+        tail = fh.read(tail_len)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < _EOCD_SIZE:
+        raise _file_error("不是可读取的 XLSX 文件：没有 ZIP 目录")
+    members, directory = struct.unpack_from("<HI", tail, at + 10)
+    return int(members), int(directory)
+
+
+def check_xlsx_archive(path: Path) -> None:
+    """Refuse an XLSX whose archive is larger inside than a student file can be: too many
+    members, more than ``MAX_XLSX_UNZIPPED_BYTES`` unzipped, or a member inflating more
+    than ``MAX_XLSX_RATIO`` times (a zip bomb). Only the zip directory is read."""
+    members, directory = _zip_directory(path)
+    # ZIP64 marks its counts 0xFFFF / 0xFFFFFFFF here: both are over these limits.
+    if members > MAX_XLSX_MEMBERS or directory > _MAX_DIRECTORY_BYTES:
+        raise _file_error(f"XLSX 含 {members} 个压缩成员（目录 {directory} 字节），"
+                          f"超过 {MAX_XLSX_MEMBERS} 个的上限")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise _file_error(f"不是可读取的 XLSX 文件：{type(exc).__name__}: {exc}") from None
+    if len(infos) > MAX_XLSX_MEMBERS:
+        raise _file_error(f"XLSX 含 {len(infos)} 个压缩成员，超过 {MAX_XLSX_MEMBERS} 个的上限")
+    unzipped = sum(i.file_size for i in infos)
+    if unzipped > MAX_XLSX_UNZIPPED_BYTES:
+        raise _file_error(f"XLSX 解压后共 {unzipped} 字节，超过 {MAX_XLSX_UNZIPPED_BYTES} "
+                          "字节的上限")
+    for i in infos:
+        if i.file_size > XLSX_RATIO_GRACE_BYTES and \
+                i.file_size > MAX_XLSX_RATIO * max(i.compress_size, 1):
+            ratio = i.file_size // max(i.compress_size, 1)
+            raise _file_error(f"XLSX 成员 {i.filename[:80]} 的压缩比 {ratio}:1 超过 "
+                              f"{MAX_XLSX_RATIO}:1 的上限（疑似压缩炸弹）")
+
+
 def _xlsx_rows(path: Path) -> _Rows:
-    """Stream the first sheet; the workbook is closed however the iteration ends."""
+    """Stream the first sheet; the workbook is closed however the iteration ends.
+
+    The archive is checked first (``check_xlsx_archive``); rows are read up to one past
+    ``MAX_FILE_ROWS`` (so a longer sheet is seen and refused) and ``MAX_FILE_COLUMNS``
+    wide, without the empty cells at the end of a row.
+    """
+    check_xlsx_archive(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError,
@@ -135,15 +199,33 @@ def _xlsx_rows(path: Path) -> _Rows:
     try:
         ws = wb.worksheets[0]
         ws.reset_dimensions()  # some writers store a wrong dimension; read every cell
-        yield from enumerate(ws.iter_rows(values_only=True), start=1)
+        rows = ws.iter_rows(max_row=MAX_FILE_ROWS + 1, max_col=MAX_FILE_COLUMNS,
+                            values_only=True)
+        for row_no, cells in enumerate(rows, start=1):
+            end = len(cells)
+            while end and cells[end - 1] is None:
+                end -= 1
+            yield row_no, cells[:end]
     except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError) as exc:
         raise _file_error(f"XLSX 内容损坏：{type(exc).__name__}: {exc}") from None
     finally:
         wb.close()
 
 
+def _limited(rows: _Rows) -> _Rows:
+    """The rows, refusing the file at the first row number past ``MAX_FILE_ROWS``."""
+    for row_no, cells in rows:
+        if row_no > MAX_FILE_ROWS:
+            raise _file_error(f"文件超过 {MAX_FILE_ROWS} 行的上限（含表头和空行）")
+        yield row_no, cells
+
+
 def read_table(path: Path, raw: bytes | None = None) -> _Rows:
-    """(row number, cells) of every row, header included; the format follows the name/magic."""
+    """(row number, cells) of every row, header included; the format follows the name/magic.
+
+    Files past the limits of ``contracts.student_batch`` (rows, XLSX archive) raise
+    ``ValidationFailed`` naming the file; at most ``MAX_FILE_COLUMNS`` cells of a row.
+    """
     suffix = path.suffix.lower()
     if suffix == ".xls":
         raise _file_error("不支持旧版 .xls，请另存为 .xlsx 或 .csv")
@@ -154,8 +236,19 @@ def read_table(path: Path, raw: bytes | None = None) -> _Rows:
             raise _file_error(f"无法读取文件：{exc}") from None
     if suffix in (".xlsx", ".xlsm") or (suffix not in (".csv", ".txt")
                                         and raw.startswith(b"PK\x03\x04")):
-        return _xlsx_rows(path)
-    return _csv_rows(raw)
+        return _limited(_xlsx_rows(path))
+    return _limited(_csv_rows(raw))
+
+
+def check_readable(path: Path) -> int:
+    """Read ``path`` through without validating it: its number of rows (header and blank
+    rows included), or ``ValidationFailed`` naming the file when it cannot be read or is
+    past a limit. What an upload is refused for before a job starts."""
+    rows = 0
+    with contextlib.closing(read_table(path)) as table:
+        for rows, _ in table:  # noqa: B007  (the last row number is the count)
+            pass
+    return rows
 
 
 @dataclass

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ ORDER_WAIT_MS = 300
 HEADER_REASON = "x-dead-reason"
 HEADER_REASON_CODE = "x-dead-code"
 HEADER_ROUTE = "x-route"
+MAX_ATTEMPT = 1_000
+"""A ceiling for ``x-attempt``: a tampered huge count is clamped (it fits every integer
+column and exhausts every policy, whose ``max_attempts`` is at most 100)."""
+MAX_HISTORY_CHARS = 16_000
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,30}\s*")
 
 
 @dataclass(frozen=True)
@@ -115,10 +121,33 @@ def parse_envelope(body: bytes, max_bytes: int) -> HubMessage:
         raise ValidationFailed.of(exc, prefix="envelope.") from None
 
 
-def _age_s(headers: dict[str, Any], msg: HubMessage) -> float:
+def _aware(at: datetime) -> datetime:
+    """A time with a zone; a naive one (a tampered header or envelope) is taken as UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _first_seen(headers: dict[str, Any]) -> datetime | None:
+    """The ``x-first-seen`` header as an aware time, or None when absent or unreadable."""
     first = headers.get(HEADER_FIRST_SEEN)
-    start = datetime.fromisoformat(first) if isinstance(first, str) else msg.created_at
-    return (datetime.now(UTC) - start).total_seconds()
+    if isinstance(first, bytes):
+        first = first.decode("utf-8", "replace")
+    if isinstance(first, datetime):
+        return _aware(first)
+    if not isinstance(first, str) or len(first) > 64:
+        return None
+    try:
+        return _aware(datetime.fromisoformat(first))
+    except ValueError:
+        return None
+
+
+def _age_s(headers: dict[str, Any], msg: HubMessage) -> float:
+    """Seconds since the message was first seen; total: a garbled header counts as absent."""
+    start = _first_seen(headers) or _aware(msg.created_at)
+    try:
+        return (datetime.now(UTC) - start).total_seconds()
+    except OverflowError:  # a start at the edge of the calendar: as old as can be
+        return float("inf")
 
 
 async def _call(route: Route, msg: HubMessage, deps: KernelDeps, policy: RetryPolicy) -> Outcome:
@@ -239,11 +268,18 @@ async def _done(route: Route, msg: HubMessage, deps: KernelDeps, d: Delivery) ->
 
 
 def _attempt(headers: dict[str, Any], default: int) -> int:
-    """The attempt count from the header; a garbled header falls back to the body's."""
-    try:
-        return max(0, int(headers.get(HEADER_ATTEMPT, default) or 0))
-    except (TypeError, ValueError):
-        return default
+    """The attempt count from the header, clamped to ``0..MAX_ATTEMPT``; a garbled header
+    (not a number, ``inf``, ``nan``, a bool) falls back to the body's count."""
+    raw = headers.get(HEADER_ATTEMPT, default)
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if isinstance(raw, str):
+        raw = int(raw) if _INTEGER.fullmatch(raw) else default
+    elif isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # finite and whole: inf and nan are neither
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raw = default
+    return min(MAX_ATTEMPT, max(0, raw))
 
 
 async def _unreadable(route: Route, d: Delivery, deps: KernelDeps, exc: ValidationFailed) -> str:
@@ -326,7 +362,7 @@ async def _permanent(route: Route, msg: HubMessage, d: Delivery, deps: KernelDep
         await _publish(deps, told.outputs)
     else:
         await _steady(deps, "broker", lambda: deps.publisher.park(
-            msg.to_body(), deps.names.queue(route.name), _dead_headers(d, route, exc)))
+            msg.to_body(), deps.names.queue(route.name), _dead_headers(d, route, exc, attempt)))
     entries: list[Any] = [_log(msg, route, "rejected" if told else "dead", attempt, t0,
                                exc.to_dict())]
     entries.append(told.txn if told and told.txn else _txn(msg, "dead", exc, attempt))
@@ -346,7 +382,8 @@ async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: KernelDep
         told = await _tell(route, msg, exc, deps)
         if told and told.outputs:
             await _publish(deps, told.outputs)
-        headers = _dead_headers(d, route, exc) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
+        headers = _dead_headers(d, route, exc, attempt) | {HEADER_ATTEMPT: attempt,
+                                                          HEADER_HISTORY: history}
         bumped = msg.model_copy(update={"attempt": attempt})
         await _steady(deps, "broker", lambda: deps.publisher.park(
             bumped.to_body(), deps.names.queue(route.name), headers))
@@ -358,7 +395,8 @@ async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: KernelDep
         return "dead"
     delay = tier_for(delay_for(attempt, policy), deps.settings.delay_tiers_ms)
     headers = dict(d.headers) | {HEADER_ATTEMPT: attempt, HEADER_HISTORY: history}
-    headers.setdefault(HEADER_FIRST_SEEN, msg.created_at.isoformat())
+    if _first_seen(d.headers) is None:  # absent or unreadable: start the clock now
+        headers[HEADER_FIRST_SEEN] = msg.created_at.isoformat()
     later = msg.model_copy(update={"attempt": attempt})
     await _steady(deps, "broker", lambda: deps.publisher.delay(
         later, deps.names.queue(route.name), delay, headers))
@@ -380,15 +418,41 @@ async def _publish(deps: KernelDeps, outputs: tuple[HubMessage, ...]) -> None:
 
 def _history(headers: dict[str, Any], exc: HubError, attempt: int) -> str:
     """The last few failures, newest last, as a compact JSON string header."""
-    try:
-        past = json.loads(headers.get(HEADER_HISTORY) or "[]")
-    except (TypeError, ValueError):
-        past = []
+    past = _past_failures(headers.get(HEADER_HISTORY))
     past.append({"attempt": attempt, "code": exc.code, "reason": exc.reason[:200],
                  "at": datetime.now(UTC).isoformat(timespec="seconds")})
     return json.dumps(past[-5:], ensure_ascii=False)
 
 
-def _dead_headers(d: Delivery, route: Route, exc: HubError) -> dict[str, Any]:
-    return dict(d.headers) | {HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
-                              HEADER_ROUTE: route.name}
+def _past_failures(raw: Any) -> list[Any]:
+    """The ``x-failures`` header as a list of failures; anything else (not JSON, a JSON
+    object or number, too long or too deep) counts as no history."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str) or len(raw) > MAX_HISTORY_CHARS:
+        return []
+    try:
+        past = json.loads(raw)
+    except (ValueError, RecursionError):
+        return []
+    return [p for p in past if isinstance(p, dict)] if isinstance(past, list) else []
+
+
+def _dead_headers(d: Delivery, route: Route, exc: HubError, attempt: int) -> dict[str, Any]:
+    """The delivery's headers with the parking reason. Retry headers it carries are
+    written back clean or dropped: a tampered ``x-attempt``, ``x-first-seen`` or
+    ``x-failures`` must not reach the archive."""
+    out = dict(d.headers)
+    if HEADER_ATTEMPT in out:
+        out[HEADER_ATTEMPT] = attempt
+    if HEADER_FIRST_SEEN in out:
+        first = _first_seen(d.headers)
+        if first is None:
+            del out[HEADER_FIRST_SEEN]
+        else:
+            out[HEADER_FIRST_SEEN] = first.isoformat()
+    if HEADER_HISTORY in out:
+        out[HEADER_HISTORY] = json.dumps(_past_failures(out[HEADER_HISTORY])[-5:],
+                                         ensure_ascii=False)
+    return out | {HEADER_REASON: exc.reason[:500], HEADER_REASON_CODE: exc.code,
+                  HEADER_ROUTE: route.name}

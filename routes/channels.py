@@ -19,67 +19,104 @@ one application are serialized by the ordering gate (entity = the application).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, Final
 
-from contracts.channels import CHANNEL_NAMES, to_tax_payload
-from contracts.clock import today_beijing
+from contracts.channels import (
+    CHANNEL_NAMES,
+    RESIDENT_YEAR_TYPES,
+    ApplicationPayload,
+    BirthNewbornEnroll,
+    CollectionPeriods,
+    midyear_flag_of,
+    to_tax_payload,
+    validate_payload,
+)
+from contracts.clock import BEIJING
 from contracts.envelope import HubMessage, new_id
 from contracts.errors import HubError, PermanentError, ValidationFailed
 from contracts.messages import APPLICATION, operation_message, result_message, result_type
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
 from kernel.runtime import Outcome, Route
+from retry.memo import TtlMemo
 from routes.channel_rules import (
     check_arrears,
     check_community,
     newborn_insure_year,
+    normal_employee_contribution,
+    prenewborn_paid,
+    resident_insure_year,
     retirement_start_month,
 )
 from routes.ports import ChannelPushDeps, IntakeDeps
 from storage.journal import TxnUpdate
 
-__all__ = ["CHANNEL_ROUTES", "intake", "intake_failed", "push_result"]
+__all__ = ["CHANNEL_ROUTES", "Ask", "decide", "intake", "intake_failed", "push_result",
+           "received_on"]
+
+Ask = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]
+"""A catalogue query to tax: operation and canonical parameters -> the answer's records."""
 
 
-async def _ask(deps: IntakeDeps, operation: str, **params: Any) -> list[dict[str, str]]:
-    return await deps.tax.query(operation, model_for(operation).model_validate(params),
-                                serial=new_id())
+async def decide(app_type: str, model: ApplicationPayload, ask: Ask, *, today: date,
+                 periods: CollectionPeriods, memo: TtlMemo | None = None) -> dict[str, str]:
+    """Ask tax what the seed's rules need and apply them (``routes.channel_rules``).
 
-
-async def _facts(app_type: str, payload: dict[str, Any], deps: IntakeDeps,
-                 today: date) -> dict[str, str]:
-    """Ask tax what the rules need; returns the overrides (start month, insure year)."""
-    community = payload.get("community")
-    if community and not deps.memo.get(f"community:{community}"):
-        rows = await _ask(deps, "QueryCommunity", community=community)
+    Raises ``BusinessRejected`` naming the field when a rule refuses; returns the
+    decisions for ``to_tax_payload`` (start month, insure year, 中途参保 start).
+    ``today`` is the day the hub received the application, so a redelivery (or a
+    re-drive days later) decides the same way and reaches tax under the same key.
+    """
+    community = getattr(model, "community", None)
+    if isinstance(community, str) and not (memo and memo.get(f"community:{community}")):
+        rows = await ask("QueryCommunity", {"community": community})
         check_community(community, bool(rows) and rows[0].get("valid") == "1")
-        deps.memo.put(f"community:{community}", True)  # only a known one is remembered
-    id_number = payload.get("id_number")
-    if id_number and app_type in ("transfer_out", "retire"):
-        rows = await _ask(deps, "QueryPersonArrears", id_number=id_number)
+        if memo is not None:
+            memo.put(f"community:{community}", True)  # only a known one is remembered
+    id_number = getattr(model, "id_number", None)
+    if isinstance(id_number, str) and app_type in ("transfer_out", "retire"):
+        rows = await ask("QueryPersonArrears", {"id_number": id_number})
         check_arrears(app_type, sum(int(r.get("arrears") or 0) for r in rows))
-    if app_type == "birth_newborn_enroll" and payload.get("mother_id_number"):
-        rows = await _ask(deps, "QueryPreNewbornPayment",
-                          mother_id_number=payload["mother_id_number"],
-                          birth_order=int(payload.get("birth_order", 1)),
-                          insure_year=str(today.year))
-        return {"insure_year": newborn_insure_year(bool(rows), today)}
-    if app_type == "retirement_flexible_enroll" and id_number:
+    if isinstance(model, BirthNewbornEnroll):
+        year = str(today.year)
+        rows = await ask("QueryPreNewbornPayment", {
+            "mother_id_number": model.mother_id_number, "birth_order": model.birth_order,
+            "insure_year": year})
+        return {"insure_year": newborn_insure_year(prenewborn_paid(rows, year), today)}
+    if app_type == "retirement_flexible_enroll" and isinstance(id_number, str):
         month = f"{today:%Y%m}"
-        rows = await _ask(deps, "QueryPaymentInfo", id_number=id_number, period_start=month,
-                          period_end=month)
-        paid = any(r.get("status") == "1" for r in rows)
+        rows = await ask("QueryPaymentInfo", {"id_number": id_number, "period_start": month,
+                                              "period_end": month})
+        paid = normal_employee_contribution(rows, month)
         return {"start_month": retirement_start_month(paid, today)}
+    if app_type in RESIDENT_YEAR_TYPES:
+        return resident_insure_year(today, periods, midyear_flag_of(model)).overrides()
     return {}
+
+
+def received_on(msg: HubMessage) -> date:
+    """The Beijing day the hub received the application (its message's creation)."""
+    return msg.created_at.astimezone(BEIJING).date()
 
 
 async def intake(msg: HubMessage, deps: IntakeDeps) -> Outcome:
     app: dict[str, Any] = msg.payload
     app_id, channel, app_type = app["application_id"], app["channel"], app["type"]
     assert deps.applications is not None, "the channel lanes need deps.applications"
-    overrides = await _facts(app_type, app["payload"], deps, today_beijing())
-    submits = to_tax_payload(app_type, app["payload"], **overrides)
+    today = received_on(msg)
+    model = validate_payload(app_type, app["payload"], today=today)
+
+    async def ask(operation: str, params: dict[str, Any]) -> list[dict[str, str]]:
+        return await deps.tax.query(operation, model_for(operation).model_validate(params),
+                                    serial=new_id())
+
+    periods = (deps.settings.resident_collection if app_type in RESIDENT_YEAR_TYPES
+               else CollectionPeriods())
+    overrides = await decide(app_type, model, ask, today=today, periods=periods,
+                             memo=deps.memo)
+    submits = to_tax_payload(app_type, model, today=today, **overrides)
     core_ref = await deps.core.register_application(
         {"application_id": app_id, "channel": channel, "type": app_type,
          "request_id": app["request_id"], "data": app["payload"]})

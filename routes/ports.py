@@ -14,11 +14,13 @@ from typing import Any, Protocol
 from adapters.channels.port import ChannelPort
 from adapters.core.port import CorePort
 from adapters.tax.port import TaxPort
+from contracts.channels import CollectionPeriods
 from retry.memo import TtlMemo
 from storage.journal import RequestRecord
 
-__all__ = ["Applications", "BatchFiles", "ChannelPushDeps", "CompareDeps", "FeedbackDeps",
-           "IntakeDeps", "PushDeps", "RequestLookup", "SyncDeps", "TaxSubmitDeps"]
+__all__ = ["Applications", "BatchFiles", "ChannelPushDeps", "ChannelRuleSettings",
+           "CompareDeps", "FeedbackDeps", "IntakeDeps", "PushDeps", "RequestLookup", "SyncDeps",
+           "TaxSubmitDeps"]
 
 
 class Applications(Protocol):
@@ -94,8 +96,18 @@ class CompareDeps(Protocol):
     def spool_dir(self) -> Path: ...
 
 
+class ChannelRuleSettings(Protocol):
+    """The settings the F1 rules read (``config.settings.HubSettings`` has them)."""
+
+    @property
+    def resident_collection(self) -> CollectionPeriods: ...
+
+
 class IntakeDeps(Protocol):
     """``routes.channels.intake``: tax's facts, core's registration, the application."""
+
+    @property
+    def settings(self) -> ChannelRuleSettings: ...
 
     @property
     def tax(self) -> TaxPort: ...

@@ -35,6 +35,7 @@ from routes.ports import (
     SyncDeps,
     TaxSubmitDeps,
 )
+from services.resend_claims import MemoryResendClaims, ResendClaims
 from storage.journal import Journal
 
 __all__ = ["Deps"]
@@ -63,6 +64,9 @@ class Deps:
     """Tax's FTP for batch files named in pushes (``routes.compare``)."""
     health: StoreHealth = field(default_factory=StoreHealth)
     """Whether the hub's own stores answer (``kernel.health``); one per process."""
+    resend_claims: ResendClaims = field(default_factory=MemoryResendClaims)
+    """Which bulk 补发 job holds which record (``services.resend_claims``): Redis in the
+    hub, so jobs of two hub processes exclude each other."""
 
     @property
     def spool_dir(self) -> Path:

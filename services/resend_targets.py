@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
@@ -23,7 +23,7 @@ from contracts.taxcat import ops_of
 from storage.models import Transaction
 
 __all__ = ["EMPLOYEE_TYPES", "SUBJECT_TYPES", "ResendFilter", "Target", "TxnStatus",
-           "select_resend_targets"]
+           "select_resend_targets", "still_latest"]
 
 EMPLOYEE_TYPES: Final = (ENROLL, STOP)
 SUBJECT_TYPES: Final[dict[str, tuple[str, ...]]] = {
@@ -45,6 +45,18 @@ class ResendFilter(BaseModel):
     status: TxnStatus
     type: str | None = Field(default=None, description="one of the subject's message types")
     since: AwareDatetime | None = Field(default=None, description="created at or after")
+
+    @field_validator("since")
+    @classmethod
+    def _has_utc(cls, v: AwareDatetime | None) -> AwareDatetime | None:
+        """A time the table can be compared with in UTC (one at the calendar's edge has
+        none: a 422 naming ``filter.since``, not an OverflowError in the query)."""
+        if v is not None:
+            try:
+                v.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("is out of range: it has no UTC equivalent") from None
+        return v
 
 
 @dataclass(frozen=True)
@@ -80,3 +92,17 @@ async def select_resend_targets(engine: AsyncEngine, f: ResendFilter, limit: int
             seen.add(key)
             out.append(Target(cid, type_, key))
     return out
+
+
+async def still_latest(engine: AsyncEngine, t: Target, subject: str = "employee") -> bool:
+    """Whether ``t`` is still its record's latest transaction of the subject's types: a
+    record resent since it was selected (by another job that has ended) is not again."""
+    picked = (select(Transaction.created_at)
+              .where(Transaction.correlation_id == t.correlation_id).scalar_subquery())
+    q = (select(Transaction.correlation_id)
+         .where(Transaction.business_key == t.business_key,
+                Transaction.type.in_(SUBJECT_TYPES[subject]),
+                Transaction.created_at > picked).limit(1))
+    async with engine.connect() as conn:
+        newer = (await conn.execute(q)).scalar_one_or_none()
+    return newer is None

@@ -2,13 +2,14 @@
 
 A channel in F1 does two things the hub must survive: it submits signed
 applications (``submit``), and it receives the hub's signed result push on its
-callback URL. The callback endpoint verifies the hub's HMAC signature with the
-channel's secret (a bad one is 401, and counted), takes a repeated push (same
-``X-Hub-Serial``) as a replay, and counts every result as an effect in
-``SimState.log`` keyed by application id, so tests count at the channel, not
-in the hub's log. Faults from ``/_sim/faults`` (``operation`` = channel name):
-http_5xx/soap_fault 503, http_4xx 400, slow (answer after the delay), timeout
-(take the result, then sleep: the hub gives up and pushes again).
+callback URL. The callback endpoint verifies the hub's HMAC signature (over the
+canonical request, ``contracts.signing``) with the channel's secret (a bad one is
+401, and counted), takes a repeated push (same ``X-Hub-Serial``) as a replay, and
+counts every result as an effect in ``SimState.log`` keyed by application id, so
+tests count at the channel, not in the hub's log. Faults from ``/_sim/faults``
+(``operation`` = channel name): http_5xx/soap_fault 503, http_4xx 400, slow (answer
+after the delay), timeout (take the result, then sleep: the hub gives up and pushes
+again).
 
 Routes: ``POST /channels/{name}/callback``, ``GET /channels/{name}/results``,
 ``GET /channels/health``, ``/_sim/*``.
@@ -29,10 +30,12 @@ from fastapi.responses import JSONResponse
 from adapters.channels.auth import (
     ChannelAuthError,
     MemoryNonceStore,
+    applications_target,
     signed_headers,
     verify_request,
 )
 from config.settings import ChannelConfig
+from contracts.signing import request_target
 from simulators.simkit import SimState, sim_router
 
 __all__ = ["ChannelInbox", "create_app", "submit"]
@@ -72,7 +75,8 @@ def create_app(channels: Mapping[str, ChannelConfig], state: SimState | None = N
             return JSONResponse({"detail": f"no channel {name}"}, 404)
         body = await request.body()
         try:
-            await verify_request(name, cfg, request.headers, body, nonces)
+            await verify_request(name, cfg, request.headers, body, nonces,
+                                 method=request.method, target=request_target(request.scope))
         except ChannelAuthError as exc:
             box.bad_signatures += 1
             return JSONResponse({"detail": exc.reason}, 401)
@@ -114,6 +118,8 @@ async def submit(http: httpx.AsyncClient, hub_url: str, channel: str, cfg: Chann
     body = json.dumps({"type": app_type, "request_id": request_id, "payload": payload},
                       ensure_ascii=False).encode()
     secret = cfg.secret.get_secret_value()
-    headers = ({"X-Api-Key": secret} if cfg.auth == "api-key" else signed_headers(secret, body))
-    return await http.post(f"{hub_url}/channels/{channel}/applications", content=body,
+    url = httpx.URL(f"{hub_url.rstrip('/')}{applications_target(channel)}")
+    headers = ({"X-Api-Key": secret} if cfg.auth == "api-key" else signed_headers(
+        secret, body, method="POST", target=url.raw_path.decode("ascii"), channel=channel))
+    return await http.post(url, content=body,
                            headers=headers | {"Content-Type": "application/json"})

@@ -14,7 +14,8 @@ so tests and the demo switch them over ``/_sim``:
     duplicate             answer normally (core's dedup on ``serial`` is the point)
 
 Core is also a source of events: ``emit_enrollments`` posts H2101 职工参保登记
-events to the hub, as core does when a unit enrolls an employee.
+events to the hub, as core does when a unit enrolls an employee, each signed with
+core's partner secret (``contracts.signing``; the hub refuses unsigned calls).
 
 Routes: ``POST /fsi/api/hub``, ``GET /core/sync-status``,
 ``GET /core/sync-status/{business_key}``, ``GET /core/health``, ``/_sim/*``.
@@ -44,12 +45,14 @@ from adapters.core.translate import (
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     NOT_FOUND,
+    PARTNER,
     RECORD_OPS,
     enrollment_to_event,
     input_to_sync_status,
     parse_national_request,
     query_from_input,
 )
+from adapters.signing import SignedAuth
 from contracts.employee import EmployeeEnrollment
 from contracts.errors import ValidationFailed
 from contracts.ids import (
@@ -502,8 +505,12 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
 
 
 async def emit_enrollments(hub_url: str, store: CoreStore, n: int, *, client: httpx.AsyncClient,
-                           concurrency: int = 20, invalid_every: int = 0) -> list[str]:
+                           secret: str, concurrency: int = 20,
+                           invalid_every: int = 0) -> list[str]:
     """Post ``n`` H2101 events to ``{hub_url}/partners/core/events``; returns their msgids.
+
+    Each post is signed as partner ``core`` with ``secret`` (the hub's
+    ``partners.core.secret``; ``contracts.signing``), as the hub's door requires.
 
     Employees are taken in turn from ``store``, and each event bumps the
     employee's ``seq``. msgids never repeat for one store, even across calls
@@ -530,10 +537,11 @@ async def emit_enrollments(hub_url: str, store: CoreStore, n: int, *, client: ht
             opter_name="医保核心", inf_time=format_inf_time(start), input={"data": data},
         ))
     gate = asyncio.Semaphore(concurrency)
+    signer = SignedAuth(PARTNER, secret)
 
     async def send(req: NationalRequest) -> None:
         async with gate:
-            r = await client.post(url, json=req.to_wire())
+            r = await client.post(url, json=req.to_wire(), auth=signer)
         if r.status_code >= 500 or r.status_code in (404, 405):
             r.raise_for_status()
 

@@ -2,7 +2,12 @@
 
 ``running_stack`` starts the core and tax simulators, then a hub in its own
 broker namespace and database, wired to them; it yields handles to all three
-and removes the namespace's queues on exit (unless told to keep them).
+and removes the namespace's queues on exit (unless told to keep them). That
+hub is in development mode (``env="development"``): it talks to simulators with
+the development secrets, and the development admin tokens (``dev-admin``, ...)
+work on it. The simulators get the hub's configured partner secrets: tax signs its
+callbacks with ``partners.tax.secret``, and ``Stack.partner_auth`` signs whatever a
+test or the demo sends on a partner's behalf.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.signing import SignedAuth
 from broker.topology import delete_topology
 from config.settings import HubSettings, PartnerConfig
 from retry.policy import RetryPolicy
@@ -66,6 +72,14 @@ class Stack:
     tax_sim: Any = None
     """The tax simulator behind ``tax_url`` (its rules' book, its batch desk)."""
 
+    def partner_secret(self, partner: str) -> str:
+        """The secret the hub checks ``partner``'s signatures with."""
+        return self.settings.partners[partner].secret.get_secret_value()
+
+    def partner_auth(self, partner: str) -> SignedAuth:
+        """``httpx`` ``auth=`` that signs a request as ``partner`` (core, tax)."""
+        return SignedAuth(partner, self.partner_secret(partner))
+
     async def effects(self, which: str) -> dict[str, Any]:
         state = self.core_state if which == "core" else self.tax_state
         return {**state.log.summary(), "order": state.log.order}
@@ -95,11 +109,13 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
             "callback_url": f"{channels_url}/channels/{name}/callback"})
             for name, c in {**settings.channels,
                             **(overrides or {}).get("channels", {})}.items()}
+        partners = (overrides or {}).get("partners", settings.partners)
         tax_application = tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+                                  callback_secret=partners["tax"].secret.get_secret_value(),
                                   reject_suffixes=reject_suffixes)
         tax_base = await stack.enter_async_context(serve_app(tax_application))
         s = settings.model_copy(update={
-            "namespace": ns, "database_url": db, "http_port": hub_port,
+            "env": "development", "namespace": ns, "database_url": db, "http_port": hub_port,
             "core_url": core_url, "tax_url": f"{tax_base}/tax/ws", "callback_base": hub_url,
             "returnfiles": settings.returnfiles.model_copy(update={"enabled": False}),
             **(overrides or {}), "channels": channels})

@@ -1,4 +1,8 @@
-"""``main.py simulate``: every partner simulator on its configured port, until Ctrl-C."""
+"""``main.py simulate``: every partner simulator on its configured port, until Ctrl-C.
+
+The simulators sign their calls to the hub with the hub's configured partner and
+channel secrets (the same settings: development defaults unless set).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,8 @@ async def run_simulators(settings: HubSettings) -> None:
         core = await stack.enter_async_context(
             serve_app(core_app(), host=host, port=settings.sim_core_port))
         tax = await stack.enter_async_context(serve_app(
-            tax_app(callback_url=f"{settings.callback_base}/partners/tax/callback"),
+            tax_app(callback_url=f"{settings.callback_base}/partners/tax/callback",
+                    callback_secret=settings.partners["tax"].secret.get_secret_value()),
             host=host, port=settings.sim_tax_port))
         channels = await stack.enter_async_context(serve_app(
             channels_app(settings.channels), host=host, port=settings.sim_channels_port))

@@ -4,9 +4,12 @@ Behaves like the partner the hub must survive, not like a mock: it validates
 requests (every submit and query of the catalogue) against ``tax.xsd``, deduplicates on
 ``ywlsh``, answers with a 受理回执 at once and pushes the result later with
 FeedbackNotify to the hub, retrying that callback until the hub answers 200 +
-``retStatus`` S. Effects are keyed ``{operation}:{shxydm}:{zjhm}``. Side effects are
-counted in ``SimState.log`` (never from the hub's own log), and faults come
-from ``SimState.draw`` so tests and the demo switch them over ``/_sim``.
+``retStatus`` S. Every call to the hub is signed as partner ``tax`` with
+``callback_secret`` (the hub's ``partners.tax.secret``; ``contracts.signing``): the
+hub refuses unsigned calls (``partner_auth`` signs pushes sent on tax's behalf).
+Effects are keyed ``{operation}:{shxydm}:{zjhm}``. Side effects are counted in
+``SimState.log`` (never from the hub's own log), and faults come from
+``SimState.draw`` so tests and the demo switch them over ``/_sim``.
 
 Routes: ``GET /tax/ws?wsdl``, ``POST /tax/ws``, ``GET /tax/ws/health``, ``/_sim/*``.
 """
@@ -27,6 +30,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from lxml import etree
 
+from adapters.signing import SignedAuth
 from adapters.tax.soap import (
     OP_ENROLL,
     OP_STOP,
@@ -54,15 +58,19 @@ from simulators.tax_rules import Decision, TaxBook
 
 __all__ = [
     "DEFAULT_REJECT_SUFFIXES",
+    "PARTNER",
     "CallbackRetry",
     "TaxSimulator",
     "create_app",
+    "partner_auth",
 ]
 
 log = logging.getLogger(__name__)
 
 #: ID numbers whose 4 digits before the check char are listed here get a clzt=2 feedback.
 DEFAULT_REJECT_SUFFIXES: Final = frozenset({"4444"})
+PARTNER: Final = "tax"
+"""The partner name tax signs its calls to the hub as (``settings.partners``)."""
 _REJECT_CODE: Final = "TX201"
 _REJECT_TEXT: Final = "该人员在其他单位存在有效参保记录"
 _ADDRESS_PLACEHOLDER: Final = "__SOAP_ADDRESS__"
@@ -116,9 +124,11 @@ class TaxSimulator:
 
     def __init__(self, state: SimState, *, callback_url: str | None, feedback_delay_s: float,
                  reject_suffixes: Collection[str], retry: CallbackRetry,
-                 callback_transport: httpx.AsyncBaseTransport | None) -> None:
+                 callback_transport: httpx.AsyncBaseTransport | None,
+                 callback_secret: str | None = None) -> None:
         self.state = state
         self.callback_url = callback_url
+        self.callback_auth = partner_auth(callback_secret) if callback_secret else None
         self.feedback_delay_s = feedback_delay_s
         self.reject_suffixes = frozenset(reject_suffixes)
         self.retry = retry
@@ -239,10 +249,12 @@ class TaxSimulator:
         await asyncio.sleep(self.feedback_delay_s)
         body = build_feedback_request(feedback)
         headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{SOAP_ACTION_FEEDBACK}"'}
+        auth = self.callback_auth or httpx.USE_CLIENT_DEFAULT
         for attempt in range(self.retry.attempts):
             self.callback_calls += 1
             try:
-                response = await self._client().post(url, content=body, headers=headers)
+                response = await self._client().post(url, content=body, headers=headers,
+                                                     auth=auth)
                 if response.status_code == 200 and parse_feedback_reply(response.content)[0]:
                     self.delivered.append(feedback)
                     return
@@ -276,19 +288,26 @@ class TaxSimulator:
                 "callback_calls": self.callback_calls}
 
 
+def partner_auth(secret: str) -> SignedAuth:
+    """What tax signs its calls to the hub with (``httpx`` ``auth=``): partner ``tax``."""
+    return SignedAuth(PARTNER, secret)
+
+
 def create_app(state: SimState | None = None, *, callback_url: str | None,
-               feedback_delay_s: float = 0.05,
+               callback_secret: str | None = None, feedback_delay_s: float = 0.05,
                reject_suffixes: Collection[str] = DEFAULT_REJECT_SUFFIXES,
                callback_retry: CallbackRetry | None = None,
                callback_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The simulated tax service; ``app.state.tax`` is its ``TaxSimulator`` (for tests).
 
-    ``callback_url`` None means results are never pushed (sync-only tests).
+    ``callback_url`` None means results are never pushed (sync-only tests);
+    ``callback_secret`` signs them (``partners.tax.secret`` of the hub; without it they
+    go unsigned, and a hub refuses them).
     """
     sim = TaxSimulator(state or SimState(), callback_url=callback_url,
                        feedback_delay_s=feedback_delay_s, reject_suffixes=reject_suffixes,
                        retry=callback_retry or CallbackRetry(),
-                       callback_transport=callback_transport)
+                       callback_transport=callback_transport, callback_secret=callback_secret)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

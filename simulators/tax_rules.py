@@ -21,8 +21,15 @@ Rules (each rejection has a reason code; codes are the simulator's own):
     TX603  collection number already used   TX604  no such collection
     TX201  (feedback, not ack) the employee has an active enrollment at another unit
 
-Data that queries answer is kept in dictionaries a test may set (``arrears``);
-otherwise it is derived deterministically from the ID, so runs are repeatable.
+Data that queries answer is kept in dictionaries a test may set (``arrears``,
+``payments``, ``prenewborn_paid``); otherwise it is derived deterministically from
+the ID or from what the book holds, so runs are repeatable:
+
+    QueryPaymentInfo        ``payments[key]`` when set; else an employee active at tax
+                            paid 310 (职工医保) every month asked, anyone else nothing
+    QueryPreNewbornPayment  the 准新生儿 record of (mother, 胎次) for the year asked:
+                            paid_amount 38000 status 1 when paid, 0 / 0 when enrolled
+                            but unpaid, no record when tax has none
 """
 
 from __future__ import annotations
@@ -36,10 +43,14 @@ from typing import Any, Final
 from contracts.clock import today_beijing
 from contracts.ids import NANJING_DIVISIONS
 
-__all__ = ["KNOWN_COMMUNITIES", "NON_UNIQUE_SUFFIX", "Decision", "TaxBook", "community_for"]
+__all__ = ["KNOWN_COMMUNITIES", "NON_UNIQUE_SUFFIX", "PRENEWBORN_FEE", "Decision", "TaxBook",
+           "community_for"]
 
 NON_UNIQUE_SUFFIX: Final = "7777"
 """ID numbers whose 4 digits before the check char are these are 'not unique' at tax."""
+
+PRENEWBORN_FEE: Final = 38_000
+"""A year's 城乡居民 fee of a 准新生儿 in fen (380 yuan)."""
 
 KNOWN_COMMUNITIES: Final = frozenset(
     f"{division}{street:03d}{community:03d}"
@@ -50,6 +61,16 @@ KNOWN_COMMUNITIES: Final = frozenset(
 def community_for(division: str, n: int = 0) -> str:
     """A community tax knows inside ``division`` (for fixtures and simulators)."""
     return f"{division}{n % 5 + 1:03d}{n // 5 % 4 + 1:03d}"
+
+
+def _months(start: str, end: str, limit: int = 36) -> list[str]:
+    """yyyyMM from ``start`` to ``end`` (at most ``limit`` of them)."""
+    year, month = int(start[:4]), int(start[4:])
+    out: list[str] = []
+    while f"{year:04d}{month:02d}" <= end and len(out) < limit:
+        out.append(f"{year:04d}{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
 
 
 def _h(value: str) -> int:
@@ -87,7 +108,11 @@ class TaxBook:
     prenewborns: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """(mother's ID, birth order) -> a 准新生儿 enrollment: its year and whether it is paid."""
     prenewborn_paid: dict[tuple[str, str], bool] = field(default_factory=dict)
-    """Payments of 准新生儿 fees tax has received (a test or the demo sets them)."""
+    """(mother's ID, birth order) -> whether this year's fee is paid (a test or the demo sets
+    it); ``False`` alone stands for a record enrolled but unpaid."""
+    payments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """zjhm or shxydm -> contribution records (canonical names: period_start yyyyMM,
+    insutype, paid_amount, status 1 正常 / 2 欠缴 / 3 作废); when absent, derived."""
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     """op:business key -> the last accepted body, for inspection."""
 
@@ -100,6 +125,29 @@ class TaxBook:
 
     def base_of(self, key: str) -> int:
         return (_h("base" + key) % 20000 + 4000) * 100
+
+    def pay(self, key: str, month: str, *, insutype: str = "310", status: str = "1",
+            paid_amount: int | None = None) -> None:
+        """Record a contribution of ``key`` (a person or unit) for ``month`` (yyyyMM)."""
+        self.payments.setdefault(key, []).append({
+            "period_start": month, "insutype": insutype, "status": status,
+            "paid_amount": self.base_of(key) // 10 if paid_amount is None else paid_amount})
+
+    def payments_of(self, f: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """QueryPaymentInfo: the records of the person (or unit) in the months asked."""
+        start, end = str(f["period_start"]), str(f["period_end"])
+        id_number, uscc = f.get("id_number"), f.get("unit_credit_code")
+        key = str(id_number or uscc or "")
+        base = {"unit_credit_code": uscc, "id_number": id_number}
+        if key in self.payments:
+            return [base | r for r in self.payments[key] if start <= r["period_start"] <= end]
+        if id_number:  # a person pays 职工医保 through an active employment at tax
+            person = self.persons.get(("employee", str(id_number)))
+            if person is None or person["status"] != "active":
+                return []
+            base["unit_credit_code"] = uscc or person.get("shxydm")
+        return [base | {"period_start": m, "insutype": "310", "status": "1",
+                        "paid_amount": self.base_of(key) // 10} for m in _months(start, end)]
 
     # ------------------------------------------------------------ submits
 
@@ -316,7 +364,7 @@ class TaxBook:
                          "period_start": f["period_start"], "paid_amount": self.base_of(key) // 10,
                          "arrival_date": today.replace(day=1).isoformat()}]
             case "QueryPaymentInfo":
-                return [{**dict(f), "paid_amount": self.base_of(key) // 10, "status": "1"}]
+                return self.payments_of(f)
             case "QueryUnpaid":
                 owed = self.arrears_of(key)
                 return [{**dict(f), "period_start": month, "amount": owed}] if owed else []
@@ -337,11 +385,15 @@ class TaxBook:
             case "QueryPreNewbornPayment":
                 child = (str(f["mother_id_number"]), str(f["birth_order"]))
                 pre = self.prenewborns.get(child)
+                if pre is None and child not in self.prenewborn_paid:
+                    return []  # no 准新生儿 of this mother and birth order
+                if pre and pre["cbnd"] and pre["cbnd"] != f["insure_year"]:
+                    return []  # enrolled for another year
                 paid = self.prenewborn_paid.get(child, bool(pre and pre["paid"]))
-                if not paid or (pre and pre["cbnd"] and pre["cbnd"] != f["insure_year"]):
-                    return []
                 return [{"mother_id_number": child[0], "birth_order": child[1],
-                         "insure_year": f["insure_year"], "paid_amount": 38_000}]
+                         "insure_year": f["insure_year"],
+                         "paid_amount": PRENEWBORN_FEE if paid else 0,
+                         "status": "1" if paid else "0"}]
             case "QuerySpecialPayment":
                 bill = self.bills.get(f["bill_no"])
                 return [] if bill is None else [{

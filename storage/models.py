@@ -11,6 +11,8 @@ from datetime import datetime
 from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from contracts.envelope import SERIAL_MAX_LENGTH
+
 __all__ = ["Base", "InteractionLog", "PartnerRequest", "Transaction"]
 
 
@@ -25,8 +27,10 @@ class InteractionLog(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    message_id: Mapped[str] = mapped_column(String(64), index=True)
-    correlation_id: Mapped[str] = mapped_column(String(64), index=True)
+    # Message and correlation ids (64), or the 业务流水号 of a question tax asked core,
+    # logged under its serial: as long as a serial may be (alembic 0006).
+    message_id: Mapped[str] = mapped_column(String(SERIAL_MAX_LENGTH), index=True)
+    correlation_id: Mapped[str] = mapped_column(String(SERIAL_MAX_LENGTH), index=True)
     type: Mapped[str] = mapped_column(String(80))
     partner: Mapped[str] = mapped_column(String(40))
     direction: Mapped[str] = mapped_column(String(8))
@@ -61,7 +65,7 @@ class PartnerRequest(Base):
 
     __tablename__ = "partner_requests"
 
-    serial: Mapped[str] = mapped_column(String(80), primary_key=True)
+    serial: Mapped[str] = mapped_column(String(SERIAL_MAX_LENGTH), primary_key=True)
     partner: Mapped[str] = mapped_column(String(40))
     correlation_id: Mapped[str] = mapped_column(String(64), index=True)
     type: Mapped[str] = mapped_column(String(80))

@@ -4,9 +4,11 @@ For channels (我的南京, 政务办, 网厅, 人社) that prefer the broker to
 testers. It does what a channel does at the AMQP door (``broker/channel_inbound.py``):
 
 1. signs the ``ApplicationRequest`` JSON (``{"type", "request_id", "payload"}``) exactly
-   as over HTTP, with ``adapters.channels.auth.signed_headers`` (HMAC-SHA256 over
-   ``timestamp\\nnonce\\nbody``) or ``X-Api-Key`` for an ``api-key`` channel; the
-   headers travel as AMQP headers;
+   as over HTTP, with ``adapters.channels.auth.signed_headers`` (HMAC-SHA256 over the
+   canonical request of ``POST /channels/<channel>/applications``, the request the door
+   hands the message to in process: method, target, channel, timestamp, nonce, body
+   digest) or ``X-Api-Key`` for an ``api-key`` channel; the headers travel as AMQP
+   headers;
 2. publishes it persistent, mandatory and with publisher confirms to the exchange
    ``<ns>.channels`` with routing key = the channel's name;
 3. waits for the hub's answer on RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``:
@@ -44,7 +46,7 @@ from typing import Any, Final, Literal, TextIO
 import pika
 import pika.exceptions
 
-from adapters.channels.auth import HEADER_API_KEY, signed_headers
+from adapters.channels.auth import HEADER_API_KEY, applications_target, signed_headers
 
 __all__ = ["DIRECT_REPLY_TO", "Answer", "NoAnswer", "SubmitFailed", "main",
            "signed_message", "submit"]
@@ -82,14 +84,17 @@ def _body(application: bytes | Mapping[str, Any]) -> bytes:
     return json.dumps(application, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def signed_message(application: bytes | Mapping[str, Any], secret: str, *,
+def signed_message(application: bytes | Mapping[str, Any], secret: str, *, channel: str,
                    auth: Auth = "hmac-sha256") -> tuple[bytes, dict[str, str]]:
-    """The body and the authentication headers a channel sends (the HTTP door's scheme).
+    """The body and the authentication headers ``channel`` sends (the HTTP door's scheme:
+    the signature covers ``POST /channels/<channel>/applications``, which the AMQP door
+    posts the message to in process).
 
     A mapping is serialised once here: the signature covers exactly the bytes sent.
     """
     body = _body(application)
-    headers = {HEADER_API_KEY: secret} if auth == "api-key" else signed_headers(secret, body)
+    headers = {HEADER_API_KEY: secret} if auth == "api-key" else signed_headers(
+        secret, body, method="POST", target=applications_target(channel), channel=channel)
     return body, headers
 
 
@@ -101,7 +106,7 @@ def submit(application: bytes | Mapping[str, Any], *, channel: str, secret: str,
     Raises ``NoAnswer`` after ``timeout_s`` without an answer, ``SubmitFailed`` when
     the application could not be published (the hub's refusals are answers, not errors).
     """
-    body, headers = signed_message(application, secret, auth=auth)
+    body, headers = signed_message(application, secret, channel=channel, auth=auth)
     exchange = f"{namespace}.channels"
     correlation_id = uuid.uuid4().hex
     answers: list[bytes] = []

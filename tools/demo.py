@@ -90,7 +90,8 @@ async def run_demo(settings: HubSettings, *, count: int = 200, transient_rate: f
             door[r.status_code // 100] += 1
 
         async with httpx.AsyncClient(timeout=30, event_hooks={"response": [answered]}) as client:
-            await emit_enrollments(st.hub_url, store, count, client=client, concurrency=20,
+            await emit_enrollments(st.hub_url, store, count, client=client,
+                                   secret=st.partner_secret("core"), concurrency=20,
                                    invalid_every=40)
         counts = await wait_until_settled(st, count, timeout)
         elapsed = time.monotonic() - t0

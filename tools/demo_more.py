@@ -1,7 +1,9 @@
 """The rest of ``make demo``: the tax catalogue, return files, 比对, a student batch, the
 citizen channels and a resend round, each through the running hub and the simulators, each
-counted at the partner. Every function returns printable lines and whether its part came
-out whole, and adds its flows' counts (``tools.demo_flows``) to the book it is given."""
+counted at the partner. What core and tax send is signed with their partner secrets
+(``Stack.partner_auth``), as the hub's doors require. Every function returns printable
+lines and whether its part came out whole, and adds its flows' counts
+(``tools.demo_flows``) to the book it is given."""
 
 from __future__ import annotations
 
@@ -107,7 +109,8 @@ async def catalogue_round(st: Stack, http: httpx.AsyncClient, flows: FlowBook) -
         req = NationalRequest(infno=o.core_infno, msgid=make_msgid("NJYBCORE0002", now_cst(), i),
                               input={"data": _fixture(CATALOGUE, o.name)["core"]})
         r = await http.post(f"{st.hub_url}/partners/core/events",
-                            json=req.model_dump(mode="json", exclude_none=True))
+                            json=req.model_dump(mode="json", exclude_none=True),
+                            auth=st.partner_auth("core"))
         if r.status_code == 200:
             cids.append(r.json()["output"]["correlation_id"])
         refused += 400 <= r.status_code < 500
@@ -120,7 +123,7 @@ async def catalogue_round(st: Stack, http: httpx.AsyncClient, flows: FlowBook) -
         body = build_request(o.name, _fixture(CATALOGUE, o.name)["payload"], f"DEMO-P{i}",
                              "TAXSYS")
         answer = await _post(http, f"{st.hub_url}/partners/tax/callback", content=body,
-                             headers=SOAP)
+                             headers=SOAP, auth=st.partner_auth("tax"))
         if answer is None:
             push_outcomes.append("dead")
         elif answer.status_code == 200 and parse_reply(answer.content)[0]:
@@ -134,7 +137,7 @@ async def catalogue_round(st: Stack, http: httpx.AsyncClient, flows: FlowBook) -
     for o in ops_of("query"):
         answer = await _post(
             http, f"{st.hub_url}/queries/tax/{o.msg_type.removeprefix('tax.query.')}",
-            json=_fixture(CATALOGUE, o.name)["payload"])
+            json=_fixture(CATALOGUE, o.name)["payload"], auth=st.partner_auth("core"))
         code = None if answer is None else answer.status_code
         answered += code == 200
         query_outcomes.append(http_outcome(code))
@@ -232,7 +235,8 @@ async def files_round(st: Stack, http: httpx.AsyncClient, ftp: TaxFtpSimulator,
     body = build_request("CompareBatchNotify", {
         "batch_id": "BDDEMO01", "compare_kind": "2", "record_count": len(rows),
         "file_path": "/outbound/compare/BDDEMO01.csv"}, "DEMO-CMP", "TAXSYS")
-    r = await _post(http, f"{st.hub_url}/partners/tax/callback", content=body, headers=SOAP)
+    r = await _post(http, f"{st.hub_url}/partners/tax/callback", content=body, headers=SOAP,
+                    auth=st.partner_auth("tax"))
     report = Path(".run/reports/compare/BDDEMO01.csv")
     for _ in range(100):
         if report.exists():

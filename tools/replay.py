@@ -297,9 +297,10 @@ class _Sent:
     answer: dict[str, Any]
 
 
-async def _post(http: httpx.AsyncClient, url: str, fx: Fixture) -> _Sent:
+async def _post(http: httpx.AsyncClient, url: str, fx: Fixture, auth: httpx.Auth) -> _Sent:
+    """Post a fixture as core does: signed with core's partner secret (``auth``)."""
     r = await http.post(url, content=fx.input.read_bytes(),
-                        headers={"content-type": "application/json"})
+                        headers={"content-type": "application/json"}, auth=auth)
     try:
         answer = r.json()
     except ValueError:
@@ -332,7 +333,11 @@ async def _check_valid(sent: _Sent, stack: Stack, tap: TaxTap) -> list[str]:
         got["outcome_reason"] = txn["reason"]
     got["core_sync_status"] = stack.store.sync_status.get(business_key, {}).get("status")
     by_serial, unreadable = tap.received()
-    fields = by_serial.get(str(output.get("hub_msg_id")))
+    # Tax gets the hub's partner serial (contracts.messages.partner_serial), not the
+    # message id: the request is the one for this fixture's person.
+    fields = next((f for f in reversed(by_serial.values())
+                   if f.get("zjhm") == expected.get("id_number")), None) \
+        if sent.answer.get("infcode") == 0 else None
     got["tax_received"] = _canonical_from_tax(fields) if fields is not None else None
     if fields is None and unreadable:
         got["tax_unreadable_requests"] = unreadable
@@ -357,7 +362,8 @@ async def _replay_core(settings: HubSettings, fixtures: Sequence[Fixture]) -> di
             overrides={**fast_policies(settings), "tax_url": f"{tap_url}/tax/ws"}))
         tap.upstream = stack.tax_url
         url = f"{stack.hub_url}/partners/core/events"
-        sent = [await _post(http, url, fx) for fx in fixtures]
+        core = stack.partner_auth("core")
+        sent = [await _post(http, url, fx, core) for fx in fixtures]
         if any(s.fx.kind == "core" and s.answer.get("infcode") == 0 for s in sent):
             # every answered event (accepted or refused) is one transaction
             await wait_until_settled(stack, sum(s.status < 500 for s in sent),

@@ -1,8 +1,10 @@
 """ChannelPort over HTTP: results pushed to each channel's callback URL, signed.
 
 The body is JSON; the headers carry the same HMAC-SHA256 scheme the channels
-use towards the hub (``adapters.channels.auth``), keyed with the channel's secret, so
-a channel verifies the hub exactly as the hub verifies it. Errors are mapped
+use towards the hub (``contracts.signing``: ``X-Channel-Timestamp``, ``-Nonce``,
+``-Signature`` over the push's method, callback target, channel name, timestamp,
+nonce and body digest), keyed with the channel's secret, so a channel verifies the
+hub exactly as the hub verifies it. Errors are mapped
 here, at the boundary:
 
     timeout                         -> PartnerTimeout
@@ -19,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from adapters.channels.auth import signed_headers
+from adapters.signing import SignedAuth
 from config.settings import ChannelConfig
 from contracts.errors import ClientError, PartnerTimeout, PartnerUnavailable
+from contracts.signing import CHANNEL_HEADERS
 
 if TYPE_CHECKING:
     from adapters.channels.port import ChannelPort
@@ -45,11 +48,11 @@ class ChannelClient:
             raise ClientError(f"channel {channel} has no callback_url configured",
                               partner=partner)
         body = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = signed_headers(config.secret.get_secret_value(), body) | {
-            "Content-Type": "application/json", "X-Hub-Serial": serial}
+        headers = {"Content-Type": "application/json", "X-Hub-Serial": serial}
+        signer = SignedAuth(channel, config.secret.get_secret_value(), names=CHANNEL_HEADERS)
         try:
             r = await self._http.post(config.callback_url, content=body, headers=headers,
-                                      timeout=config.timeout_s)
+                                      auth=signer, timeout=config.timeout_s)
         except httpx.TimeoutException as exc:
             raise PartnerTimeout(f"{channel} did not answer within {config.timeout_s}s",
                                  partner=partner) from exc

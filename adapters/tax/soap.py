@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment, EmployeeStop, TaxAck, TaxFeedback
+from contracts.envelope import ID_MAX_LENGTH, SERIAL_MAX_LENGTH
 from contracts.errors import (
     BusinessRejected,
     ClientError,
@@ -114,7 +115,8 @@ _LISTS: Final[dict[str, frozenset[str]]] = {
     o.name: frozenset(f.xml for f in o.wire_fields if f.kind == "idlist") for o in OPS}
 #: Ops whose body is fixed (all required, no lists): built by copying a template (fast path).
 _FIXED: Final = frozenset(n for n in _REQUEST_FIELDS if not _OPTIONAL[n] and not _LISTS[n])
-_SERIAL = re.compile(r"^[A-Za-z0-9_.:\-]{1,80}$")
+_SERIAL = re.compile(rf"[A-Za-z0-9_.:\-]{{1,{SERIAL_MAX_LENGTH}}}")
+_SERIAL_CHARS = "A-Z a-z 0-9 _ . : -"
 _SENDER = re.compile(r"^\S{1,20}$")
 
 _Q_ENVELOPE: Final = f"{{{SOAP_ENV}}}Envelope"
@@ -240,6 +242,16 @@ def _add(parent: Any, name: str, value: str) -> None:
         raise _refuse(name, "contains characters XML cannot carry") from None
 
 
+def _check_serial(serial: str, limit: int = SERIAL_MAX_LENGTH) -> str:
+    """A 业务流水号 as tax.xsd's ``Serial`` defines it, or a Client fault naming ``ywlsh``
+    and the limit: refused here, before it becomes a causation id or a journal row."""
+    if len(serial) > limit:
+        raise _refuse("ywlsh", f"must be at most {limit} characters, got {len(serial)}")
+    if not _SERIAL.fullmatch(serial):
+        raise _refuse("ywlsh", f"must be 1-{limit} characters of {_SERIAL_CHARS}")
+    return serial
+
+
 def _add_all(parent: Any, fields: Mapping[str, str]) -> None:
     for name, value in fields.items():
         _add(parent, name, value)
@@ -254,8 +266,7 @@ def _serialize(envelope: Any) -> bytes:
 def _head(operation: str, serial: str, sender: str,
           sent_at: datetime | None) -> dict[str, str]:
     """The TaxHead every request carries; a naive ``sent_at`` is taken as Beijing time."""
-    if not _SERIAL.match(serial):
-        raise _refuse("ywlsh", "must be 1-80 characters of A-Z a-z 0-9 _ . : -")
+    _check_serial(serial)
     if not _SENDER.match(sender):
         raise _refuse("fsfdm", "must be 1-20 non-blank characters")
     ts = sent_at or datetime.now(BEIJING)
@@ -369,6 +380,7 @@ def _parse_request_payload(payload: Any,
     head = _texts(kids["head"], _HEAD_FIELDS)
     if head["serviceCode"] != operation:
         raise _refuse("serviceCode", f"must be {operation}, got {head['serviceCode']}")
+    _check_serial(head["ywlsh"])
     names = _REQUEST_FIELDS[operation]
     optional, lists = _OPTIONAL[operation], _LISTS[operation]
     if not optional and not lists:
@@ -597,6 +609,9 @@ def parse_feedback_request(body: bytes, *, max_bytes: int = MAX_BYTES) -> TaxFee
     payload = parse_payload(body, max_bytes=max_bytes)
     _expect(payload, "FeedbackNotifyRequest")
     f = _texts(payload, ("slh", "ywlsh", "serviceCode", "clzt"), ("zjhm", "yydm", "yysm"))
+    # The echo of a serial the hub sent (32 hex, or a student batch's chunk serial): it
+    # becomes the feedback's correlation id, so it is held to that id's limit.
+    _check_serial(f["ywlsh"], ID_MAX_LENGTH)
     status = _CLZT_TO_STATUS.get(f["clzt"])
     if status is None:
         raise _refuse("clzt", f"must be 1 (accepted) or 2 (rejected), got {f['clzt']!r}")

@@ -18,7 +18,7 @@ import aio_pika
 import httpx
 import pytest
 
-from adapters.channels.auth import signed_headers
+from adapters.channels.auth import applications_target, signed_headers
 from broker.channel_inbound import (
     HEADER_REASON,
     HEADER_REASON_CODE,
@@ -38,6 +38,12 @@ def _body(request_id: str) -> bytes:
     payload = json.loads((ROOT / "flexible_enroll.json").read_text(encoding="utf-8"))["payload"]
     return json.dumps({"type": "flexible_enroll", "request_id": request_id,
                        "payload": payload}, ensure_ascii=False).encode()
+
+
+def _signed(secret: str, body: bytes) -> dict[str, str]:
+    """online_hall's headers for a submission (the request the door hands it to)."""
+    return signed_headers(secret, body, method="POST",
+                          target=applications_target("online_hall"), channel="online_hall")
 
 
 async def _depth(ch: aio_pika.abc.AbstractChannel, queue: str) -> int:
@@ -85,16 +91,16 @@ async def test_crafted_routing_keys_and_foreign_reply_queues_reach_nothing(
             for n, (key, reply_to, _) in enumerate(crafted):
                 body = _body(f"CRAFT-{n}")
                 await door.publish(aio_pika.Message(
-                    body, headers=dict(signed_headers(secret, body)), reply_to=reply_to,
+                    body, headers=_signed(secret, body), reply_to=reply_to,
                     correlation_id=f"bad{n}", message_id=f"bad{n}",
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=key)
             good = _body("DOOR-OK")
             await door.publish(aio_pika.Message(
-                good, headers=dict(signed_headers(secret, good)), reply_to=replies.name,
+                good, headers=_signed(secret, good), reply_to=replies.name,
                 correlation_id="good"), routing_key="online_hall")
             good2 = _body("DOOR-OK-2")
             await door.publish(aio_pika.Message(
-                good2, headers=dict(signed_headers(secret, good2)),
+                good2, headers=_signed(secret, good2),
                 reply_to="amq.rabbitmq.reply-to", correlation_id="direct"),
                 routing_key="online_hall")
 

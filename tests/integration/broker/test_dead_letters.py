@@ -107,7 +107,8 @@ async def _enroll(st: Stack, store: CoreStore) -> str:
                           input={"data": enrollment_to_event(person)})
     async with httpx.AsyncClient(timeout=10) as c:
         r = await c.post(f"{st.hub_url}/partners/core/events",
-                         json=req.model_dump(mode="json", exclude_none=True))
+                         json=req.model_dump(mode="json", exclude_none=True),
+                         auth=st.partner_auth("core"))
     assert r.status_code == 200, r.text
     return str(r.json()["output"]["correlation_id"])
 

@@ -55,7 +55,8 @@ def hub_env(tmp: Path, *, ns: str, db: str, port: int, core_url: str, tax_url: s
             callback_base: str) -> dict[str, str]:
     settings = tmp / f"{ns}.toml"
     settings.write_text(FAST_TOML, encoding="utf-8")
-    return {**os.environ, "HUB_SETTINGS_FILE": str(settings), "HUB_NAMESPACE": ns,
+    return {**os.environ, "HUB_ENV": "development",  # simulators, development secrets
+            "HUB_SETTINGS_FILE": str(settings), "HUB_NAMESPACE": ns,
             "HUB_DATABASE_URL": db, "HUB_HTTP_PORT": str(port), "HUB_CORE_URL": core_url,
             "HUB_TAX_URL": tax_url, "HUB_CALLBACK_BASE": callback_base}
 
@@ -89,13 +90,24 @@ async def wait_http(url: str, timeout: float = 60) -> None:
     raise TimeoutError(url)
 
 
+def partner_secret(name: str) -> str:
+    """The secret a hub started by ``start_hub`` checks ``name``'s signatures with: its
+    settings file names no secrets, so both sides read the same default (or the same
+    ``HUB_PARTNERS__<NAME>__SECRET`` of this environment)."""
+    from config.settings import load_settings
+
+    return load_settings().partners[name].secret.get_secret_value()
+
+
 async def post_until_accepted(hub_url: str, events: list[Any], concurrency: int = 20) -> None:
-    """Send core events as core does: a refused or failed post is sent again."""
+    """Send core events as core does (signed): a refused or failed post is sent again."""
     from adapters.core.translate import enrollment_to_event
+    from adapters.signing import SignedAuth
     from contracts.national import NationalRequest, make_msgid, now_cst
 
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10,
+                                 auth=SignedAuth("core", partner_secret("core"))) as client:
 
         async def one(i: int, event: Any) -> None:
             req = NationalRequest(infno="H2101", msgid=make_msgid("NJYBCORE0001", now_cst(), i),
@@ -173,6 +185,7 @@ async def batch_through_fault(tmp_path: Path, prefix: str, n: int,
     counts: dict[str, int] = {}
     async with serve_app(core_app(core_state, store=store)) as core_url, \
             serve_app(tax_app(tax_state, callback_url=f"{hub_url}/partners/tax/callback",
+                              callback_secret=partner_secret("tax"),
                               reject_suffixes=())) as tax:
         hub_vars = hub_env(tmp_path, ns=ns, db=db, port=port, core_url=core_url,
                            tax_url=f"{tax}/tax/ws", callback_base=hub_url) | (env or {})

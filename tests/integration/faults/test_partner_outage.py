@@ -26,7 +26,8 @@ async def test_partner_down_opens_breaker_and_everything_is_delivered_after() ->
     async with running_stack(s, store=store, overrides=overrides) as st:
         st.tax_state.faults[:] = [Fault(kind="http_5xx", operation="EmployeeEnroll")]
         async with httpx.AsyncClient(timeout=30) as client:
-            await emit_enrollments(st.hub_url, store, n, client=client)
+            await emit_enrollments(st.hub_url, store, n, client=client,
+                                   secret=st.partner_secret("core"))
         await asyncio.sleep(4.0)  # tax is down for a while
         breaker = st.hub.deps.breakers.get("tax")
         opened = breaker.opened_count
@@ -53,7 +54,8 @@ async def test_poison_message_reaches_dlq_after_the_policy_attempts() -> None:
         st.tax_state.faults[:] = [Fault(kind="soap_fault", match=person.id_number,
                                         operation="EmployeeEnroll")]
         async with httpx.AsyncClient(timeout=30) as client:
-            await emit_enrollments(st.hub_url, store, 1, client=client)
+            await emit_enrollments(st.hub_url, store, 1, client=client,
+                                   secret=st.partner_secret("core"))
         counts = await wait_until_settled(st, 1, timeout=30)
         archive = DeadLetterStore(st.hub.deps.journal.engine)
         rows = []

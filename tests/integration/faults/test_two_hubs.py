@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from adapters.core.translate import enrollment_to_event
+from adapters.signing import SignedAuth
 from adapters.tax.soap import parse_enroll_request
 from broker.topology import Names, delete_topology
 from config.settings import load_settings
@@ -33,6 +34,7 @@ from storage.journal import Journal, make_engine
 from tests.integration.faults.hubproc import (
     ALL_ROUTES,
     hub_env,
+    partner_secret,
     start_hub,
     stop_hub,
     wait_http,
@@ -76,6 +78,7 @@ async def test_two_hubs_no_duplicates_and_per_person_order(tmp_path: Path) -> No
     procs = []
     async with serve_app(core_app(core_state, store=store)) as core_url, \
             serve_app(tax_app(tax_state, callback_url=f"{urls[0]}/partners/tax/callback",
+                                     callback_secret=partner_secret("tax"),
                                      reject_suffixes=())) \
             as tax_url, serve_app(tap_app(upstream, accepted)) as tap_url:
         upstream.append(f"{tax_url}/tax/ws")
@@ -86,7 +89,8 @@ async def test_two_hubs_no_duplicates_and_per_person_order(tmp_path: Path) -> No
                     tax_url=f"{tap_url}/tax/ws", callback_base=urls[0])))
                 await wait_http(f"{url}/health")
             persons = list(store.persons.values())
-            async with httpx.AsyncClient(timeout=30) as client:
+            core = SignedAuth("core", partner_secret("core"))
+            async with httpx.AsyncClient(timeout=30, auth=core) as client:
                 sem = asyncio.Semaphore(10)
                 seq = 0
 

@@ -37,8 +37,9 @@ def _stack(**kw: Any) -> Any:
 async def status(http: httpx.AsyncClient, st: Any, channel: str, app_id: str) -> dict[str, Any]:
     from adapters.channels.auth import signed_headers
     cfg = st.settings.channels[channel]
-    r = await http.get(f"{st.hub_url}/channels/{channel}/applications/{app_id}",
-                       headers=signed_headers(cfg.secret.get_secret_value(), b""))
+    target = f"/channels/{channel}/applications/{app_id}"
+    r = await http.get(f"{st.hub_url}{target}", headers=signed_headers(
+        cfg.secret.get_secret_value(), b"", method="GET", target=target, channel=channel))
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
@@ -153,7 +154,7 @@ async def _parked(st: Any) -> int:
 async def test_a_channel_may_submit_over_amqp_with_the_same_contract() -> None:
     import aio_pika
 
-    from adapters.channels.auth import signed_headers
+    from adapters.channels.auth import applications_target, signed_headers
 
     async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
         cfg = st.settings.channels["online_hall"]
@@ -169,7 +170,9 @@ async def test_a_channel_may_submit_over_amqp_with_the_same_contract() -> None:
             ex = await ch.get_exchange(f"{st.settings.namespace}.channels")
             for n, payload in enumerate((raw, bad)):
                 await ex.publish(aio_pika.Message(
-                    payload, headers=signed_headers(cfg.secret.get_secret_value(), payload),
+                    payload, headers=signed_headers(
+                        cfg.secret.get_secret_value(), payload, method="POST",
+                        target=applications_target("online_hall"), channel="online_hall"),
                     reply_to=replies.name, correlation_id=f"c{n}"), routing_key="online_hall")
             answers = {}
             async with replies.iterator() as it:

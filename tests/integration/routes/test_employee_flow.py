@@ -14,7 +14,7 @@ from adapters.core.translate import enrollment_to_event
 from config.settings import load_settings
 from contracts.national import NationalRequest, make_msgid, now_cst
 from simulators.core import CoreStore
-from simulators.harness import fast_policies, running_stack, wait_until_settled
+from simulators.harness import Stack, fast_policies, running_stack, wait_until_settled
 from simulators.simkit import Fault
 from storage.deadletters import DeadLetterFilter, DeadLetterStore
 
@@ -34,8 +34,10 @@ def _settings():  # type: ignore[no-untyped-def]
     return s, fast_policies(s)
 
 
-async def _post(url: str, body: object) -> httpx.Response:
-    async with httpx.AsyncClient(timeout=10) as c:
+async def _post(st: Stack, body: object) -> httpx.Response:
+    """Core's event to the hub, signed as core does."""
+    url = f"{st.hub_url}/partners/core/events"
+    async with httpx.AsyncClient(timeout=10, auth=st.partner_auth("core")) as c:
         if isinstance(body, bytes):
             return await c.post(url, content=body,
                                 headers={"content-type": "application/json"})
@@ -46,7 +48,7 @@ async def test_success_reaches_tax_and_core() -> None:
     s, o = _settings()
     store = CoreStore.seed(1, 3, rng_seed=random.randrange(10**9))
     async with running_stack(s, store=store, overrides=o) as st:
-        r = await _post(f"{st.hub_url}/partners/core/events", _event(store))
+        r = await _post(st, _event(store))
         assert r.status_code == 200, r.text
         cid = r.json()["output"]["correlation_id"]
         counts = await wait_until_settled(st, 1, timeout=20)
@@ -68,7 +70,7 @@ async def test_transient_tax_failures_recover_with_one_side_effect() -> None:
     store = CoreStore.seed(1, 2, rng_seed=random.randrange(10**9))
     async with running_stack(s, store=store, overrides=o) as st:
         st.tax_state.faults[:] = [Fault(kind="http_5xx", count=3, operation="EmployeeEnroll")]
-        r = await _post(f"{st.hub_url}/partners/core/events", _event(store))
+        r = await _post(st, _event(store))
         cid = r.json()["output"]["correlation_id"]
         assert await wait_until_settled(st, 1, timeout=30) == {"delivered": 1}
         assert st.tax_state.log.summary()["effects"] == 1
@@ -82,7 +84,7 @@ async def test_business_rejection_reaches_core_with_reason() -> None:
     person = next(iter(store.persons.values()))
     async with running_stack(s, store=store, overrides=o,
                              reject_suffixes={person.id_number[-5:-1]}) as st:
-        await _post(f"{st.hub_url}/partners/core/events", _event(store))
+        await _post(st, _event(store))
         assert await wait_until_settled(st, 1, timeout=20) == {"rejected": 1}
         got = store.sync_status[person.business_key]
         assert got["status"] == "rejected" and got["reason_code"] == "TX201"
@@ -95,12 +97,12 @@ async def test_synchronous_tax_rejection_and_duplicate_event() -> None:
         st.tax_state.faults[:] = [Fault(kind="reject", count=1, code="TX102", text="单位未登记",
                                         operation="EmployeeEnroll")]
         ev = _event(store)
-        await _post(f"{st.hub_url}/partners/core/events", ev)
+        await _post(st, ev)
         await wait_until_settled(st, 1, timeout=20)
         person = next(iter(store.persons.values()))
         assert store.sync_status[person.business_key]["reason_code"] == "TX102"
         # the same event again: same business fact, same answer, no new side effect
-        await _post(f"{st.hub_url}/partners/core/events", ev)
+        await _post(st, ev)
         await wait_until_settled(st, 2, timeout=20)
         assert st.tax_state.log.summary()["effects"] == 0
         assert st.tax_state.log.calls == 1
@@ -128,7 +130,7 @@ async def test_bad_input_is_refused_naming_the_field(body: object, status: int,
             body = _event(store, tel="12345")
         elif body == "unknown_infno":
             body = _event(store) | {"infno": "H9999"}
-        r = await _post(f"{st.hub_url}/partners/core/events", body)
+        r = await _post(st, body)
         assert r.status_code == status, r.text
         out = r.json()
         assert out["infcode"] == -1 and field in out["err_msg"]

@@ -44,7 +44,8 @@ class Rig:
         req = NationalRequest(infno="H2101", msgid=make_msgid("NJYBCORE0001", now_cst(), n),
                               input={"data": enrollment_to_event(p)})
         r = await self.http.post(f"{self.st.hub_url}/partners/core/events",
-                                 json=req.model_dump(mode="json", exclude_none=True))
+                                 json=req.model_dump(mode="json", exclude_none=True),
+                                 auth=self.st.partner_auth("core"))
         assert r.status_code == 200, r.text
         return str(r.json()["output"]["correlation_id"])
 

@@ -90,7 +90,8 @@ async def test_a_compare_batch_pushed_by_tax_becomes_a_difference_report(
                 "batch_id": batch_id, "compare_kind": "2", "record_count": len(rows),
                 "file_path": f"/outbound/compare/{batch_id}.csv"}, "CMP-1", "TAXSYS")
             r = await http.post(f"{st.hub_url}/partners/tax/callback", content=body,
-                                headers={"Content-Type": "text/xml; charset=utf-8"})
+                                headers={"Content-Type": "text/xml; charset=utf-8"},
+                                auth=st.partner_auth("tax"))
             assert r.status_code == 200 and parse_reply(r.content)[0], r.text
             report = REPORTS_DIR / f"{batch_id}.xlsx"
             for _ in range(200):
@@ -101,10 +102,13 @@ async def test_a_compare_batch_pushed_by_tax_becomes_a_difference_report(
             kinds = [row[2] for row in csv.reader(
                 (REPORTS_DIR / f"{batch_id}.csv").open(encoding="utf-8-sig"))][1:]
             assert sorted(kinds) == sorted(["字段不一致", "税务有、核心无", "核心有、税务无"])
-            auth = {"Authorization": "Bearer dev-readonly"}
+            auth = {"Authorization": "Bearer dev-caseworker"}  # full IDs: caseworker/admin
             r = await http.get(f"{st.hub_url}/admin/reports/compare/{batch_id}.csv",
                                headers=auth)
             assert r.status_code == 200 and "缴费基数" in r.content.decode("utf-8-sig")
+            r = await http.get(f"{st.hub_url}/admin/reports/compare/{batch_id}.csv",
+                               headers={"Authorization": "Bearer dev-readonly"})
+            assert r.status_code == 403
             r = await http.get(f"{st.hub_url}/admin/reports/compare/..%2Fx.csv", headers=auth)
             assert r.status_code == 404
             wb = openpyxl.load_workbook(report, read_only=True)

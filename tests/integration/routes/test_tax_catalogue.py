@@ -33,6 +33,7 @@ from tools.fixtures.generate_catalogue import ROOT
 pytestmark = pytest.mark.integration
 
 SOAP = {"Content-Type": "text/xml; charset=utf-8"}
+CASEWORKER = {"Authorization": "Bearer dev-caseworker"}
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -66,7 +67,8 @@ async def test_every_f2_submit_reaches_tax_and_its_result_reaches_core() -> None
                                   input={"data": doc["core"]})
             effects = st.tax_state.log.summary()["effects"]
             r = await http.post(f"{st.hub_url}/partners/core/events",
-                                json=req.model_dump(mode="json", exclude_none=True))
+                                json=req.model_dump(mode="json", exclude_none=True),
+                                auth=st.partner_auth("core"))
             assert r.status_code == 200, (o.name, r.text)
             txn = await settled(st, r.json()["output"]["correlation_id"])
             want = oracle.decide(o.name, to_wire(o, doc["payload"]))
@@ -89,7 +91,7 @@ async def test_every_f3_push_reaches_core_once() -> None:
             body = build_request(o.name, fixture(o.name)["payload"], f"PUSH-{i}", "TAXSYS")
             for _ in range(2):  # tax pushes again when unsure: still one effect at core
                 r = await http.post(f"{st.hub_url}/partners/tax/callback", content=body,
-                                    headers=SOAP)
+                                    headers=SOAP, auth=st.partner_auth("tax"))
                 assert r.status_code == 200 and parse_reply(r.content)[0], (o.name, r.text)
         for _ in range(200):
             if st.core_state.log.summary()["effects"] >= len(pushes):
@@ -106,13 +108,15 @@ async def test_a_push_with_a_bad_field_is_refused_naming_the_element() -> None:
     async with stack as st, httpx.AsyncClient(timeout=10) as http:
         payload = fixture("AbnormalUnitNotify")["payload"] | {"unit_credit_code": "91320000X"}
         body = build_request("AbnormalUnitNotify", payload, "PUSH-BAD", "TAXSYS")
-        r = await http.post(f"{st.hub_url}/partners/tax/callback", content=body, headers=SOAP)
+        r = await http.post(f"{st.hub_url}/partners/tax/callback", content=body, headers=SOAP,
+                            auth=st.partner_auth("tax"))
         assert r.status_code == 500 and b"shxydm" in r.content
 
 
 async def test_every_f4_query_is_answered_and_slow_tax_times_out() -> None:
     stack, _ = _stack(query_timeout_s=0.5)
-    async with stack as st, httpx.AsyncClient(timeout=10) as http:
+    async with stack as st, httpx.AsyncClient(timeout=10,
+                                              auth=st.partner_auth("core")) as http:
         for o in ops_of("query"):
             name = o.msg_type.removeprefix("tax.query.")
             r = await http.post(f"{st.hub_url}/queries/tax/{name}",
@@ -149,7 +153,7 @@ async def test_tax_asks_core_through_the_hub() -> None:
         for name, params in asks.items():
             body = build_request(name, params, f"Q-{name}", "TAXSYS")
             r = await http.post(f"{st.hub_url}/partners/tax/callback", content=body,
-                                headers=SOAP)
+                                headers=SOAP, auth=st.partner_auth("tax"))
             assert r.status_code == 200, (name, r.text)
             records = parse_query_reply(name, r.content)
             assert len(records) == 1, (name, records)
@@ -207,7 +211,8 @@ async def test_an_employee_batch_event_is_split_and_bad_rows_answered_by_index()
         req = NationalRequest(infno="H2107", msgid=make_msgid("NJYBCORE0001", now_cst(), 7),
                               input={"data": rows})
         r = await http.post(f"{st.hub_url}/partners/core/events",
-                            json=req.model_dump(mode="json", exclude_none=True))
+                            json=req.model_dump(mode="json", exclude_none=True),
+                            auth=st.partner_auth("core"))
         assert r.status_code == 200, r.text
         out = r.json()["output"]
         assert [x["index"] for x in out["rejected"]] == [4, 9]
@@ -228,13 +233,14 @@ async def test_queries_do_not_wait_behind_bulk_submits() -> None:
     stack, store = _stack()
     async with stack as st, httpx.AsyncClient(timeout=10) as http:
         st.tax_state.faults[:] = [Fault(kind="slow", delay_s=1.5, operation="EmployeeEnroll")]
-        bulk = asyncio.create_task(emit_enrollments(st.hub_url, store, 60, client=http))
+        bulk = asyncio.create_task(emit_enrollments(st.hub_url, store, 60, client=http,
+                                                    secret=st.partner_secret("core")))
         await asyncio.sleep(0.8)   # the lanes are now busy with slow tax calls
         took = []
         for _ in range(5):
             t0 = time.perf_counter()
-            r = await http.post(f"{st.hub_url}/queries/tax/community",
-                                json=fixture("QueryCommunity")["payload"])
+            r = await http.post(f"{st.hub_url}/queries/tax/community",  # a caseworker's screen
+                                json=fixture("QueryCommunity")["payload"], headers=CASEWORKER)
             took.append(time.perf_counter() - t0)
             assert r.status_code == 200
         await bulk

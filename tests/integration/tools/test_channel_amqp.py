@@ -39,8 +39,9 @@ def _stack() -> Any:
 async def _status(st: Stack, app_id: str) -> dict[str, Any]:
     secret = st.settings.channels[CHANNEL].secret.get_secret_value()
     async with httpx.AsyncClient(timeout=10) as http:
-        r = await http.get(f"{st.hub_url}/channels/{CHANNEL}/applications/{app_id}",
-                           headers=signed_headers(secret, b""))
+        target = f"/channels/{CHANNEL}/applications/{app_id}"
+        r = await http.get(f"{st.hub_url}{target}", headers=signed_headers(
+            secret, b"", method="GET", target=target, channel=CHANNEL))
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 

@@ -10,6 +10,7 @@ import pytest
 
 from api.auth import (
     DEV_TOKENS,
+    LOOPBACK,
     Authenticator,
     Principal,
     dev_principals,
@@ -57,12 +58,31 @@ def test_short_tokens_are_warned_about(caplog: pytest.LogCaptureFixture) -> None
     assert "shorter than" in caplog.text and "short:" not in caplog.text
 
 
-def test_dev_tokens_only_on_loopback_and_only_when_nothing_is_configured() -> None:
-    assert load_principals("", http_host="127.0.0.1") == dev_principals()
+def test_dev_tokens_only_in_development_mode_and_only_when_nothing_is_configured() -> None:
+    # Before: chosen by the bind address (loopback: dev tokens). Now by the explicit mode.
+    assert load_principals("", development=True, http_host="127.0.0.1") == dev_principals()
     assert set(dev_principals().values()) == {Principal(u, r) for u, r in DEV_TOKENS.values()}
-    assert load_principals(None, http_host="0.0.0.0") == {}
-    configured = load_principals("tok-0123456789abcdef:a:admin", http_host="127.0.0.1")
+    assert load_principals(None, development=False, http_host="0.0.0.0") == {}
+    configured = load_principals("tok-0123456789abcdef:a:admin", development=True,
+                                 http_host="127.0.0.1")
     assert list(configured.values()) == [Principal("a", "admin")]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "0.0.0.0", "10.1.2.3"])
+def test_the_bind_address_never_decides_the_dev_tokens(host: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    assert load_principals("", development=False, http_host=host) == {}
+    with caplog.at_level(logging.WARNING, "hub.auth"):
+        assert load_principals("", development=True, http_host=host) == dev_principals()
+    assert "development tokens" in caplog.text
+    assert ("from the network" in caplog.text) == (host not in LOOPBACK)
+
+
+def test_a_configured_development_token_is_refused_outside_development_mode() -> None:
+    value = "dev-ops:olga:operations,tok-0123456789abcdef:a:admin"
+    with pytest.raises(ValueError, match=r"development token .* for olga"):
+        load_principals(value, development=False)
+    assert len(load_principals(value, development=True)) == 2
 
 
 async def test_no_token_or_a_bad_one_is_401(admin: Admin) -> None:

@@ -13,13 +13,16 @@ from contracts import clock
 from contracts.channels import (
     APPLICATION_TYPES,
     CHANNEL_TYPES,
+    MIDYEAR_FLAGS,
     RESIDENT_TYPES,
     SUBSIDY_TYPES,
     TAX_OPERATION,
     ApplicationRequest,
+    CollectionPeriods,
     NewbornEnroll,
     PreNewbornEnroll,
     entity_of,
+    midyear_flag_of,
     payload_json,
     temp_id_for,
     to_tax_payload,
@@ -198,6 +201,19 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("mother male", "newborn_enroll", {"mother_id_number": MAN}, "payload.mother_id_number"),
     ("birth 一件事 not local", "birth_newborn_enroll", {"household_kind": "3"},
      "payload.household_kind"),
+    ("birth 一件事 moved in", "birth_newborn_enroll",
+     {"household_kind": "2", "moved_in_date": "2026-04-01"}, "payload.household_kind"),
+    ("birth 一件事 birth order", "birth_newborn_enroll", {"birth_order": ...},
+     "payload.birth_order"),
+    ("birth 一件事 birth order 0", "birth_newborn_enroll", {"birth_order": 0},
+     "payload.birth_order"),
+    ("resident midyear flag", "resident_enroll", {"midyear_flag": "5"},
+     "payload.midyear_flag"),
+    ("veteran as flexible", "veteran_enroll", {"contribution_base": 500_000},
+     "payload.contribution_base"),
+    ("veteran no subsidy", "veteran_enroll", {"subsidy_type": ...}, "payload.subsidy_type"),
+    ("veteran student type", "veteran_enroll", {"resident_type": "13"},
+     "payload.resident_type"),
     ("temp id", "pre_newborn_enroll", {"temp_id_number": "Z" + "1" * 19},
      "payload.temp_id_number"),
     ("birth order", "pre_newborn_enroll", {"birth_order": 0}, "payload.birth_order"),
@@ -403,3 +419,100 @@ def test_entities() -> None:
     assert entity("unit_maintain") == ("unit", sample("unit_maintain")["payload"]
                                        ["unit_credit_code"])
     assert entity("graduate_stop_batch") is None
+
+
+# ---------------------------------------------------------------- seed rules in the contract
+
+
+def test_birth_newborn_is_for_a_local_household_and_says_so() -> None:
+    [(field, reason)] = errors_of("birth_newborn_enroll",
+                                  payload("birth_newborn_enroll", household_kind="3"))
+    assert field == "payload.household_kind"
+    assert "本市户籍" in reason and "got 3 非本市户籍" in reason and "出生一件事" in reason
+    model = validate_payload("birth_newborn_enroll", payload("birth_newborn_enroll"),
+                             today=REFERENCE_DAY)
+    assert isinstance(model, NewbornEnroll) and model.birth_order == 1
+
+
+def test_veteran_enrollment_is_a_midyear_resident_enrollment() -> None:
+    assert TAX_OPERATION["veteran_enroll"] == "ResidentEnroll"
+    model = validate_payload("veteran_enroll", sample("veteran_enroll")["payload"],
+                             today=REFERENCE_DAY)
+    assert midyear_flag_of(model) == "1" and MIDYEAR_FLAGS["1"] == "退役军人"
+    [(op, data)] = to_tax_payload("veteran_enroll", model, today=REFERENCE_DAY)
+    assert op == "ResidentEnroll"
+    assert (data["insure_year"], data["midyear_flag"], data["insure_start_date"]) == \
+        ("2026", "1", "2026-11-24")
+    [(_, data)] = to_tax_payload("veteran_enroll", model, today=REFERENCE_DAY,
+                                 insure_year="2026", insure_start_date="2026-11-20")
+    assert data["insure_start_date"] == "2026-11-20"
+
+
+def test_a_resident_midyear_flag_reaches_tax_only_when_given() -> None:
+    plain = validate_payload("resident_enroll", sample("resident_enroll")["payload"],
+                             today=REFERENCE_DAY)
+    assert midyear_flag_of(plain) is None
+    [(_, data)] = to_tax_payload("resident_enroll", plain, today=REFERENCE_DAY,
+                                 insure_year="2027")
+    assert "midyear_flag" not in data and "insure_start_date" not in data
+    assert data["insure_year"] == "2027"
+    flagged = payload("resident_enroll", midyear_flag="2")
+    [(_, data)] = to_tax_payload("resident_enroll", flagged, today=REFERENCE_DAY)
+    assert (data["midyear_flag"], data["insure_start_date"]) == ("2", "2026-11-24")
+    assert midyear_flag_of(validate_payload("newborn_enroll", payload("newborn_enroll"),
+                                            today=REFERENCE_DAY)) is None
+
+
+def test_midyear_arguments_are_checked() -> None:
+    data = sample("resident_enroll")["payload"]
+    with pytest.raises(ValidationFailed) as e:
+        to_tax_payload("resident_enroll", data, midyear_flag="7", today=REFERENCE_DAY)
+    assert e.value.field == "midyear_flag"
+    with pytest.raises(ValidationFailed) as e:
+        to_tax_payload("resident_enroll", data, midyear_flag="1",
+                       insure_start_date="24.11.2026", today=REFERENCE_DAY)
+    assert e.value.field == "insure_start_date"
+    with pytest.raises(ValidationFailed) as e:  # a 中途参保 ends on 31 Dec of its year
+        to_tax_payload("resident_enroll", data, midyear_flag="1", insure_year="2027",
+                       today=REFERENCE_DAY)
+    assert e.value.field == "ResidentEnroll" and "insure_year" in e.value.errors[0][1]
+
+
+def test_the_catalogue_keeps_the_midyear_flag_and_its_start_together() -> None:
+    base = to_tax_payload("resident_enroll", sample("resident_enroll")["payload"],
+                          today=REFERENCE_DAY)[0][1]
+    model = model_for("ResidentEnroll")
+    model.model_validate(base | {"midyear_flag": "3", "insure_start_date": "2026-11-24"})
+    for bad in ({"midyear_flag": "3"}, {"insure_start_date": "2026-11-24"},
+                {"midyear_flag": "5", "insure_start_date": "2026-11-24"}):
+        with pytest.raises(ValidationError):
+            model.model_validate(base | bad)
+
+
+# ---------------------------------------------------------------- 集中征缴期 setting
+
+
+def test_collection_period_default_is_september_to_december_of_the_year_before() -> None:
+    periods = CollectionPeriods()
+    assert periods.window(2027) == (date(2026, 9, 1), date(2026, 12, 31))
+    assert periods.collecting_for(date(2026, 10, 8)) == 2027
+    assert periods.collecting_for(date(2026, 8, 31)) is None
+    wrap = CollectionPeriods(default_start="10-01", default_end="02-28")
+    assert wrap.window(2027) == (date(2026, 10, 1), date(2027, 2, 28))
+    assert wrap.collecting_for(date(2027, 2, 1)) == 2027
+    assert wrap.collecting_for(date(2027, 3, 1)) is None
+
+
+@pytest.mark.parametrize(("data", "text"), [
+    ({"default_start": "9-1"}, "MM-DD"),
+    ({"default_end": "02-29"}, "every year"),
+    ({"default_start": "13-01"}, "MM-DD"),
+    ({"years": {2027: ("2026-12-31", "2026-09-01")}}, "after"),
+    ({"years": {2027: ("2025-09-01", "2025-12-31")}}, "must lie in 2026 or 2027"),
+    ({"years": {2027: ("2026-09-01", "2027-09-30")}}, "overlap"),
+    ({"years": {2027: ("2026-09-01", "2027-01-31"), 2028: ("2027-01-15", "2027-12-31")}},
+     "overlap"),
+])
+def test_a_bad_collection_period_is_refused(data: dict[str, Any], text: str) -> None:
+    with pytest.raises(ValidationError, match=text):
+        CollectionPeriods.model_validate(data)

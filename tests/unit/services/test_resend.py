@@ -253,7 +253,7 @@ async def test_resend_publishes_and_journals_a_received_transaction(api: Api) ->
     out = r.json()
     (msg,) = api.publisher.sent
     assert (out["correlation_id"], out["serial"], out["type"]) == (
-        msg.correlation_id, msg.message_id, ENROLL)
+        msg.correlation_id, partner_serial(msg), ENROLL)
     assert msg.causation_id == out["resend_id"] and msg.source == "resend"
     txn = await api.journal.transaction(msg.correlation_id)
     assert txn is not None

@@ -91,13 +91,17 @@ async def test_verification_refuses_a_replay_through_redis(redis: Redis, prefix:
     store = RedisNonceStore(redis, prefix=prefix)
     cfg = ChannelConfig(secret=SecretStr("mn-secret-0123456789"), max_skew_s=30)
     body = b'{"type": "resident_enroll"}'
-    headers = signed_headers("mn-secret-0123456789", body, nonce=_nonce())
+    target = "/channels/my_nanjing/applications"
+    headers = signed_headers("mn-secret-0123456789", body, method="POST", target=target,
+                             channel="my_nanjing", nonce=_nonce())
     try:
-        await verify_request("my_nanjing", cfg, headers, body, store)
+        await verify_request("my_nanjing", cfg, headers, body, store, method="POST",
+                             target=target)
         ttl = await redis.ttl(f"{prefix}my_nanjing:{headers[HEADER_NONCE]}")
         assert 30 < ttl <= 60  # remembered for twice the timestamp window
         with pytest.raises(ChannelAuthError) as e:
-            await verify_request("my_nanjing", cfg, headers, body, store)
+            await verify_request("my_nanjing", cfg, headers, body, store, method="POST",
+                                 target=target)
         assert e.value.field == HEADER_NONCE
     finally:
         await _cleanup(redis, prefix)

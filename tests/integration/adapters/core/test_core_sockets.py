@@ -15,9 +15,11 @@ from fastapi.responses import JSONResponse
 
 from adapters.core.client import CoreClient
 from adapters.core.translate import event_to_enrollment, parse_national_request
+from adapters.signing import MemoryNonceStore, verify_signed
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.errors import PartnerTimeout, PartnerUnavailable, ValidationFailed
 from contracts.national import NationalResponse
+from contracts.signing import PARTNER_HEADERS, SignatureRefused, request_target
 from simulators.core import CoreStore, create_app, emit_enrollments
 from simulators.simkit import SimState
 from tests.support.servers import serve_app
@@ -105,10 +107,15 @@ async def test_connection_refused_is_unavailable() -> None:
             await client.get_employee("x", "y")
 
 
+CORE_SECRET = "core-secret-of-the-receiver"
+
+
 def _receiver(events: list[dict[str, Any]], in_flight: list[int]) -> FastAPI:
-    """Stands in for the hub's ``/partners/core/events``: validates, records, answers."""
+    """Stands in for the hub's ``/partners/core/events``: checks core's signature, validates,
+    records, answers."""
     app = FastAPI()
     current = 0
+    nonces = MemoryNonceStore()
 
     @app.post("/partners/core/events")
     async def receive(request: Request) -> JSONResponse:
@@ -117,7 +124,15 @@ def _receiver(events: list[dict[str, Any]], in_flight: list[int]) -> FastAPI:
         in_flight.append(current)
         try:
             await asyncio.sleep(0.01)
-            req = parse_national_request(await request.body())
+            body = await request.body()
+            try:
+                await verify_signed("core", CORE_SECRET, method=request.method,
+                                    target=request_target(request.scope),
+                                    headers=request.headers, body=body, nonces=nonces,
+                                    names=PARTNER_HEADERS)
+            except SignatureRefused as exc:
+                return JSONResponse({"detail": exc.reason}, status_code=401)
+            req = parse_national_request(body)
             events.append(req.to_wire())
             try:
                 event_to_enrollment(req.input)
@@ -136,8 +151,8 @@ async def test_emit_enrollments_to_a_receiver(store: CoreStore) -> None:
     in_flight: list[int] = []
     async with serve_app(_receiver(events, in_flight)) as hub_url, httpx.AsyncClient() as http:
         msgids = await emit_enrollments(hub_url, store, 30, client=http, concurrency=5,
-                                        invalid_every=3)
-        again = await emit_enrollments(hub_url, store, 3, client=http)
+                                        invalid_every=3, secret=CORE_SECRET)
+        again = await emit_enrollments(hub_url, store, 3, client=http, secret=CORE_SECRET)
 
     assert len(msgids) == 30 and len(set(msgids) | set(again)) == 33
     assert sorted(e["msgid"] for e in events) == sorted(msgids + again)
@@ -159,4 +174,4 @@ async def test_emit_enrollments_to_a_receiver(store: CoreStore) -> None:
 async def test_emit_enrollments_raises_when_the_hub_route_is_missing(store: CoreStore) -> None:
     async with serve_app(FastAPI()) as url, httpx.AsyncClient() as http:
         with pytest.raises(httpx.HTTPStatusError):
-            await emit_enrollments(url, store, 3, client=http)
+            await emit_enrollments(url, store, 3, client=http, secret=CORE_SECRET)

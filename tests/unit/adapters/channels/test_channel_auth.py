@@ -1,4 +1,5 @@
-"""Channel authentication: HMAC over timestamp, nonce and body; API keys; replays; types."""
+"""Channel authentication: HMAC over the canonical request (method, target, channel,
+timestamp, nonce, body digest); API keys; replays; types."""
 
 from __future__ import annotations
 
@@ -20,32 +21,47 @@ from adapters.channels.auth import (
     TypeNotAllowed,
     allowed_types,
     check_type_allowed,
-    sign,
-    signed_headers,
     verify_request,
 )
+from adapters.channels.auth import signed_headers as channel_headers
 from config.settings import ChannelConfig
 from contracts.channels import CHANNEL_TYPES
 from contracts.errors import PartnerUnavailable
+from contracts.signing import canonical_request, sign
 
 NOW = 1_795_000_000.0
 SECRET = "s3cret-of-my-nanjing"
 BODY = b'{"type":"resident_enroll"}'
 HMAC_CFG = ChannelConfig(secret=SecretStr(SECRET), max_skew_s=300)
 KEY_CFG = ChannelConfig(auth="api-key", secret=SecretStr("key-of-hrss-0123"))
+TARGET = "/channels/my_nanjing/applications"
+
+
+def signed_headers(secret: str, body: bytes, *, now: float, nonce: str | None = None,
+                   method: str = "POST", target: str = TARGET,
+                   channel: str = "my_nanjing") -> dict[str, str]:
+    """my_nanjing's headers for a submission, unless told otherwise."""
+    return channel_headers(secret, body, method=method, target=target, channel=channel,
+                           now=now, nonce=nonce)
 
 
 async def verify(headers: dict[str, str], *, body: bytes = BODY, cfg: ChannelConfig = HMAC_CFG,
-                 nonces: Any = None, now: float = NOW) -> None:
-    await verify_request("my_nanjing", cfg, headers, body, nonces or MemoryNonceStore(),
-                         now=now)
+                 nonces: Any = None, now: float = NOW, method: str = "POST",
+                 target: str = TARGET, channel: str = "my_nanjing") -> None:
+    await verify_request(channel, cfg, headers, body, nonces or MemoryNonceStore(),
+                         method=method, target=target, now=now)
 
 
-def test_sign_is_hmac_sha256_over_timestamp_nonce_and_body() -> None:
-    expected = hmac.new(SECRET.encode(), b"1795000000\nabcdefabcdefabcd\n" + BODY,
-                        hashlib.sha256).hexdigest()
-    assert sign(SECRET, 1_795_000_000, "abcdefabcdefabcd", BODY) == expected
-    assert sign(SECRET.encode(), "1795000000", "abcdefabcdefabcd", BODY) == expected
+def test_sign_is_hmac_sha256_over_the_canonical_request() -> None:
+    canonical = (b"HUB-HMAC-SHA256\nPOST\n/channels/my_nanjing/applications\nmy_nanjing\n"
+                 b"1795000000\nabcdefabcdefabcd\n" + hashlib.sha256(BODY).hexdigest().encode())
+    assert canonical_request("post", TARGET, "my_nanjing", 1_795_000_000, "abcdefabcdefabcd",
+                             BODY) == canonical
+    expected = hmac.new(SECRET.encode(), canonical, hashlib.sha256).hexdigest()
+    assert sign(SECRET, canonical) == expected
+    assert sign(SECRET.encode(), canonical) == expected
+    headers = signed_headers(SECRET, BODY, now=NOW, nonce="abcdefabcdefabcd")
+    assert headers[HEADER_SIGNATURE] == expected
 
 
 def test_signed_headers_carry_a_fresh_nonce() -> None:
@@ -53,9 +69,31 @@ def test_signed_headers_carry_a_fresh_nonce() -> None:
     b = signed_headers(SECRET, BODY, now=NOW)
     assert a[HEADER_TIMESTAMP] == "1795000000"
     assert a[HEADER_NONCE] != b[HEADER_NONCE] and len(a[HEADER_NONCE]) == 32
-    assert a[HEADER_SIGNATURE] == sign(SECRET, "1795000000", a[HEADER_NONCE], BODY)
+    assert a[HEADER_SIGNATURE] == sign(SECRET, canonical_request(
+        "POST", TARGET, "my_nanjing", "1795000000", a[HEADER_NONCE], BODY))
     fixed = signed_headers(SECRET, BODY, now=NOW, nonce="n" * 16)
     assert fixed[HEADER_NONCE] == "n" * 16
+
+
+@pytest.mark.parametrize(("signed", "sent"), [
+    ({"target": "/channels/my_nanjing/applications/" + "a" * 32},
+     {"target": "/channels/my_nanjing/applications/" + "b" * 32}),
+    ({"method": "GET"}, {"method": "POST"}),
+    ({"channel": "gov_office", "target": "/channels/gov_office/applications"},
+     {"channel": "my_nanjing"}),
+    ({"target": TARGET + "?x=1"}, {"target": TARGET}),
+], ids=["other-application-id", "other-method", "other-channel-same-secret", "other-query"])
+async def test_a_captured_signature_cannot_be_pointed_elsewhere(
+        signed: dict[str, str], sent: dict[str, str]) -> None:
+    """The signature covers method, target and channel: a request signed for one is refused
+    for another, even by a channel sharing the secret."""
+    headers = signed_headers(SECRET, BODY, now=NOW, **signed)
+    where: dict[str, Any] = dict(signed)
+    await verify(dict(headers), **where)  # good where it was signed for
+    elsewhere: dict[str, Any] = dict(sent)
+    with pytest.raises(ChannelAuthError) as e:
+        await verify(dict(headers), **elsewhere)
+    assert (e.value.status, e.value.field) == (401, HEADER_SIGNATURE)
 
 
 async def test_a_good_signature_passes_once() -> None:
@@ -137,7 +175,8 @@ async def test_uppercase_hex_is_accepted() -> None:
 async def test_api_key_channels() -> None:
     await verify({HEADER_API_KEY: "key-of-hrss-0123"}, cfg=KEY_CFG)
     for headers, words in (({}, "missing"), ({HEADER_API_KEY: "key-of-hrss-0124"}, "wrong"),
-                           (signed_headers("key-of-hrss-0123", BODY, now=NOW), "missing")):
+                           (signed_headers("key-of-hrss-0123", BODY, now=NOW, channel="hrss"),
+                            "missing")):
         with pytest.raises(ChannelAuthError) as e:
             await verify(headers, cfg=KEY_CFG)
         assert (e.value.field, e.value.status) == (HEADER_API_KEY, 401)
