@@ -58,12 +58,13 @@ from simulators.serving import serve_app
 __all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial",
            "xml_data", "xml_differences"]
 
-Kind = Literal["core", "core_invalid", "tax"]
+Kind = Literal["core", "core_invalid", "tax", "channel_rule"]
 
 KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("core", "employee_enroll"): "core",
     ("core", "employee_enroll_invalid"): "core_invalid",
     ("tax", "employee_enroll"): "tax",
+    ("channels", "rules"): "channel_rule",
 }
 """(partner folder, fixture folder) -> how its fixtures are replayed."""
 
@@ -395,12 +396,18 @@ async def run_replay(settings: HubSettings, path: str) -> int:
         return 2
     results: dict[str, list[str]] = {}
     for fx in fixtures:
+        if fx.kind == "channel_rule":
+            from tools.fixtures.generate_channels import replay_rule
+            try:
+                results[fx.name] = await replay_rule(fx.input, fx.expected)
+            except Exception as exc:  # a broken fixture fails itself, not the run
+                results[fx.name] = _failure(exc)
         if fx.kind == "tax":
             try:
                 results[fx.name] = replay_tax(fx)
             except Exception as exc:  # a broken fixture fails itself, not the run
                 results[fx.name] = _failure(exc)
-    core = [fx for fx in fixtures if fx.kind != "tax"]
+    core = [fx for fx in fixtures if fx.kind in ("core", "core_invalid")]
     if core:
         try:
             results.update(await _replay_core(settings, core))
@@ -413,5 +420,5 @@ async def run_replay(settings: HubSettings, path: str) -> int:
         for line in diff:
             print(line)
         failed += bool(diff)
-    print(f"replay: {len(fixtures) - failed} passed, {failed} failed")
+    print(f"replay: fixtures={len(fixtures)} passed={len(fixtures) - failed} failed={failed}")
     return 0 if failed == 0 else 1

@@ -23,7 +23,7 @@ async def test_committed_fixtures_pass(folder: str, capsys: pytest.CaptureFixtur
     assert await run_replay(load_settings(), str(FIXTURES / folder)) == 0
     out = capsys.readouterr().out
     assert out.count("PASS ") == n and "FAIL" not in out
-    assert f"replay: {n} passed, 0 failed" in out
+    assert f"replay: fixtures={n} passed={n} failed=0" in out
 
 
 def _copy(folder: str, dest: Path) -> Path:
@@ -44,7 +44,7 @@ async def test_tampered_core_expectation_fails(tmp_path: Path,
     assert "FAIL core/employee_enroll/001_basic_male" in out
     assert '-    "phone": "13900000000",' in out and '+    "phone": "13381823792",' in out
     assert "PASS core/employee_enroll/002_numeric_codes_lowercase_x" in out
-    assert "replay: 2 passed, 1 failed" in out
+    assert "replay: fixtures=3 passed=2 failed=1" in out
 
 
 async def test_tampered_tax_golden_fails(tmp_path: Path,
@@ -57,4 +57,4 @@ async def test_tampered_tax_golden_fails(tmp_path: Path,
     assert await run_replay(load_settings(), str(tmp_path)) == 1
     out = capsys.readouterr().out
     assert "FAIL tax/employee_enroll/003_female" in out
-    assert "replay: 3 passed, 1 failed" in out
+    assert "replay: fixtures=4 passed=3 failed=1" in out
