@@ -487,18 +487,28 @@ class FlakyPublisher(FakePublisher):
 
 async def test_a_store_outage_while_recording_is_waited_out_and_the_partner_called_once(
         world: World) -> None:
-    """The partner answered; the broker is briefly gone: keep the answer, wait, ack."""
+    """The partner answered; the database is briefly gone: keep the answer, wait, ack."""
     msg = _msg()
     out = child(msg, type="tax.next", source="hub", target="tax", payload={"x": 1},
                 business_key="bk")
     handler = Script(_ok(out))
-    pub = FlakyPublisher(3)
-    world.deps = dataclasses.replace(world.deps, publisher=pub)
+
+    class FlakyJournal(FakeJournal):
+        left = 3
+
+        async def write(self, *items: Any) -> None:
+            if self.left:
+                self.left -= 1
+                raise OSError("database unreachable")
+            await super().write(*items)
+
+    journal = FlakyJournal()
+    world.deps = dataclasses.replace(world.deps, journal=journal)
     result, acks = await world.run(_route(handler), msg)
     assert result == "ok"
     assert len(handler.calls) == 1
     assert (acks.acked, acks.nacked) == (1, 0)
-    assert pub.published == [out]
+    assert world.publisher.published == [out] and journal.outcomes() == ["ok"]
     assert world.deps.health.outages == 1 and world.deps.health.is_up
 
 
