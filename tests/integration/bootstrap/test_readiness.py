@@ -9,7 +9,6 @@ import asyncio
 import os
 import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ import pytest
 
 from config.settings import load_settings
 from simulators.harness import running_stack
+from tests.support.redis_server import OwnRedis
 
 pytestmark = pytest.mark.integration
 
@@ -62,36 +62,6 @@ async def test_a_healthy_hub_is_ready_and_alive() -> None:
 
 
 # -- Redis of the test's own, stopped and started again ------------------------------------
-
-class OwnRedis:
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.dir = ROOT / ".run" / f"redis-ready-{self.port}"
-
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                        "--daemonize", "yes", "--save", "", "--appendonly", "no",
-                        "--dir", str(self.dir), "--logfile", str(self.dir / "log")],
-                       check=True, timeout=30)
-        for _ in range(100):
-            if _port_open(self.port):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("redis did not start")
-
-    def stop(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], timeout=30,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if not _port_open(self.port):
-                return
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
 
 async def test_a_stopped_redis_makes_the_hub_unready_until_it_is_back() -> None:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:

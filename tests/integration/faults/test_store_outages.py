@@ -37,6 +37,7 @@ from tests.integration.faults.hubproc import (
     start_hub,
     wait_http,
 )
+from tests.support.redis_server import OwnRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -114,37 +115,6 @@ async def test_database_restart_mid_batch_loses_duplicates_and_wedges_nothing(
 
 
 # -- i. Redis restart, keys lost -------------------------------------------------------
-
-class OwnRedis:
-    """A Redis of the test's own (no persistence), so a restart loses every key."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.dir = ROOT / ".run" / f"redis-{self.port}"
-
-    def start(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                        "--daemonize", "yes", "--save", "", "--appendonly", "no",
-                        "--dir", str(self.dir), "--logfile", str(self.dir / "log")],
-                       check=True, timeout=30)
-        for _ in range(100):
-            if _port_open(self.port):
-                return
-        raise TimeoutError("redis did not start")
-
-    def stop(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
-                       timeout=30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def flush(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "flushall"], check=True,
-                       timeout=30, stdout=subprocess.DEVNULL)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
 
 @asynccontextmanager
 async def _own_redis() -> AsyncIterator[OwnRedis]:
