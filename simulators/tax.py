@@ -30,6 +30,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from lxml import etree
 
+from adapters.http import bounded_client
 from adapters.signing import SignedAuth
 from adapters.tax.soap import (
     OP_ENROLL,
@@ -240,8 +241,10 @@ class TaxSimulator:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.retry.timeout_s,
-                                           transport=self._callback_transport)
+            # Bounded: a burst of callbacks timing out must not leak httpcore pool slots
+            # (``adapters.http``), or tax would stop telling the hub anything.
+            self._http = bounded_client(limit=100, timeout=self.retry.timeout_s,
+                                        transport=self._callback_transport)
         return self._http
 
     async def _deliver(self, url: str, feedback: TaxFeedback) -> None:

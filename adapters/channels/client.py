@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from adapters.http import bounded_client
 from adapters.signing import SignedAuth
 from config.settings import ChannelConfig
 from contracts.errors import ClientError, PartnerTimeout, PartnerUnavailable
@@ -38,8 +39,8 @@ class ChannelClient:
     def __init__(self, channels: Mapping[str, ChannelConfig], *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._channels = dict(channels)
-        self._http = httpx.AsyncClient(transport=transport,
-                                       limits=httpx.Limits(max_connections=100))
+        self._http = bounded_client(limit=100, timeout=httpx.Timeout(5.0),
+                                    transport=transport)
 
     async def push_result(self, channel: str, result: dict[str, Any], *, serial: str) -> None:
         partner = f"channel.{channel}"

@@ -33,6 +33,7 @@ from adapters.core.translate import (
     event_to_enrollment,
     sync_status_to_input,
 )
+from adapters.http import bounded_client
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.errors import (
     BusinessRejected,
@@ -75,8 +76,8 @@ class CoreClient:
         self._sender = sender
         self._timeout = timeout
         self._seq = itertools.count()
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout,
-                                       transport=transport)
+        self._http = bounded_client(limit=100, timeout=timeout, transport=transport,
+                                    base_url=base_url.rstrip("/"))
 
     async def update_sync_status(self, update: SyncStatusUpdate, *, serial: str) -> None:
         """H9201. Core deduplicates on ``serial``, so a retry after a timeout is safe."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 import httpx
 from pydantic import BaseModel
 
+from adapters.http import bounded_client
 from adapters.tax.soap import (
     MAX_BYTES,
     NS,
@@ -117,10 +118,9 @@ class LeanTaxClient:
         self._endpoint = endpoint
         self._sender = sender
         self._max = max_response_bytes
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
-        self._query_http = httpx.AsyncClient(
-            timeout=httpx.Timeout(query_timeout or timeout), transport=transport,
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
+        self._http = bounded_client(limit=100, timeout=timeout, transport=transport)
+        self._query_http = bounded_client(limit=20, timeout=query_timeout or timeout,
+                                          transport=transport)
 
     async def enroll_employee(self, req: EmployeeEnrollment, *, serial: str,
                               sent_at: datetime | None = None) -> TaxAck:

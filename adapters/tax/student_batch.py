@@ -32,6 +32,7 @@ from typing import Any, Final, Protocol
 import httpx
 from lxml import etree
 
+from adapters.http import bounded_client
 from adapters.tax.client import _read_capped, error_for_status, map_httpx_error
 from adapters.tax.soap import (
     NS,
@@ -343,7 +344,7 @@ class StudentBatchClient:
         self._endpoint = endpoint
         self._sender = sender
         self._max = max_response_bytes
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
+        self._http = bounded_client(limit=20, timeout=timeout, transport=transport)
 
     async def submit(self, op: BatchOp, batch_id: str, chunk_no: int, chunk_count: int,
                      rows: Sequence[tuple[int, StudentRow]]) -> list[RowResult]:
