@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import storage.application_models
+import storage.confirmations
 import storage.ops_models
 import storage.returnfile_models  # noqa: F401  (the return-file tables)
 from storage.journal import make_engine

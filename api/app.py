@@ -18,7 +18,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api import admin, batches, channels, ingress, ops, queries, resend
+from api import (
+    admin,
+    batches,
+    channels,
+    confirmations,
+    ingress,
+    initial_loads,
+    ops,
+    queries,
+    resend,
+)
 from api.auth import Authenticator, load_principals
 from api.deps import ApiState, install
 from config.settings import ConfigError
@@ -86,7 +96,10 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
         app.include_router(channels.router)
     app.include_router(admin.router)
     app.include_router(resend.router)
+    if state.deps.confirmations is not None:
+        app.include_router(confirmations.router)
     app.include_router(batches.router)
+    app.include_router(initial_loads.router)
     app.include_router(ops.router)
     return app
 

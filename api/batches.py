@@ -19,7 +19,8 @@ is a 422 naming the reason.
 from __future__ import annotations
 
 import tempfile
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Awaitable, Callable
+from typing import IO, Annotated, Any, Final, Literal, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -28,7 +29,7 @@ from api.deps import Caseworker, State
 from contracts.errors import ValidationFailed
 from services.student_batches import FILENAME, BatchJobs
 
-__all__ = ["router"]
+__all__ = ["receive_upload", "router"]
 
 router = APIRouter(tags=["admin: student batches"])
 
@@ -55,9 +56,24 @@ def _refuse(field: str, reason: str, status: int) -> JSONResponse:
              summary="Upload a 大学生批量参保 (enroll) or 批量暂停 (stop) file: XLSX or CSV")
 async def upload(op: Literal["enroll", "stop"], filename: str, request: Request,
                  principal: Caseworker, jobs: Jobs, state: State) -> JSONResponse:
+    async def start(spool: IO[bytes]) -> JSONResponse:
+        job = await jobs.start(op, filename, spool, getattr(principal, "user", "anonymous"),
+                               tax=state.deps.settings.partner("tax"), audit=state.audit)
+        return JSONResponse({"job_id": job.job_id, "state": job.state}, status_code=202)
+
+    return await receive_upload(request, filename, jobs.max_upload_bytes, start)
+
+
+async def receive_upload(request: Request, filename: str, limit: int,
+                         start: Callable[[IO[bytes]], Awaitable[JSONResponse]]) -> JSONResponse:
+    """An upload's checks, then ``start(file)`` with the body in a spooled temp file
+    (positioned at its start): 422 for a name not matching ``FILENAME``, 400/413 for a
+    ``Content-Length`` that is not a number or over ``limit`` (before a byte is read), 413
+    as soon as the streamed body passes ``limit``, 422 for an empty body or a
+    ``ValidationFailed`` of ``start`` (the file cannot be read within the limits).
+    Shared with the initial-load upload (``api.initial_loads``)."""
     if not FILENAME.match(filename):
         return _refuse("filename", "must end in .xlsx or .csv, letters, digits, - _ . only", 422)
-    limit = jobs.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -73,11 +89,9 @@ async def upload(op: Literal["enroll", "stop"], filename: str, request: Request,
             return _refuse("body", "empty file", 422)
         spool.seek(0)
         try:
-            job = await jobs.start(op, filename, spool, getattr(principal, "user", "anonymous"),
-                                   tax=state.deps.settings.partner("tax"), audit=state.audit)
+            return await start(cast(IO[bytes], spool))
         except ValidationFailed as exc:
             return _refuse("body", "; ".join(r for _, r in exc.errors), 422)
-    return JSONResponse({"job_id": job.job_id, "state": job.state}, status_code=202)
 
 
 async def _receive(request: Request, spool: Any, limit: int) -> int:

@@ -32,6 +32,8 @@ from services.resender import Resender
 from services.student_batches import BatchJobs
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
+from storage.journal import Journal
+from storage.returnfiles import ReturnFileStore
 
 __all__ = ["AdminRole", "ApiState", "Caseworker", "Desk", "HubDeps", "IngressService", "Intake",
            "Operator", "Queries", "Reader", "ResendService", "State", "bind", "install",
@@ -155,8 +157,10 @@ async def _intake(state: State) -> ApplicationIntake:
 
 async def _queries(state: State) -> TaxQueries:
     d = state.deps
+    # STORED_ANSWERS queries read the return files F5 stored, in the journal's database.
+    stored = ReturnFileStore(d.journal.engine) if isinstance(d.journal, Journal) else None
     return TaxQueries(tax=d.tax, journal=d.journal, timeout_s=d.settings.query_timeout_s,
-                      gate=state.query_gate)
+                      gate=state.query_gate, stored=stored)
 
 
 async def _resender(state: State) -> Resender:

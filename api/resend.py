@@ -2,6 +2,9 @@
 
     POST /admin/resend/employee       职工信息税务补发: one person (H1102) -> 202
     POST /admin/resend/record         单位/灵活/居民信息税务补发: one record (H1103) -> 202
+                                      (a unit's ``all``: basic, enrollment, stop if stopped)
+    POST /admin/resend/flexible/detect  灵活补发 detection: core vs tax per flexible worker,
+                                      report the gaps and (``apply``) resend them
     POST /admin/resend/employee/bulk  records of a subject picked from the transactions
                                       table (``subject``: employee, unit, flexible,
                                       resident) -> 202 + job; records another running
@@ -16,17 +19,21 @@ rule is ``services.resend_targets``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caseworker, ResendService, State
+from contracts.clock import today_beijing
 from contracts.employee import ResendRequest
 from contracts.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
 from contracts.messages import partner_serial
 from contracts.resend import RecordResendRequest
 from services.audit import Actor
+from services.flexible_gaps import find_gaps
 from services.resend_jobs import BulkResendRequest, Busy, ClaimsUnavailable, ResendJobs
 from services.resender import ANONYMOUS, AnyResend, Resender, error_detail
 
@@ -54,8 +61,12 @@ async def _answer(resender: Resender, body: AnyResend, actor: Actor) -> JSONResp
     except HubError as exc:
         return JSONResponse({"detail": error_detail(exc)}, status_code=_status_for(exc))
     msg = out.message
-    return JSONResponse({"resend_id": out.resend_id, "correlation_id": msg.correlation_id,
-                         "serial": partner_serial(msg), "type": msg.type}, status_code=202)
+    answer: dict[str, Any] = {"resend_id": out.resend_id, "correlation_id": msg.correlation_id,
+                              "serial": partner_serial(msg), "type": msg.type}
+    if out.more:  # a unit's all: every step, in the order tax gets them
+        answer["steps"] = [{"correlation_id": m.correlation_id, "serial": partner_serial(m),
+                            "type": m.type} for m in out.messages]
+    return JSONResponse(answer, status_code=202)
 
 
 @router.post("/admin/resend/employee", status_code=202,
@@ -88,6 +99,47 @@ async def resend_bulk(body: BulkResendRequest, principal: Caseworker, resender: 
     return JSONResponse({"job_id": job.job_id, "total": job.total,
                          "in_other_job": job.in_other_job, "state": job.state},
                         status_code=202)
+
+
+class FlexibleDetectRequest(BaseModel):
+    """灵活信息税务补发 detection: compare core's flexible workers with tax, and resend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=2, max_length=500, description="why (audited per resend)")
+    apply: bool = Field(default=False, description="resend every gap that has an action; "
+                                                   "false: only report them")
+    limit: int = Field(default=200, ge=1, le=5000, description="core records checked at most")
+    stop_date: date | None = Field(default=None, description="停保/终止日期 of the stop and "
+                                                             "terminate resends (default today)")
+
+
+@router.post("/admin/resend/flexible/detect",
+             summary="灵活信息税务补发: find flexible workers core and tax disagree about")
+async def detect_flexible(body: FlexibleDetectRequest, principal: Caseworker,
+                          resender: ResendService, state: State) -> JSONResponse:
+    actor = principal or ANONYMOUS
+    try:
+        checked, gaps = await find_gaps(resender.core, state.deps.tax, limit=body.limit)
+    except HubError as exc:
+        return JSONResponse({"detail": error_detail(exc)}, status_code=_status_for(exc))
+    resent: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for g in gaps:
+        if not body.apply or g.action is None:
+            continue
+        request = RecordResendRequest(
+            subject="flexible", key=g.id_number, action=g.action, reason=body.reason,
+            stop_date=(body.stop_date or today_beijing()) if g.action != "enroll" else None)
+        try:
+            out = await resender.resend(request, actor)
+        except HubError as exc:
+            failed.append(g.public() | {"error": error_detail(exc)})
+            continue
+        resent.append(g.public() | {"resend_id": out.resend_id,
+                                    "correlation_id": out.message.correlation_id})
+    return JSONResponse({"checked": checked, "gaps": [g.public() for g in gaps],
+                         "resent": resent, "failed": failed})
 
 
 @router.get("/admin/resend/jobs/{job_id}", summary="Progress of a bulk resend job")

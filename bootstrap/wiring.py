@@ -33,8 +33,10 @@ from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.lanes import ROUTES
 from services.deps import Deps
+from services.initial_loads import InitialLoadJobs
 from services.resend_claims import RedisResendClaims
 from storage.applications import ApplicationStore
+from storage.confirmations import ConfirmationStore
 from storage.journal import Journal, make_engine
 from storage.returnfiles import ReturnFileStore
 
@@ -80,6 +82,8 @@ def build_hub(settings: HubSettings) -> Hub:
         nonces=RedisNonceStore(redis, prefix=f"{settings.namespace}:nonce:"),
         tax_files=tax_ftp,
         resend_claims=RedisResendClaims(redis, prefix=f"{settings.namespace}:resend:claim:"),
+        initial_loads=InitialLoadJobs(),
+        confirmations=ConfirmationStore(journal.engine),
     )
 
     def channel_door(broker: Any) -> None:

@@ -63,7 +63,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
@@ -105,11 +105,13 @@ __all__ = [
     "REQUEST_ID_PATTERN",
     "RESIDENT_TYPES",
     "RESIDENT_YEAR_TYPES",
+    "REVIEWED_TYPES",
     "SUBSIDY_TYPES",
     "TAX_OPERATION",
     "AppType",
     "ApplicationPayload",
     "ApplicationRequest",
+    "ApplicationReview",
     "BirthNewbornEnroll",
     "CollectionPeriods",
     "EmployeeEnroll",
@@ -126,6 +128,7 @@ __all__ = [
     "Retire",
     "RetirementFlexibleEnroll",
     "StudentEnroll",
+    "TransferDestination",
     "TransferOut",
     "UnemployedEnroll",
     "UnitMaintain",
@@ -651,6 +654,47 @@ class TransferOut(_Person, _Unit):
         return check_stop_date(v, today=_today(info))
 
 
+REVIEWED_TYPES: Final = frozenset({"retire", "unit_maintain"})
+"""Applications core reviews (审核) before anything reaches tax (seed 1679, 2070, 2126):
+在职转退休 (人员复核, or 年限补缴审核 when the years fall short) and 网厅单位信息维护."""
+
+
+class ApplicationReview(BaseModel):
+    """Core's review of a registered application (H2502): the verdict and, when approved,
+    the reviewed business data, which is what tax gets (core may correct it in review)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    application_id: str = Field(min_length=1, max_length=64)
+    approved: bool = Field(description="审核通过 (true) or 审核不通过 (false)")
+    review_kind: Literal["person_review", "years_backpay_review", "unit_review"] = Field(
+        description="人员复核, 医保退休不满足年限一次性缴纳审核, 单位信息审核")
+    reason: str = Field(default="", max_length=500,
+                        description="why not approved (required then), or a remark")
+    reviewed_at: datetime = Field(description="审核时间 (with its offset)")
+    data: dict[str, Any] | None = Field(
+        default=None, description="the reviewed application data (required when approved)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> ApplicationReview:
+        if self.approved and self.data is None:
+            raise ValueError("an approved review carries data (what tax is sent)")
+        if not self.approved and not self.reason.strip():
+            raise ValueError("a review that is not approved carries a reason "
+                             "(the applicant is told)")
+        return self
+
+
+@dataclass(frozen=True)
+class TransferDestination:
+    """What core (the 医保信息平台, which speaks to the 转入地) knows of a transfer's
+    destination (H1106): a normal enrollment there, and pending 代办 business there."""
+
+    insured: bool
+    pending_business: bool
+    detail: str = ""
+
+
 class GraduateStop(ApplicationPayload):
     """One graduate of a 大学生毕业停保 batch."""
 
@@ -956,6 +1000,7 @@ class _Ctx:
     insure_year: str
     midyear_flag: str | None = None
     insure_start_date: date | None = None
+    convert_birth_order: int | None = None
 
 
 Builder = Callable[[Any, _Ctx], list[tuple[str, dict[str, Any]]]]
@@ -983,17 +1028,34 @@ def _resident(p: Any, c: _Ctx) -> list[tuple[str, dict[str, Any]]]:
         "community": p.community, "resident_type": p.resident_type,
         "subsidy_type": p.subsidy_type, "insure_year": c.insure_year}
     if isinstance(p, NewbornEnroll):
-        return [_tax("NewbornEnroll", data | {"mother_id_number": p.mother_id_number})]
+        return _newborn(p, c, data)
     if c.midyear_flag is not None:
         data |= {"midyear_flag": c.midyear_flag,
                  "insure_start_date": c.insure_start_date or c.today}
     return [_tax("ResidentEnroll", data)]
 
 
+def _newborn(p: NewbornEnroll, c: _Ctx,
+             data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """新生儿参保登记 (seed 1750-1759, 2490): 参保日期 is the birth date; converting a
+    准新生儿 (its temp ID given, or found at tax by the pipeline) stops it first."""
+    order = c.convert_birth_order or (p.birth_order if p.temp_id_number else None)
+    data = data | {"mother_id_number": p.mother_id_number, "insure_date": p.birth_date}
+    if order is not None or p.birth_order is not None:
+        data["birth_order"] = order or p.birth_order
+    enroll = _tax("NewbornEnroll", data)
+    if order is None:
+        return [enroll]
+    return [_tax("PreNewbornStop", {"mother_id_number": p.mother_id_number,
+                                    "birth_order": order, "stop_date": c.today}), enroll]
+
+
 def _pre_newborn(p: PreNewbornEnroll, c: _Ctx) -> list[tuple[str, dict[str, Any]]]:
+    """准新生儿参保登记 (seed 1764-1770): 参保日期 is the day of enrollment."""
     return [_tax("PreNewbornEnroll", {
         "mother_id_number": p.mother_id_number, "birth_order": p.birth_order, "name": p.name,
-        "community": p.community, "insure_year": c.insure_year, "phone": p.phone})]
+        "community": p.community, "insure_year": c.insure_year, "phone": p.phone,
+        "insure_date": c.today})]
 
 
 def _resident_maintain(p: ResidentMaintain, c: _Ctx) -> list[tuple[str, dict[str, Any]]]:
@@ -1084,7 +1146,9 @@ def to_tax_payload(app_type: str, payload: ApplicationPayload | Mapping[str, Any
                    start_month: str | None = None, insure_year: str | None = None,
                    midyear_flag: str | None = None,
                    insure_start_date: date | str | None = None,
-                   today: date | str | None = None) -> list[tuple[str, dict[str, Any]]]:
+                   today: date | str | None = None,
+                   convert_birth_order: int | str | None = None,
+                   ) -> list[tuple[str, dict[str, Any]]]:
     """The tax catalogue operation(s) and canonical payload(s) an application ends in.
 
     ``payload`` is the validated model or its JSON (as carried by the
@@ -1094,8 +1158,9 @@ def to_tax_payload(app_type: str, payload: ApplicationPayload | Mapping[str, Any
     (``routes.channel_rules``); without them: the payload's own ``start_month``,
     else the current month; the current year; the payload's own 中途参保标志
     (``midyear_flag_of``) from ``today``. ``today`` (a date or ISO ``yyyy-mm-dd``)
-    dates those defaults and the age rules. Each result is valid for
-    ``model_for(operation)``.
+    dates those defaults and the age rules. ``convert_birth_order`` (胎次) names the
+    mother's 准新生儿 a 新生儿参保登记 converts: ``PreNewbornStop`` is then sent first.
+    Each result is valid for ``model_for(operation)``.
     """
     today = _iso_day("today", today) or today_beijing()
     begins = _iso_day("insure_start_date", insure_start_date)
@@ -1109,9 +1174,14 @@ def to_tax_payload(app_type: str, payload: ApplicationPayload | Mapping[str, Any
         raise ValidationFailed([("midyear_flag", f"must be one of {', '.join(MIDYEAR_FLAGS)}")])
     own_month = getattr(model, "start_month", None)
     flag = midyear_flag or midyear_flag_of(model)
+    order = None
+    if convert_birth_order is not None:
+        if not re.fullmatch(r"[1-9]", str(convert_birth_order)):
+            raise ValidationFailed([("convert_birth_order", "must be a 胎次 1-9")])
+        order = int(convert_birth_order)
     ctx = _Ctx(today=today, start_month=start_month or own_month or f"{today:%Y%m}",
                insure_year=insure_year or f"{today:%Y}", midyear_flag=flag,
-               insure_start_date=begins if flag else None)
+               insure_start_date=begins if flag else None, convert_birth_order=order)
     try:
         build = _BUILDERS[app_type]
     except KeyError:

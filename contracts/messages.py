@@ -29,6 +29,7 @@ __all__ = [
     "COMPARE",
     "ENROLL",
     "FEEDBACK",
+    "REVIEW",
     "STOP",
     "SYNC",
     "application_id_of",
@@ -38,6 +39,7 @@ __all__ = [
     "partner_serial",
     "result_message",
     "result_type",
+    "review_message",
     "sync_message",
 ]
 
@@ -46,6 +48,8 @@ STOP: Final = "tax.employee.stop"
 FEEDBACK: Final = "tax.feedback"
 SYNC: Final = "core.sync_status"
 APPLICATION: Final = "channel.application"
+REVIEW: Final = "channel.review"
+"""Core's review (审核) of an application that waits for it before tax (``REVIEWED_TYPES``)."""
 COMPARE: Final = "core.tax_push.compare_batch"
 
 
@@ -74,17 +78,31 @@ def application_id_of(correlation_id: str) -> str:
 
 def operation_message(o: Op, payload: dict[str, Any], *, source: str, target: str,
                       correlation_id: str | None = None, causation_id: str | None = None,
-                      salt: str = "") -> HubMessage:
+                      salt: str = "", entity: str | None = None) -> HubMessage:
     """A catalogue operation's message: key from its business key and content.
 
     ``salt`` makes an intended repeat (a resend, an application's submit) a new
     fact on purpose; without it the same fact sent twice has the same key.
+    ``entity`` replaces the ordering entity, so steps about different records that
+    tax must see in order (stop the 准新生儿, then enroll the newborn) queue together.
     """
     return HubMessage(
         type=o.msg_type, source=source, target=target,
         correlation_id=correlation_id or new_id(), causation_id=causation_id,
         idempotency_key=idempotency_key(o.msg_type, o.business_key(payload), payload, salt),
-        entity_key=entity_key(o.entity_prefix, o.entity_value(payload)), payload=payload)
+        entity_key=entity or entity_key(o.entity_prefix, o.entity_value(payload)),
+        payload=payload)
+
+
+def review_message(review: Mapping[str, Any], *, causation_id: str) -> HubMessage:
+    """Core's review of a registered application (``channel.review``); one fact per
+    application and verdict, so core sending the same review twice changes nothing."""
+    app_id = str(review["application_id"])
+    return HubMessage(type=REVIEW, source="core", target="tax", correlation_id=app_id,
+                      causation_id=causation_id,
+                      idempotency_key=idempotency_key(REVIEW, f"{app_id}:{review['approved']}",
+                                                      dict(review)),
+                      payload=dict(review))
 
 
 def feedback_message(fb: TaxFeedback) -> HubMessage:

@@ -14,7 +14,7 @@ accident of an 18-digit ID number stored as a number (digits already lost).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Literal
@@ -55,8 +55,10 @@ __all__ = [
     "StudentRow",
     "StudentStopRow",
     "cell_text",
+    "column_errors",
     "columns_for",
     "map_headers",
+    "match_headers",
     "validate_row",
 ]
 
@@ -247,6 +249,58 @@ def _name(value: object) -> str:
         raise ValueError("须为2-30个汉字（可含·）或拉丁字母姓名，不能含数字或特殊字符") from None
 
 
+def _title(value: object, what: str) -> str:
+    """A name of an organisation (学校名称, 单位名称): 2-100 characters, not only digits."""
+    text = _required(value)
+    if not 2 <= len(text) <= 100 or text.isdigit():
+        raise ValueError(f"应为2-100个字符的{what}")
+    return text
+
+
+def _month(value: object) -> str:
+    """A year and month (a date cell, yyyyMM, yyyy-MM, yyyy年M月) as yyyyMM."""
+    if isinstance(value, (date, datetime)):
+        return f"{value:%Y%m}"
+    text = _required(value)
+    m = _MONTH.match(text)
+    if m is None or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"{text} 不是年月，应为 yyyyMM 或 yyyy-MM")
+    return f"{m.group(1)}{int(m.group(2)):02d}"
+
+
+def _community(value: object) -> str:
+    """基层医保区划: 12 digits inside a Nanjing division."""
+    text = _required(value)
+    if not _COMMUNITY.match(text):
+        raise ValueError(f"{text} 应为12位基层医保区划代码")
+    if text[:6] not in NANJING_DIVISIONS:
+        raise ValueError(f"{text} 不在南京市区划内（前6位 {text[:6]}）")
+    return text
+
+
+def _stop_date(value: object, info: ValidationInfo) -> date:
+    """A date a stop (停保, 暂停缴费) takes effect: from 2000, at most one year ahead."""
+    given = _as_date(value)
+    today = _today(info)
+    if given.year < 2000:
+        raise ValueError(f"{given} 早于2000年")
+    try:
+        latest = today.replace(year=today.year + 1)
+    except ValueError:  # 29 February
+        latest = today.replace(year=today.year + 1, day=28)
+    if given > latest:
+        raise ValueError(f"{given} 超过一年以后（最晚 {latest}）")
+    return given
+
+
+def _remark(value: object) -> str:
+    """备注: at most 200 characters."""
+    text = cell_text(value)
+    if len(text) > 200:
+        raise ValueError(f"最多200个字符，实际{len(text)}个")
+    return text
+
+
 # ---------------------------------------------------------------- row models
 
 class StudentEnrollRow(BaseModel):
@@ -276,10 +330,7 @@ class StudentEnrollRow(BaseModel):
     @field_validator("school_name", mode="before")
     @classmethod
     def _school_name(cls, v: object) -> str:
-        text = _required(v)
-        if not 2 <= len(text) <= 100 or text.isdigit():
-            raise ValueError("应为2-100个字符的学校名称")
-        return text
+        return _title(v, "学校名称")
 
     @field_validator("school_code", mode="before")
     @classmethod
@@ -338,13 +389,7 @@ class StudentEnrollRow(BaseModel):
     @field_validator("enroll_month", mode="before")
     @classmethod
     def _enroll_month(cls, v: object) -> str:
-        if isinstance(v, (date, datetime)):
-            return f"{v:%Y%m}"
-        text = _required(v)
-        m = _MONTH.match(text)
-        if m is None or not 1 <= int(m.group(2)) <= 12:
-            raise ValueError(f"{text} 不是年月，应为 yyyyMM 或 yyyy-MM")
-        return f"{m.group(1)}{int(m.group(2)):02d}"
+        return _month(v)
 
     @field_validator("insure_year", mode="before")
     @classmethod
@@ -361,15 +406,7 @@ class StudentEnrollRow(BaseModel):
             raise ValueError(f"{year} 早于入学年份 {month[:4]}")
         return str(year)
 
-    @field_validator("community", mode="before")
-    @classmethod
-    def _community(cls, v: object) -> str:
-        text = _required(v)
-        if not _COMMUNITY.match(text):
-            raise ValueError(f"{text} 应为12位基层医保区划代码")
-        if text[:6] not in NANJING_DIVISIONS:
-            raise ValueError(f"{text} 不在南京市区划内（前6位 {text[:6]}）")
-        return text
+    _community = field_validator("community", mode="before")(_community)
 
     @field_validator("difficulty_type", mode="before")
     @classmethod
@@ -393,20 +430,7 @@ class StudentStopRow(BaseModel):
     _id = field_validator("id_number", mode="before")(_id_number)
     _name = field_validator("name", mode="before")(_name)
 
-    @field_validator("stop_date", mode="before")
-    @classmethod
-    def _stop_date(cls, v: object, info: ValidationInfo) -> date:
-        given = _as_date(v)
-        today = _today(info)
-        if given.year < 2000:
-            raise ValueError(f"{given} 早于2000年")
-        try:
-            latest = today.replace(year=today.year + 1)
-        except ValueError:  # 29 February
-            latest = today.replace(year=today.year + 1, day=28)
-        if given > latest:
-            raise ValueError(f"{given} 超过一年以后（最晚 {latest}）")
-        return given
+    _stop_date = field_validator("stop_date", mode="before")(_stop_date)
 
     @field_validator("stop_reason", mode="before")
     @classmethod
@@ -414,13 +438,7 @@ class StudentStopRow(BaseModel):
         _required(v)
         return _code(v, STOP_REASONS, "停保原因")
 
-    @field_validator("remark", mode="before")
-    @classmethod
-    def _remark(cls, v: object) -> str:
-        text = cell_text(v)
-        if len(text) > 200:
-            raise ValueError(f"最多200个字符，实际{len(text)}个")
-        return text
+    _remark = field_validator("remark", mode="before")(_remark)
 
 
 StudentRow = StudentEnrollRow | StudentStopRow
@@ -467,9 +485,12 @@ def _normalise_header(value: object) -> str:
 
 @dataclass(frozen=True)
 class HeaderMap:
-    """Where each field sits in the file: ``fields[i]`` is the field of column i or None."""
+    """Where each field sits in the file: ``fields[i]`` is the field of column i or None.
 
-    op: BatchOp
+    ``op`` is the file's kind: a ``BatchOp`` here, a ``LoadKind`` of ``contracts.initial_load``.
+    """
+
+    op: str
     headers: tuple[str, ...]
     fields: tuple[str | None, ...]
     ignored: tuple[str, ...]
@@ -485,15 +506,24 @@ class HeaderMap:
 
 def map_headers(op: BatchOp, headers: Sequence[object]) -> HeaderMap:
     """Read a header row; a missing required column or a repeated one fails the whole file."""
-    columns = columns_for(op)
     model = _model(op)
+    return match_headers(op, columns_for(op), [f for f, info in model.model_fields.items()
+                                               if info.is_required()], headers)
+
+
+def match_headers(kind: str, columns: Mapping[str, str], required: Collection[str],
+                  headers: Sequence[object],
+                  aliases: Mapping[str, str] = HEADER_ALIASES) -> HeaderMap:
+    """A header row against a template (Chinese column -> field, ``required`` fields); a
+    missing required column or a repeated one fails the whole file (column ``表头``).
+    Shared by the student batches and ``contracts.initial_load``."""
     names = tuple(cell_text(h) for h in headers)
     fields: list[str | None] = []
     ignored: list[str] = []
     seen: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
     for raw, header in zip(names, (_normalise_header(h) for h in headers), strict=True):
-        column = HEADER_ALIASES.get(header, header)
+        column = aliases.get(header, header)
         field = columns.get(column)
         if field is None:
             if raw:
@@ -504,13 +534,12 @@ def map_headers(op: BatchOp, headers: Sequence[object]) -> HeaderMap:
             errors.append(("表头", f"列 {column} 出现了两次（{seen[field]} 和 {raw}）"))
         seen[field] = raw
         fields.append(field)
-    missing = [c for c, f in columns.items()
-               if f not in seen and model.model_fields[f].is_required()]
+    missing = [c for c, f in columns.items() if f not in seen and f in required]
     if missing:
         errors.append(("表头", "缺少必填列：" + "、".join(missing)))
     if errors:
         raise ValidationFailed(errors)
-    return HeaderMap(op, names, tuple(fields), tuple(ignored))
+    return HeaderMap(kind, names, tuple(fields), tuple(ignored))
 
 
 def _reason(err: Any) -> str:
@@ -526,8 +555,13 @@ def validate_row(op: BatchOp, values: Mapping[str, object], *,
     try:
         return _model(op).model_validate(values, context={"today": today} if today else None)
     except ValidationError as exc:
-        raise ValidationFailed([
-            (column_of.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else "整行",
-             _reason(e))
-            for e in exc.errors()
-        ]) from None
+        raise column_errors(exc, column_of) from None
+
+
+def column_errors(exc: ValidationError, column_of: Mapping[str, str]) -> ValidationFailed:
+    """A row model's errors as ``ValidationFailed`` naming each Chinese column (``column_of``:
+    field -> column; an error of no field is the whole row, ``整行``)."""
+    return ValidationFailed([
+        (column_of.get(str(e["loc"][0]), str(e["loc"][0])) if e["loc"] else "整行", _reason(e))
+        for e in exc.errors()
+    ])

@@ -24,13 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from contracts.checks import check_community, check_credit_code, check_division, check_id_number
+from contracts.clock import BEIJING
 from contracts.employee import CERT_TYPES, check_name, check_stop_date, normalise_cert_type
 from contracts.errors import ValidationFailed
 from contracts.ids import (
@@ -42,6 +43,7 @@ __all__ = [
     "FIELDS",
     "OPS",
     "OPS_BY_TYPE",
+    "STORED_ANSWERS",
     "Kind",
     "Op",
     "OpKind",
@@ -60,7 +62,8 @@ __all__ = [
 ]
 
 Kind = Literal["uscc", "id", "name", "text", "code", "date", "month", "year", "fen", "int",
-               "phone", "division", "community", "certtype", "gender", "idlist", "serial"]
+               "phone", "division", "community", "certtype", "gender", "idlist", "serial",
+               "datetime"]
 OpKind = Literal["submit", "push", "query", "core_query"]
 Subject = Literal["unit", "employee", "flexible", "resident", "collection", "query"]
 
@@ -142,6 +145,8 @@ FIELDS: Final[dict[str, WireField]] = {f.attr: f for f in (
     _f("midyear_flag", "ztcbbz", "midw_insu_flag", "中途参保标志", "code", 1,
        ("1", "2", "3", "4")),
     _f("insure_start_date", "cbksrq", "insu_begn_date", "参保开始日期", "date"),
+    _f("insure_date", "cbrq", "insu_date", "参保日期", "date"),
+    _f("prenewborn_status", "zxsezt", "prenb_stas", "准新生儿参保状态", "code", 1, ("1", "2")),
     # collection and payment
     _f("bill_no", "jfdjh", "pay_bill_no", "缴费单据号", "text", 40),
     _f("whole_unit", "zyd", "whole_emp_flag", "征一单标志", "code", 1, ("0", "1")),
@@ -151,6 +156,7 @@ FIELDS: Final[dict[str, WireField]] = {f.attr: f for f in (
     _f("result_text", "cljgsm", "proc_rslt_dscr", "处理结果说明", "text", 200),
     _f("refund_no", "tfbh", "refd_no", "退费编号", "text", 40),
     _f("review_result", "hyjg", "rvw_rslt", "复核核验结果", "code", 1, ("1", "2")),
+    _f("review_time", "hysj", "rvw_time", "核验时间(北京时间)", "datetime"),
     _f("write_off_month", "xhny", "wrtoff_ym", "销号年月", "month"),
     _f("payment_mode", "tsjfms", "spec_pay_mode", "特殊缴费模式", "code", 1, ("1", "2", "3")),
     _f("attachment_url", "fjdz", "atch_url", "附件地址", "text", 300),
@@ -167,6 +173,8 @@ FIELDS: Final[dict[str, WireField]] = {f.attr: f for f in (
     _f("arrival_date", "dzsj", "arvl_date", "到账日期", "date"),
     _f("status", "zt", "stas", "状态", "code", 2),
     _f("valid", "yxbz", "vali_flag", "有效标志", "code", 1, ("0", "1")),
+    _f("package_no", "sjbbh", "data_pkg_no", "数据包编号", "text", 40),
+    _f("deduct_date", "kkrq", "dedu_date", "扣款日期", "date"),
 )}
 
 
@@ -252,6 +260,7 @@ _FLEX = ("psn_cert_type id_number name gender birth_date phone household_address
          "residence_address community start_month contribution_base")
 _RESIDENT = ("psn_cert_type id_number name gender birth_date phone household_address "
              "residence_address community resident_type subsidy_type insure_year")
+_FLEX_QUERY = "?psn_cert_type id_number period_start period_end"
 _UNIT = ("unit_credit_code unit_name legal_rep unit_address unit_type industry admdvs phone "
          "start_month")
 
@@ -323,10 +332,17 @@ OPS: Final[tuple[Op, ...]] = (
     _op("ResidentTerminate", "城乡居民终止参保", "resident", "submit",
         "id_number name stop_date reason_code", infno="H2304"),
     _op("NewbornEnroll", "新生儿参保登记", "resident", "submit",
-        _RESIDENT + " mother_id_number", infno="H2305", doc="within two years of birth"),
+        _RESIDENT + " mother_id_number ?birth_order insure_date", infno="H2305",
+        doc="within two years of birth; insure_date (参保日期) is the birth date; tax "
+            "refuses it while the mother's 准新生儿 (birth_order) is still enrolled"),
     _op("PreNewbornEnroll", "准新生儿参保登记", "resident", "submit",
-        "mother_id_number birth_order name community insure_year phone", infno="H2306",
-        key="mother_id_number birth_order"),
+        "mother_id_number birth_order name community insure_year phone insure_date",
+        infno="H2306", key="mother_id_number birth_order",
+        doc="insure_date (参保日期) is the day of enrollment"),
+    _op("PreNewbornStop", "准新生儿停保(准新生儿转新生儿)", "resident", "submit",
+        "mother_id_number birth_order stop_date", infno="H2308",
+        key="mother_id_number birth_order",
+        doc="新生儿参保登记 stops the mother's 准新生儿 (same 胎次) before enrolling the newborn"),
     _op("ResidentPaymentAssess", "居民缴费核定(特殊缴费)", "resident", "submit",
         "id_number name insure_year amount", infno="H2307"),
     # ---- F2 collection and payment
@@ -345,7 +361,8 @@ OPS: Final[tuple[Op, ...]] = (
         "arrival_batch record_count result_code ?result_text", key="arrival_batch",
         infno="H2406"),
     _op("RefundReviewFeedback", "退费复核核验信息反馈", "collection", "submit",
-        "refund_no review_result ?result_text", key="refund_no", infno="H2407"),
+        "refund_no review_result review_time ?result_text", key="refund_no", infno="H2407",
+        doc="review_result 1 核验通过, 2 不通过; review_time 核验时间 in Beijing time (seed 2244)"),
     _op("RefundWriteOff", "退费销号信息反馈(按月)", "collection", "submit",
         "write_off_month refund_no amount", key="write_off_month refund_no", infno="H2408"),
     # ---- F3 tax pushes to the hub (delivered to core)
@@ -370,11 +387,12 @@ OPS: Final[tuple[Op, ...]] = (
         reply="id_number unit_credit_code contribution_base start_month"),
     _op("QueryPersonArrears", "职工欠费查询", "query", "query", "id_number",
         reply="id_number period_start period_end arrears arrears_months"),
-    _op("QueryUnitArrears", "单位欠费查询", "query", "query", "unit_credit_code",
+    _op("QueryUnitArrears", "单位欠费查询", "query", "query", "unit_credit_code period_start",
         reply="unit_credit_code period_start period_end arrears arrears_months"),
     _op("QueryPersonArrivals", "参保人员税务到账查询", "query", "query",
-        "id_number period_start period_end",
-        reply="id_number period_start paid_amount arrival_date"),
+        "id_number period_start period_end ?package_no",
+        reply="id_number period_start paid_amount arrival_date package_no",
+        doc="package_no 数据包编号 narrows the answer to one data package (seed 2475)"),
     _op("QueryUnitSpecialPayment", "单位特殊缴费查询", "query", "query", "unit_credit_code",
         reply="unit_credit_code bill_no amount status"),
     _op("QueryUnitArrivals", "单位缴费到账查询", "query", "query",
@@ -397,6 +415,11 @@ OPS: Final[tuple[Op, ...]] = (
         reply="bill_no amount paid_amount status"),
     _op("QueryCommunity", "基层医保区划有效性查询", "query", "query", "community",
         reply="community valid"),
+    _op("QueryPreNewborn", "准新生儿参保信息查询", "query", "query",
+        "mother_id_number ?birth_order",
+        reply="mother_id_number birth_order insure_year prenewborn_status",
+        doc="新生儿参保登记: the mother's 准新生儿 records (all 胎次 unless one is asked); "
+            "prenewborn_status 1 enrolled, 2 stopped"),
     _op("QueryPreNewbornPayment", "准新生儿参保缴费查询", "query", "query",
         "mother_id_number birth_order insure_year",
         reply="mother_id_number birth_order insure_year paid_amount status",
@@ -415,7 +438,50 @@ OPS: Final[tuple[Op, ...]] = (
     _op("CoreQueryResidentCollection", "城乡居民征集/特殊缴费/到账信息查询(税务查核心)", "query",
         "core_query", "id_number insure_year",
         reply="id_number collection_no insure_year amount status", infno="H1204"),
+    # ---- F4 additions of the seed's query list (003 seed lines 2299-2475)
+    _op("QueryUnitEnrollment", "单位参保信息查询", "query", "query", "unit_credit_code",
+        reply="unit_credit_code unit_name admdvs start_month status",
+        doc="单位基本信息和参保信息 at tax; status 1 正常, 2 停保, 3 注销"),
+    _op("QueryFlexibleEnrollment", "灵活就业参保登记/参保信息查询", "query", "query",
+        "?psn_cert_type id_number",
+        reply="id_number name community start_month contribution_base status",
+        doc="status 1 正常, 2 暂停, 3 终止"),
+    _op("QueryFlexibleCollection", "灵活就业人员征集信息查询", "query", "query",
+        _FLEX_QUERY, reply="id_number collection_no period_start amount status",
+        doc="待征集信息 per 费款所属期; status 1 待缴, 2 已缴, 3 已撤销"),
+    _op("QueryFlexibleSpecialPayment", "灵活就业人员特殊缴费信息查询", "query", "query",
+        _FLEX_QUERY, reply="id_number bill_no period_start insutype amount status",
+        doc="险种 310 and 330 only; status 1 open, 2 cancelled"),
+    _op("QueryFlexibleArrivals", "灵活就业人员缴费到账信息查询", "query", "query",
+        _FLEX_QUERY, reply="id_number period_start insutype paid_amount arrival_date",
+        doc="险种 310 and 330 only"),
+    _op("QueryFlexibleInTransit", "灵活就业人员在途数据查询", "query", "query",
+        _FLEX_QUERY, reply="id_number bill_no period_start amount status",
+        doc="在途: notices issued by tax and not yet paid or cancelled; status 1 在途"),
+    _op("QueryFlexiblePaymentInfo", "灵活就业人员缴费信息查询", "query", "query",
+        _FLEX_QUERY, reply="id_number period_start insutype paid_amount status",
+        doc="status 1 正常, 2 欠缴, 3 作废"),
+    _op("QueryFlexibleDeduction", "灵活就业人员扣款信息查询", "query", "query",
+        _FLEX_QUERY,
+        reply="id_number period_start insutype amount deduct_date status result_text",
+        doc="answered by the hub from stored return-file records (税务回读信息表: "
+            "flex_deduct, special_deduct mode 2); tax is not called. status 1 扣款成功, "
+            "0 失败 (result_text 失败原因)"),
+    _op("CoreQueryEmployeeArrivals", "职工缴费到账信息查询(税务查核心)", "query",
+        "core_query", "id_number period_start period_end ?unit_credit_code",
+        reply="unit_credit_code id_number period_start insutype paid_amount arrival_date",
+        infno="H1205"),
+    _op("CoreQuerySpecialArrivals", "特殊缴费到账信息查询(税务查核心)", "query", "core_query",
+        "?unit_credit_code ?id_number period_start period_end",
+        reply="bill_no unit_credit_code id_number period_start insutype paid_amount",
+        infno="H1206", doc="the 特殊缴费 core took (SpecialPaymentNotify) of a unit or person"),
 )
+
+STORED_ANSWERS: Final[dict[str, tuple[str, ...]]] = {
+    "QueryFlexibleDeduction": ("flex_deduct", "special_deduct"),
+}
+"""Queries the hub answers from stored return-file records (``jobs.returnfiles``), by the
+return-file kinds read; tax is not asked (seed line 2438: 查询税务回读后的信息表)."""
 
 _BY_NAME: Final = {o.name: o for o in OPS}
 OPS_BY_TYPE: Final = {o.msg_type: o for o in OPS}
@@ -465,6 +531,12 @@ def _choices(choices: tuple[str, ...]) -> Any:
     return check
 
 
+def _beijing(v: datetime) -> datetime:
+    """A time in Beijing time, to the second: without an offset it is read as Beijing's."""
+    v = v.replace(tzinfo=BEIJING) if v.tzinfo is None else v.astimezone(BEIJING)
+    return v.replace(microsecond=0)
+
+
 def _idlist(v: list[str]) -> list[str]:
     out = [check_id_number(x) for x in v]
     if len(set(out)) != len(out):
@@ -499,6 +571,8 @@ def _annotation(f: WireField) -> Any:
             return Annotated[s, AfterValidator(_pattern(_SERIAL, "1-80 of A-Z a-z 0-9 _ . : -"))]
         case "date":
             return date
+        case "datetime":
+            return Annotated[datetime, AfterValidator(_beijing)]
         case "month":
             return Annotated[s, AfterValidator(_pattern(_MONTH, "yyyyMM"))]
         case "year":

@@ -34,7 +34,7 @@ _TYPES: Final[dict[str, str]] = {
     "uscc": "tns:CreditCode", "id": "tns:CertNo", "date": "xs:date", "month": "tns:YearMonth",
     "year": "tns:Year", "fen": "tns:Fen", "int": "tns:Count", "division": "tns:AgencyCode",
     "community": "tns:Community", "certtype": "tns:CertType", "gender": "tns:Gender",
-    "serial": "tns:Serial", "code": "tns:Code20",
+    "serial": "tns:Serial", "code": "tns:Code20", "datetime": "xs:dateTime",
 }
 _EXTRA_TYPES: Final = """
   <xs:simpleType name="Year">
@@ -219,6 +219,40 @@ def _doc(o: Op) -> str:
     return f"{o.title}: {what[o.kind]}." + (f" {o.doc}" if o.doc else "")
 
 
+READINGS: Final = """
+## Readings
+
+Where the seed (`/work/shared/seeds/003_*.txt`) is ambiguous, the catalogue reads it so:
+
+- **退费复核核验信息反馈** (seed 2243-2244): "包括医保部门核验结果、医保部门核验时间等信息"
+  makes both required: `review_result` (hyjg, 1 通过 / 2 不通过) and `review_time`
+  (hysj, `xs:dateTime`). The hub sends it in Beijing time (`+08:00`); a time without an
+  offset is read as Beijing's, one with another offset is converted. The tax simulator
+  refuses a feedback without 核验时间 (TX606) or 核验结果 (TX605).
+- **灵活参保登记查询** (2299-2305) and **灵活参保信息查询** (2388-2393) describe one screen
+  that asks tax for the person's 参保信息: one operation, `QueryFlexibleEnrollment`.
+- **灵活就业人员 征集 / 特殊缴费 / 缴费到账 / 在途 / 缴费信息** (2340-2359, 2419-2429):
+  input 证件类型, 证件号码, 费款所属期 (`?psn_cert_type id_number period_start
+  period_end`), asked of tax. 2349/2357 fix 险种 to 职工基本医疗保险和大病保险, so tax answers
+  310 and 330 records only. 2359 repeats 2351 ("查询特殊缴费信息表"), read as a copy: 缴费到账
+  asks tax for arrivals.
+- **灵活就业人员扣款信息查询** (2433-2438): 2438 "查询税务回读后的信息表" is read as the stored
+  return-file records (F5, `flex_deduct` and `special_deduct` mode 2): the hub answers
+  from them and does not call tax (`STORED_ANSWERS`). A file still being processed or
+  rejected does not answer.
+- **职工缴费到账信息查询** (2325-2326) and **特殊缴费到账信息查询** (2330-2331): "税务调用接口"
+  makes both tax's questions to core (`core_query`, H1205 and H1206). 2331 repeats 2326's
+  text ("职工缴费到账"); read by its title: the 特殊缴费 core took (SpecialPaymentNotify).
+- **单位参保信息查询** (2378-2379): "调用税务接口" = the hub asks tax (`QueryUnitEnrollment`);
+  the opposite direction (单位参保登记查询, 2294-2295, "返回给税务") stays
+  `CoreQueryUnitEnrollment`.
+- **单位欠费信息查询** (2468-2469): "根据输入的单位编号和开始期号": 开始期号 (`period_start`,
+  yyyyMM) is required; tax answers the arrears from that month on.
+- **参保人员税务到账查询** (2474-2475): 数据包编号 (`package_no`) is an optional further
+  condition; every record of the answer carries its package number.
+"""
+
+
 def render_catalogue() -> str:
     lines = ["# Tax catalogue (税务 统模式)", "",
              "Generated from `contracts/taxcat.py` by `python -m contracts.taxcat_xsd`; "
@@ -237,7 +271,7 @@ def render_catalogue() -> str:
     for name in batch_ops():
         lines.append(f"| {name} | 大学生批量{'参保' if 'Enroll' in name else '暂停'} | batch | "
                      f"- | - | rows (contracts/student_batch.py) | per-row results |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + READINGS
 
 
 def rendered() -> dict[Path, str]:

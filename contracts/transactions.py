@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from contracts.channels import CHANNEL_NAMES
-from contracts.taxcat import OPS
+from contracts.taxcat import OPS, STORED_ANSWERS
 
 __all__ = ["DOC_PATH", "TRANSACTIONS", "Transaction", "render_markdown"]
 
@@ -71,6 +71,14 @@ _HAND: Final[tuple[Transaction, ...]] = (
                 "default", "渠道申请登记",
                 "after tax queries for the rules (community, arrears, contributions); then "
                 "one tax submit per catalogue operation"),
+    Transaction("channel.review", "core", "in", "async", "H2502", "channel.review", "default",
+                "申请审核结果",
+                "在职转退休 and 单位信息维护 wait for core's review (人员复核, 年限补缴审核, "
+                "单位信息审核); approved: the reviewed data goes to tax; not: the channel is told"),
+    Transaction("channel.application", "core", "out", "sync", "H1106", "channel.intake",
+                "default", "转出转入地校验",
+                "基本医疗保险转出: the 转入地 must hold a normal enrollment and no pending 代办 "
+                "business (core asks the 医保信息平台); refused naming payload.target_division"),
     *(Transaction(f"channel.result.{name}", f"channel.{name}", "out", "sync",
                   "POST callback_url", f"channel.{name}", "channel", "申请结果推送",
                   "signed like the channel's requests; retried, then dead-lettered")
@@ -111,6 +119,11 @@ def _catalogue_rows() -> tuple[Transaction, ...]:
             rows.append(Transaction(o.msg_type, "core", "out", "sync", o.core_infno,
                                     "core.tax_push", policy, o.title,
                                     "core deduplicates on serial"))
+        elif o.kind == "query" and o.name in STORED_ANSWERS:
+            rows.append(Transaction(o.msg_type, "tax_ftp", "in", "sync", o.name, "api", None,
+                                    o.title, "answered from the stored return-file records "
+                                    f"({', '.join(STORED_ANSWERS[o.name])}) F5 fetched from "
+                                    "tax's FTP; tax is not called"))
         elif o.kind == "query":
             rows.append(Transaction(o.msg_type, "tax", "out", "sync", o.name, "api", None,
                                     o.title, "query lane: own connection pool and timeout"))

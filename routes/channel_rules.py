@@ -8,6 +8,8 @@ arguments, so a test states every input. The readings of the seed behind them:
   is paid for this year is enrolled from next year; otherwise from this year
   (``prenewborn_paid``, ``newborn_insure_year``). 本市户籍 only: the contract
   (``BirthNewbornEnroll``) refuses any other 户籍性质, naming the field.
+* 新生儿参保登记 (seed 1750-1759, 2490): 参保日期 is the birth date; a 准新生儿 of the
+  mother still enrolled at tax is stopped first (``prenewborn_to_convert``).
 * 退休一件事 (seed 2544): a person with a normal 职工医保 (险种 310) contribution in
   the current month is enrolled as flexible from next month; otherwise from this
   month (``normal_employee_contribution``, ``retirement_start_month``).
@@ -15,6 +17,8 @@ arguments, so a test states every input. The readings of the seed behind them:
   year, outside it for this year; with a 中途参保标志 (退役军人 and the other three)
   it is for this year from the day of enrollment (``resident_insure_year``).
 * 基本医疗保险转出 and 在职转退休: refused while tax shows arrears, with the amount.
+* 基本医疗保险转出 (seed 1841, 2526): refused unless the 转入地 holds a normal enrollment
+  and no pending 代办 business (``check_transfer_destination``; core answers, H1106).
 * The community (基层医保区划) must be one tax knows.
 """
 
@@ -29,8 +33,9 @@ from contracts.channels import MIDYEAR_FLAGS, CollectionPeriods
 from contracts.errors import BusinessRejected
 
 __all__ = ["ARREARS_CHECKED", "EMPLOYEE_INSUTYPE", "PAID", "ResidentYear", "check_arrears",
-           "check_community", "newborn_insure_year", "normal_employee_contribution",
-           "prenewborn_paid", "resident_insure_year", "retirement_start_month"]
+           "check_community", "check_transfer_destination", "newborn_insure_year",
+           "normal_employee_contribution", "prenewborn_paid", "prenewborn_to_convert",
+           "resident_insure_year", "retirement_start_month"]
 
 ARREARS_CHECKED: Final = frozenset({"transfer_out", "retire"})
 """Application types refused while the person has arrears at tax."""
@@ -58,6 +63,27 @@ def prenewborn_paid(rows: Iterable[Mapping[str, object]], insure_year: str) -> b
     return any(str(r.get("insure_year") or insure_year) == insure_year
                and _fen(r.get("paid_amount")) > 0
                and str(r.get("status") or PAID) == PAID for r in rows)
+
+
+def prenewborn_to_convert(rows: Iterable[Mapping[str, object]],
+                          birth_order: int | None) -> int | None:
+    """新生儿参保登记 (seed 1750, 1759): which of the mother's 准新生儿 records, still
+    enrolled (``prenewborn_status`` 1) at tax, this newborn converts; None: enroll directly.
+
+    With the 胎次 given, that one (when enrolled). Without it, the mother's only enrolled
+    准新生儿; two or more cannot be told apart, so the application is refused naming
+    ``payload.birth_order`` rather than stopping the wrong child's record.
+    """
+    enrolled = sorted({int(str(r.get("birth_order"))) for r in rows
+                       if str(r.get("prenewborn_status") or "1") == "1"
+                       and str(r.get("birth_order") or "").isdigit()})
+    if birth_order is not None:
+        return birth_order if birth_order in enrolled else None
+    if len(enrolled) > 1:
+        raise BusinessRejected(
+            "PRENEWBORN_AMBIGUOUS", "payload.birth_order: the mother has 准新生儿 records for "
+            f"胎次 {', '.join(map(str, enrolled))}; say which one this newborn is")
+    return enrolled[0] if enrolled else None
 
 
 def newborn_insure_year(prenewborn_paid_this_year: bool, today: date) -> str:
@@ -126,6 +152,21 @@ def check_arrears(app_type: str, arrears_fen: int) -> None:
         raise BusinessRejected(
             "ARREARS", f"payload.id_number: tax shows arrears of {arrears_fen / 100:.2f} yuan; "
                        "settle them before this application")
+
+
+def check_transfer_destination(target_division: str, insured: bool,
+                               pending_business: bool, detail: str = "") -> None:
+    """转出 (seed 1841, 2526): the 转入地 must hold a normal enrollment of the person and
+    no pending 代办 business; the refusal names ``payload.target_division``."""
+    extra = f" ({detail})" if detail else ""
+    if not insured:
+        raise BusinessRejected(
+            "DESTINATION_NOT_INSURED", f"payload.target_division: the 转入地 {target_division} "
+            f"holds no normal enrollment of this person{extra}; enroll there first")
+    if pending_business:
+        raise BusinessRejected(
+            "DESTINATION_PENDING", f"payload.target_division: 代办 business of this person is "
+            f"pending at the 转入地 {target_division}{extra}; finish it first")
 
 
 def check_community(community: str, valid_at_tax: bool) -> None:

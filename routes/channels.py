@@ -26,9 +26,14 @@ from typing import Any, Final
 from contracts.channels import (
     CHANNEL_NAMES,
     RESIDENT_YEAR_TYPES,
+    REVIEWED_TYPES,
     ApplicationPayload,
+    ApplicationReview,
     BirthNewbornEnroll,
     CollectionPeriods,
+    NewbornEnroll,
+    TransferDestination,
+    TransferOut,
     midyear_flag_of,
     to_tax_payload,
     validate_payload,
@@ -36,7 +41,13 @@ from contracts.channels import (
 from contracts.clock import BEIJING
 from contracts.envelope import HubMessage, new_id
 from contracts.errors import HubError, PermanentError, ValidationFailed
-from contracts.messages import APPLICATION, operation_message, result_message, result_type
+from contracts.messages import (
+    APPLICATION,
+    REVIEW,
+    operation_message,
+    result_message,
+    result_type,
+)
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
 from kernel.runtime import Outcome, Route
@@ -44,9 +55,11 @@ from retry.memo import TtlMemo
 from routes.channel_rules import (
     check_arrears,
     check_community,
+    check_transfer_destination,
     newborn_insure_year,
     normal_employee_contribution,
     prenewborn_paid,
+    prenewborn_to_convert,
     resident_insure_year,
     retirement_start_month,
 )
@@ -56,18 +69,27 @@ from storage.journal import TxnUpdate
 __all__ = ["CHANNEL_ROUTES", "Ask", "decide", "intake", "intake_failed", "push_result",
            "received_on"]
 
+ORDERED_AFTER_FIRST: Final = frozenset({"NewbornEnroll"})
+"""Submits that queue behind the application's first submit (``PreNewbornStop``)."""
+
 Ask = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]
 """A catalogue query to tax: operation and canonical parameters -> the answer's records."""
 
+Destination = Callable[[str, str], Awaitable[TransferDestination]]
+"""Core's view of a transfer's 转入地: (ID number, target division) -> the answer (H1106)."""
+
 
 async def decide(app_type: str, model: ApplicationPayload, ask: Ask, *, today: date,
-                 periods: CollectionPeriods, memo: TtlMemo | None = None) -> dict[str, str]:
+                 periods: CollectionPeriods, memo: TtlMemo | None = None,
+                 destination: Destination | None = None) -> dict[str, str]:
     """Ask tax what the seed's rules need and apply them (``routes.channel_rules``).
 
     Raises ``BusinessRejected`` naming the field when a rule refuses; returns the
     decisions for ``to_tax_payload`` (start month, insure year, 中途参保 start).
     ``today`` is the day the hub received the application, so a redelivery (or a
     re-drive days later) decides the same way and reaches tax under the same key.
+    ``destination`` answers for a 转出's 转入地 (core, H1106); without it (a fixture that
+    states no answer) the 转入地 is taken as ready.
     """
     community = getattr(model, "community", None)
     if isinstance(community, str) and not (memo and memo.get(f"community:{community}")):
@@ -79,12 +101,19 @@ async def decide(app_type: str, model: ApplicationPayload, ask: Ask, *, today: d
     if isinstance(id_number, str) and app_type in ("transfer_out", "retire"):
         rows = await ask("QueryPersonArrears", {"id_number": id_number})
         check_arrears(app_type, sum(int(r.get("arrears") or 0) for r in rows))
-    if isinstance(model, BirthNewbornEnroll):
-        year = str(today.year)
-        rows = await ask("QueryPreNewbornPayment", {
-            "mother_id_number": model.mother_id_number, "birth_order": model.birth_order,
-            "insure_year": year})
-        return {"insure_year": newborn_insure_year(prenewborn_paid(rows, year), today)}
+    if isinstance(model, TransferOut) and destination is not None:
+        d = await destination(model.id_number, model.target_division)
+        check_transfer_destination(model.target_division, d.insured, d.pending_business,
+                                   d.detail)
+    if isinstance(model, NewbornEnroll):
+        out = await _newborn(model, ask)
+        if isinstance(model, BirthNewbornEnroll):
+            year = str(today.year)
+            rows = await ask("QueryPreNewbornPayment", {
+                "mother_id_number": model.mother_id_number, "birth_order": model.birth_order,
+                "insure_year": year})
+            out["insure_year"] = newborn_insure_year(prenewborn_paid(rows, year), today)
+        return out
     if app_type == "retirement_flexible_enroll" and isinstance(id_number, str):
         month = f"{today:%Y%m}"
         rows = await ask("QueryPaymentInfo", {"id_number": id_number, "period_start": month,
@@ -94,6 +123,18 @@ async def decide(app_type: str, model: ApplicationPayload, ask: Ask, *, today: d
     if app_type in RESIDENT_YEAR_TYPES:
         return resident_insure_year(today, periods, midyear_flag_of(model)).overrides()
     return {}
+
+
+async def _newborn(model: NewbornEnroll, ask: Ask) -> dict[str, str]:
+    """The 准新生儿 this newborn converts: the one the channel names (its temp ID), else
+    the mother's one still enrolled at tax (``prenewborn_to_convert``)."""
+    if model.temp_id_number is not None and model.birth_order is not None:
+        return {"convert_birth_order": str(model.birth_order)}
+    params: dict[str, Any] = {"mother_id_number": model.mother_id_number}
+    if model.birth_order is not None:
+        params["birth_order"] = model.birth_order
+    order = prenewborn_to_convert(await ask("QueryPreNewborn", params), model.birth_order)
+    return {} if order is None else {"convert_birth_order": str(order)}
 
 
 def received_on(msg: HubMessage) -> date:
@@ -115,18 +156,18 @@ async def intake(msg: HubMessage, deps: IntakeDeps) -> Outcome:
     periods = (deps.settings.resident_collection if app_type in RESIDENT_YEAR_TYPES
                else CollectionPeriods())
     overrides = await decide(app_type, model, ask, today=today, periods=periods,
-                             memo=deps.memo)
+                             memo=deps.memo, destination=deps.core.check_transfer_destination)
     submits = to_tax_payload(app_type, model, today=today, **overrides)
     core_ref = await deps.core.register_application(
         {"application_id": app_id, "channel": channel, "type": app_type,
          "request_id": app["request_id"], "data": app["payload"]})
     source = f"channel.{channel}"
-    outputs = []
-    for i, (name, payload) in enumerate(submits):
-        cid = app_id if len(submits) == 1 else f"{app_id}-{i + 1}"
-        outputs.append(operation_message(catalogue_op(name), payload, source=source,
-                                         target="tax", correlation_id=cid,
-                                         causation_id=msg.message_id, salt=app_id))
+    if app_type in REVIEWED_TYPES:  # core reviews first; its verdict (channel.review) goes on
+        await deps.applications.set_status(app_id, "awaiting_review", core_ref=core_ref)
+        return Outcome(txn=TxnUpdate(app_id, APPLICATION, f"{channel}:{app['request_id']}",
+                                     source, "awaiting_review", attempts=msg.attempt + 1),
+                       detail={"core_ref": core_ref, "awaiting": "core review", **overrides})
+    outputs = _submit_messages(app_id, source, submits, msg)
     # Only the count: part results live in their own rows, so a redelivered intake
     # (same outputs, same keys) cannot wipe results already recorded.
     await deps.applications.set_status(app_id, "registered", core_ref=core_ref,
@@ -136,6 +177,58 @@ async def intake(msg: HubMessage, deps: IntakeDeps) -> Outcome:
                                  "submitted", attempts=msg.attempt + 1),
                    detail={"core_ref": core_ref, "submits": [n for n, _ in submits],
                            **overrides})
+
+
+def _submit_messages(app_id: str, source: str, submits: list[tuple[str, dict[str, Any]]],
+                     cause: HubMessage) -> list[HubMessage]:
+    """One tax submit per operation, correlated to the application (``<id>-<n>`` for more)."""
+    outputs: list[HubMessage] = []
+    for i, (name, payload) in enumerate(submits):
+        cid = app_id if len(submits) == 1 else f"{app_id}-{i + 1}"
+        # Steps tax must see in order (准新生儿 stop, then the newborn) share the first
+        # step's ordering entity: the gate lets the second through after the first.
+        entity = outputs[0].entity_key if outputs and name in ORDERED_AFTER_FIRST else None
+        outputs.append(operation_message(catalogue_op(name), payload, source=source,
+                                         target="tax", correlation_id=cid,
+                                         causation_id=cause.message_id, salt=app_id,
+                                         entity=entity))
+    return outputs
+
+
+async def reviewed(msg: HubMessage, deps: IntakeDeps) -> Outcome:
+    """Core's review (seed 1679, 2070, 2126): approved -> the reviewed data goes to tax now;
+    not approved -> the channel hears core's reason. Anything but an application waiting
+    for its review (a repeat, a late verdict) changes nothing."""
+    assert deps.applications is not None, "the channel lanes need deps.applications"
+    review = ApplicationReview.model_validate(msg.payload)
+    app = await deps.applications.get(review.application_id)
+    if app is None:
+        raise ValidationFailed([("data.application_id",
+                                 f"no application {review.application_id}")])
+    if app["status"] != "awaiting_review":
+        return Outcome(detail={"application_id": review.application_id,
+                               "ignored": f"status is {app['status']}"})
+    app_id, channel, app_type = app["id"], app["channel"], app["type"]
+    source = f"channel.{channel}"
+    txn_key = f"{channel}:{app['request_id']}"
+    if not review.approved:
+        await deps.applications.set_status(app_id, "rejected", reason=f"CORE_REVIEW: "
+                                           f"{review.reason}")
+        result = {"application_id": app_id, "correlation_id": app_id, "status": "rejected",
+                  "reason_code": "CORE_REVIEW_REFUSED", "reason_field": "",
+                  "reason_text": review.reason, "final": True}
+        return Outcome(outputs=(result_message(channel, result, cause=msg),),
+                       txn=TxnUpdate(app_id, APPLICATION, txn_key, source, "rejected",
+                                     "CORE_REVIEW_REFUSED", review.reason[:1000]),
+                       detail={"application_id": app_id, "approved": False})
+    day = app["created_at"].astimezone(BEIJING).date()
+    submits = to_tax_payload(app_type, review.data or {}, today=day)
+    outputs = _submit_messages(app_id, source, submits, msg)
+    await deps.applications.set_status(app_id, "registered", parts={"expected": len(outputs)})
+    return Outcome(outputs=tuple(outputs),
+                   txn=TxnUpdate(app_id, APPLICATION, txn_key, source, "submitted"),
+                   detail={"application_id": app_id, "approved": True,
+                           "submits": [n for n, _ in submits]})
 
 
 def _reason_field(text: str) -> tuple[str | None, str]:
@@ -212,6 +305,7 @@ async def push_result(msg: HubMessage, deps: ChannelPushDeps) -> Outcome:
 
 CHANNEL_ROUTES: Final = (
     Route("channel.intake", (APPLICATION,), "core", intake, intake_failed),
+    Route("channel.review", (REVIEW,), "core", reviewed, calls_partner=False),
     *(Route(f"channel.{name}", (result_type(name),), f"channel.{name}", push_result)
       for name in CHANNEL_NAMES),
 )

@@ -16,11 +16,12 @@ from adapters.core.port import CorePort
 from adapters.tax.port import TaxPort
 from contracts.channels import CollectionPeriods
 from retry.memo import TtlMemo
+from storage.confirmations import NewCase
 from storage.journal import RequestRecord
 
 __all__ = ["Applications", "BatchFiles", "ChannelPushDeps", "ChannelRuleSettings",
-           "CompareDeps", "FeedbackDeps", "IntakeDeps", "PushDeps", "RequestLookup", "SyncDeps",
-           "TaxSubmitDeps"]
+           "CompareDeps", "FeedbackDeps", "IdentityCases", "IntakeDeps", "PushDeps",
+           "RequestLookup", "SyncDeps", "TaxSubmitDeps"]
 
 
 class Applications(Protocol):
@@ -55,18 +56,40 @@ class BatchFiles(Protocol):
     async def fetch_path(self, path: str, dest: Path) -> tuple[str, int]: ...
 
 
+class IdentityCases(Protocol):
+    """Identity-confirmation cases (``storage.confirmations``): terminations tax held
+    with TX402, used by ``routes.confirmations``."""
+
+    async def open(self, case: NewCase) -> tuple[dict[str, Any], bool]: ...
+
+    async def get(self, case_id: str) -> dict[str, Any] | None: ...
+
+    async def move(self, case_id: str, *, expect: tuple[str, ...], status: str,
+                   reason_code: str | None = None, reason: str | None = None,
+                   phone: str | None = None, attempts: int | None = None,
+                   actor: str | None = None, expect_attempts: int | None = None) -> bool: ...
+
+
 class TaxSubmitDeps(Protocol):
-    """``routes.tax_submit``: F2 submits."""
+    """``routes.tax_submit``: F2 submits; core and the identity cases for a termination tax
+    holds as not unique (``routes.confirmations``)."""
 
     @property
     def tax(self) -> TaxPort: ...
+    @property
+    def core(self) -> CorePort: ...
+    @property
+    def confirmations(self) -> IdentityCases | None: ...
 
 
 class FeedbackDeps(Protocol):
-    """``routes.tax_results.feedback_to_core``."""
+    """``routes.tax_results.feedback_to_core``; the identity cases for the feedback of an
+    identity confirmation and of a re-driven termination (``routes.confirmations``)."""
 
     @property
     def journal(self) -> RequestLookup: ...
+    @property
+    def confirmations(self) -> IdentityCases | None: ...
 
 
 class SyncDeps(Protocol):

@@ -18,6 +18,7 @@ from contracts.envelope import HubMessage
 from contracts.errors import TransientError, ValidationFailed
 from contracts.messages import FEEDBACK, SYNC, application_id_of, result_message, sync_message
 from kernel.runtime import Outcome, Route
+from routes.confirmations import IDENTITY_CONFIRM, confirmation_feedback, termination_feedback
 from routes.ports import FeedbackDeps, SyncDeps
 from storage.journal import TxnUpdate
 
@@ -37,6 +38,11 @@ async def feedback_to_core(msg: HubMessage, deps: FeedbackDeps) -> Outcome:
         # Tax can answer before our own record of the request is committed: wait for it.
         raise TransientError(f"feedback for serial {fb.biz_msg_id} arrived before its request "
                              "was recorded", partner="tax")
+    if deps.confirmations is not None:  # the identity confirmation of a held termination
+        if req.type == IDENTITY_CONFIRM and (
+                held := await confirmation_feedback(msg, fb, req, deps.confirmations)):
+            return held
+        await termination_feedback(req, fb, deps.confirmations)
     accepted = fb.status == "accepted"
     update = SyncStatusUpdate(correlation_id=req.correlation_id, biz_type=req.type,
                               business_key=req.business_key, id_number=fb.id_number,

@@ -21,10 +21,17 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.employee import EmployeeEnrollment, EmployeeStop, SyncStatusUpdate, TaxAck
 from contracts.envelope import HubMessage
-from contracts.errors import HubError, PermanentError, UnknownMessageType, ValidationFailed
+from contracts.errors import (
+    BusinessRejected,
+    HubError,
+    PermanentError,
+    UnknownMessageType,
+    ValidationFailed,
+)
 from contracts.messages import ENROLL, partner_serial, sync_message
 from contracts.taxcat import OPS_BY_TYPE, Op, model_for, ops_of
 from kernel.runtime import Outcome, Route
+from routes.confirmations import after_failure, hold_termination
 from routes.ports import TaxSubmitDeps
 from storage.journal import RequestRecord, TxnUpdate
 
@@ -72,7 +79,14 @@ async def submit_to_tax(msg: HubMessage, deps: TaxSubmitDeps) -> Outcome:
     if msg.type == ENROLL:
         return await enroll_to_tax(msg, deps)
     o, req = parse_payload(msg)
-    ack = await deps.tax.submit(o.name, req, serial=partner_serial(msg))
+    try:
+        ack = await deps.tax.submit(o.name, req, serial=partner_serial(msg))
+    except BusinessRejected as exc:
+        # TX402 on a termination: held for an identity confirmation (routes.confirmations)
+        held = await hold_termination(msg, o, exc, deps)
+        if held is None:
+            raise
+        return held
     data = req.__dict__
     detail = {"accept_no": ack.accept_no, "operation": o.name,
               **{k: str(data[k]) for k in ("id_number", "unit_credit_code") if data.get(k)}}
@@ -95,7 +109,10 @@ def submitted_to_tax(msg: HubMessage, business_key: str, ack: TaxAck,
 
 
 async def tax_failed(msg: HubMessage, exc: HubError, deps: object) -> Outcome:
-    """Tell core why tax did not take a request (rejected, invalid, or gave up)."""
+    """Tell core why tax did not take a request (rejected, invalid, or gave up); the
+    identity confirmation of a held termination has its own ending (``after_failure``)."""
+    if (identity := await after_failure(msg, exc, deps)) is not None:
+        return identity
     p = msg.payload
     o = OPS_BY_TYPE.get(msg.type)
     business_key = o.business_key(p) if o else \

@@ -30,11 +30,13 @@ from routes.ports import (
     ChannelPushDeps,
     CompareDeps,
     FeedbackDeps,
+    IdentityCases,
     IntakeDeps,
     PushDeps,
     SyncDeps,
     TaxSubmitDeps,
 )
+from services.initial_loads import InitialLoadJobs
 from services.resend_claims import MemoryResendClaims, ResendClaims
 from storage.journal import Journal
 
@@ -67,6 +69,11 @@ class Deps:
     resend_claims: ResendClaims = field(default_factory=MemoryResendClaims)
     """Which bulk 补发 job holds which record (``services.resend_claims``): Redis in the
     hub, so jobs of two hub processes exclude each other."""
+    initial_loads: InitialLoadJobs = field(default_factory=InitialLoadJobs)
+    """统模式 initial-load and 职工批量暂停 file jobs (``services.initial_loads``)."""
+    confirmations: IdentityCases | None = None
+    """Identity-confirmation cases of terminations tax held with TX402
+    (``storage.confirmations``); None: a TX402 is reported to core as before."""
 
     @property
     def spool_dir(self) -> Path:

@@ -27,14 +27,23 @@ from adapters.core.translate import (
     CORE_EVENT_TYPES,
     INFNO_EMPLOYEE_BATCH,
     INFNO_ENROLL,
+    INFNO_REVIEW,
     batch_items,
     event_to_payload,
     parse_national_request,
 )
 from adapters.tax.soap import parse_feedback_request, parse_request
+from contracts.channels import ApplicationReview
 from contracts.envelope import HubMessage, new_id
 from contracts.errors import BusinessRejected, HubError, PartnerTimeout, ValidationFailed
-from contracts.messages import ENROLL, FEEDBACK, feedback_message, operation_message
+from contracts.messages import (
+    ENROLL,
+    FEEDBACK,
+    REVIEW,
+    feedback_message,
+    operation_message,
+    review_message,
+)
 from contracts.taxcat import Op, from_wire, model_for
 from contracts.taxcat import op as catalogue_op
 from kernel.deps import Publisher
@@ -60,6 +69,15 @@ class CoreAnswer:
     ok: bool = True
     code: str | None = None
     text: str = ""
+
+
+def _review(raw: object) -> ApplicationReview:
+    """H2502 ``input.data``: core's review, fields named ``data.<field>``."""
+    data = raw.get("data") if isinstance(raw, Mapping) else None
+    try:
+        return ApplicationReview.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed.of(exc, prefix="data.") from None
 
 
 def xml_validation_error(o: Op, exc: ValidationError) -> ValidationFailed:
@@ -90,10 +108,14 @@ class Ingress:
         cid = new_id()
         try:
             req = parse_national_request(body, self.max_body_bytes,
-                                         known_infnos=(*CORE_EVENT_TYPES, INFNO_EMPLOYEE_BATCH))
+                                         known_infnos=(*CORE_EVENT_TYPES, INFNO_EMPLOYEE_BATCH,
+                                                       INFNO_REVIEW))
             if req.infno == INFNO_EMPLOYEE_BATCH:
                 return await self._core_batch(req.msgid, batch_items(req.input))
-            o, contract = event_to_payload(req.infno, req.input)
+            if req.infno == INFNO_REVIEW:
+                review = _review(req.input)
+            else:
+                o, contract = event_to_payload(req.infno, req.input)
         except ValidationFailed as exc:
             await self.journal.write(
                 LogEntry(message_id="-", correlation_id=cid, type="core.event", partner="core",
@@ -102,6 +124,15 @@ class Ingress:
                 TxnUpdate(cid, "core.event", "-", "core", "rejected", exc.code,
                           exc.reason[:1000]))
             raise
+        if req.infno == INFNO_REVIEW:
+            msg = review_message(review.model_dump(mode="json"), causation_id=req.msgid)
+            await self.publisher.publish(msg)  # confirmed before core hears success
+            await self.journal.write(LogEntry(
+                message_id=msg.message_id, correlation_id=msg.correlation_id, type=REVIEW,
+                partner="core", direction="in", hop="ingress.core", outcome="ok",
+                detail={"msgid": req.msgid, "approved": review.approved,
+                        "review_kind": review.review_kind}))
+            return {"hub_msg_id": msg.message_id, "correlation_id": msg.correlation_id}
         msg = await self._publish_core(o, contract, cid, req.msgid)
         return {"hub_msg_id": msg.message_id, "correlation_id": cid}
 

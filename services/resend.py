@@ -43,11 +43,12 @@ from contracts.employee import EmployeeEnrollment, EmployeeStop, ResendRequest
 from contracts.envelope import HubMessage
 from contracts.errors import BusinessRejected, ValidationFailed
 from contracts.messages import STOP, operation_message
-from contracts.resend import RecordResendRequest
+from contracts.resend import UNIT_ALL, RecordResendRequest
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
 
-__all__ = ["RESEND_SOURCE", "STOP", "record_resend_message", "resend_messages"]
+__all__ = ["RESEND_SOURCE", "STOP", "record_resend_message", "resend_messages",
+           "unit_all_steps", "unit_is_stopped"]
 
 RESEND_SOURCE = "resend"
 _ENROLL_OP = catalogue_op("EmployeeEnroll")
@@ -97,6 +98,20 @@ def resend_messages(request: ResendRequest, current: EmployeeEnrollment | None, 
 
 
 # ---------------------------------------------------------------- units, flexible, residents
+
+def unit_is_stopped(record: dict[str, Any]) -> bool:
+    """Whether core's unit record is 停保 (``pay_status`` 2), so ``all`` sends its stop too."""
+    return str(record.get("pay_status") or "1") == "2"
+
+
+def unit_all_steps(request: RecordResendRequest,
+                   record: dict[str, Any] | None) -> list[RecordResendRequest]:
+    """单位信息税务补发 ``all`` (seed 1852): enrollment, basic information and, for a unit
+    core holds as stopped, the stop, in that order (``UNIT_ALL``)."""
+    if record is None:
+        raise BusinessRejected("NOT_IN_CORE", f"core has no unit {request.key}")
+    return [request.step(a) for a in UNIT_ALL if a != "stop" or unit_is_stopped(record)]
+
 
 def record_resend_message(request: RecordResendRequest, current: dict[str, Any] | None, *,
                           resend_id: str, actor: str, today: date | None = None) -> HubMessage:

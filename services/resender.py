@@ -28,7 +28,12 @@ from contracts.masking import mask_id, mask_text
 from contracts.resend import RecordResendRequest
 from kernel.deps import Publisher
 from services.audit import Actor, Audit, Caller
-from services.resend import RESEND_SOURCE, record_resend_message, resend_messages
+from services.resend import (
+    RESEND_SOURCE,
+    record_resend_message,
+    resend_messages,
+    unit_all_steps,
+)
 from storage.journal import Journal, LogEntry, TxnUpdate
 
 __all__ = ["ANONYMOUS", "ROLE", "AnyResend", "Resender", "Resent", "error_detail",
@@ -45,10 +50,16 @@ AnyResend = ResendRequest | RecordResendRequest
 
 @dataclass(frozen=True)
 class Resent:
-    """A published resend: its id (quoted in the audit) and the message sent."""
+    """A published resend: its id (quoted in the audit) and the message sent (the first,
+    when a unit's ``all`` sent several: ``messages``)."""
 
     resend_id: str
     message: HubMessage
+    more: tuple[HubMessage, ...] = ()
+
+    @property
+    def messages(self) -> tuple[HubMessage, ...]:
+        return (self.message, *self.more)
 
 
 def error_detail(exc: HubError) -> dict[str, Any]:
@@ -96,7 +107,7 @@ class Resender:
             why |= {"stop_date": request.stop_date.isoformat(), "stop_reason":
                     request.stop_reason}
         try:
-            msg = await self._publish(request, actor=actor.user, resend_id=resend_id)
+            sent = await self._publish_all(request, actor=actor.user, resend_id=resend_id)
         except HubError as exc:
             await self.record(actor, action, target, why | error_detail(exc), "rejected"
                               if isinstance(exc, PermanentError) else "failed")
@@ -105,9 +116,10 @@ class Resender:
             await self.record(actor, action, target, why | {"error": type(exc).__name__},
                               "failed")
             raise
-        await self.record(actor, action, target, why | {"correlation_id": msg.correlation_id},
-                          "accepted")
-        return Resent(resend_id, msg)
+        await self.record(actor, action, target, why | {
+            "correlation_id": sent[0].correlation_id,
+            **({"steps": [m.type for m in sent]} if len(sent) > 1 else {})}, "accepted")
+        return Resent(resend_id, sent[0], tuple(sent[1:]))
 
     async def record(self, who: Actor, action: str, target: str, detail: dict[str, Any],
                      outcome: str) -> None:
@@ -119,7 +131,21 @@ class Resender:
         except Exception:
             log.exception("auditing %s of %s (%s) failed", action, target, outcome)
 
-    async def _publish(self, request: AnyResend, *, actor: str, resend_id: str) -> HubMessage:
+    async def _publish_all(self, request: AnyResend, *, actor: str,
+                           resend_id: str) -> list[HubMessage]:
+        """One message, or a unit's ``all`` (core read once; each step its own transaction,
+        published in order, each step's id ``<resend_id>-<n>``)."""
+        if isinstance(request, RecordResendRequest) and request.action == "all":
+            record = await self.core.get_record(request.subject, request.record_key)
+            steps = unit_all_steps(request, record)
+            msgs = [record_resend_message(s, record, resend_id=f"{resend_id}-{i + 1}",
+                                          actor=actor) for i, s in enumerate(steps)]
+            return [await self._publish(s, actor=actor, resend_id=resend_id, built=m)
+                    for s, m in zip(steps, msgs, strict=True)]
+        return [await self._publish(request, actor=actor, resend_id=resend_id)]
+
+    async def _publish(self, request: AnyResend, *, actor: str, resend_id: str,
+                       built: HubMessage | None = None) -> HubMessage:
         """Read core, build, publish (confirmed), then journal the new transaction."""
         if isinstance(request, ResendRequest):
             current = await self.core.get_employee(request.id_number, request.unit_credit_code)
@@ -128,8 +154,11 @@ class Resender:
             business_key = (f"{msg.payload.get('unit_credit_code', '')}:"
                             f"{msg.payload.get('id_number', '')}")
         else:
-            record = await self.core.get_record(request.subject, request.record_key)
-            msg = record_resend_message(request, record, resend_id=resend_id, actor=actor)
+            if built is None:
+                record = await self.core.get_record(request.subject, request.record_key)
+                built = record_resend_message(request, record, resend_id=resend_id,
+                                              actor=actor)
+            msg = built
             key_detail = {"key": request.key, "subject": request.subject}
             business_key = _business_key(request)
         await self.publisher.publish(msg)

@@ -42,8 +42,10 @@ from adapters.core.translate import (
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
     INFNO_RECORD_QUERY,
+    INFNO_REVIEW,
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
+    INFNO_TRANSFER_CHECK,
     NOT_FOUND,
     PARTNER,
     RECORD_OPS,
@@ -53,6 +55,7 @@ from adapters.core.translate import (
     query_from_input,
 )
 from adapters.signing import SignedAuth
+from contracts.channels import REVIEWED_TYPES
 from contracts.employee import EmployeeEnrollment
 from contracts.errors import ValidationFailed
 from contracts.ids import (
@@ -72,7 +75,7 @@ from contracts.national import (
 )
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno, ops_of
 from simulators.simkit import Fault, SimState, sim_router
-from simulators.tax_rules import community_for
+from simulators.tax_rules import community_for, months_between
 
 __all__ = ["CORE_SENDER", "SYNC_EFFECT_PREFIX", "CoreStore", "corrupt_check_char", "create_app",
            "emit_enrollments", "sync_effect_statuses"]
@@ -127,8 +130,38 @@ class CoreStore:
     """application id -> a channel application core registered (F1, H2501)."""
     pushes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """serial -> a push from tax (F3) core took: infno and data."""
+    reviewed: dict[str, bool] = field(default_factory=dict)
+    """application id -> core's verdict already sent to the hub (H2502)."""
+    years_short: set[str] = field(default_factory=set)
+    """ID numbers whose 在职转退休 lacks the 医保年限: reviewed as 年限补缴审核, not 人员复核."""
+    transfer_uninsured: set[str] = field(default_factory=set)
+    """ID numbers the 转入地 holds no normal enrollment for (H1106 answers insured 0)."""
+    transfer_pending: set[str] = field(default_factory=set)
+    """ID numbers with 代办 business pending at the 转入地 (H1106 answers pending 1)."""
     _cursor: int = 0
     _emitted: int = 0
+
+    def awaiting_review(self) -> list[dict[str, Any]]:
+        """Registered applications core reviews before tax (在职转退休, 单位信息维护) and has
+        not reviewed yet."""
+        return [a for app_id, a in self.applications.items()
+                if a.get("type") in REVIEWED_TYPES and app_id not in self.reviewed]
+
+    def review_request(self, app: Mapping[str, Any], *, approved: bool, reason: str = "",
+                       seq: int = 0) -> dict[str, Any]:
+        """The H2502 event core sends once a caseworker reviewed ``app`` (national envelope,
+        JSON-ready); the reviewed data is the registered data. Marks it reviewed."""
+        data = dict(app.get("data") or {})
+        kind = ("unit_review" if app.get("type") == "unit_maintain" else
+                "years_backpay_review" if data.get("id_number") in self.years_short
+                else "person_review")
+        self.reviewed[str(app["application_id"])] = approved
+        review = {"application_id": app["application_id"], "approved": approved,
+                  "review_kind": kind, "reason": reason,
+                  "reviewed_at": now_cst().isoformat(), "data": data if approved else None}
+        return NationalRequest(infno=INFNO_REVIEW, msgid=make_msgid(CORE_SENDER, now_cst(), seq),
+                               input={"data": review}).model_dump(mode="json",
+                                                                  exclude_none=True)
 
     @classmethod
     def seed(cls, n_units: int, n_persons: int, rng_seed: int) -> CoreStore:
@@ -220,6 +253,10 @@ class CoreStore:
                      "id_number": e.id_number, "name": e.name, "insutype": e.insutype,
                      "insured_status": "1", "start_month": e.start_month, "pay_base": e.wage}
                     for e in self.persons.values()]
+        if kind == "flexible":  # 灵活补发 detection: status 1 正常 2 暂停 3 终止 4 中止
+            return [{"id_number": r["id_number"], "name": r["name"],
+                     "status": str(r.get("status") or "1")}
+                    for r in self.records.get("flexible", {}).values()]
         return [{"cert_type": "01", "id_number": r["id_number"], "name": r["name"],
                  "community_code": r["community"], "psn_type": r["resident_type"],
                  "insured_status": "1", "insu_year": int(r["insure_year"])}
@@ -245,6 +282,25 @@ class CoreStore:
             return [] if person is None else [{
                 "id_number": id_number, "collection_no": f"JM{str(id_number)[-8:]}",
                 "insure_year": params["insure_year"], "amount": 38_000, "status": "1"}]
+        if name == "CoreQueryEmployeeArrivals":  # H1205: 职工缴费到账, per month from enrollment
+            start, end = str(params["period_start"]), str(params["period_end"])
+            return [{"unit_credit_code": e.unit_credit_code, "id_number": e.id_number,
+                     "period_start": m, "insutype": "310", "paid_amount": e.wage * 2 // 100,
+                     "arrival_date": f"{m[:4]}-{m[4:]}-15"}
+                    for e in self.persons.values() if e.id_number == id_number
+                    and (uscc is None or e.unit_credit_code == uscc)
+                    for m in months_between(max(start, e.start_month), end)]
+        if name == "CoreQuerySpecialArrivals":  # H1206: the 特殊缴费 core took (H3001 pushes)
+            o = op_for_infno("H3001")
+            found = [core_to_canonical(o, p["data"]) for p in self.pushes.values()
+                     if o is not None and p["infno"] == "H3001"]
+            return [{"bill_no": d["bill_no"], "unit_credit_code": d.get("unit_credit_code"),
+                     "id_number": d.get("id_number"), "period_start": d["period_start"],
+                     "insutype": "310", "paid_amount": d["amount"]}
+                    for d in found if (uscc or id_number) and uscc in (None, d.get(
+                        "unit_credit_code")) and id_number in (None, d.get("id_number"))
+                    and d["period_start"] <= params["period_end"]
+                    and d["period_end"] >= params["period_start"]]
         return []
 
     def sync_status_of(self, correlation_id: str) -> str | None:
@@ -382,8 +438,10 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if record is None:
             return _json(NationalResponse.failure(f"no {subject} {key}", code=NOT_FOUND,
                                                   refmsgid=ref))
+        status = {"pay_stas": str(record.get("pay_status") or "1")}  # 1 正常 2 停保
         return _json(NationalResponse.success(
-            {"data": canonical_to_core(o.wire_fields, record)}, refmsgid=ref))
+            {"data": canonical_to_core(o.wire_fields, record), "status": status},
+            refmsgid=ref))
 
     async def push(req: NationalRequest) -> JSONResponse:
         """F3: what tax pushed; deduplicated on serial, one effect per serial."""
@@ -462,15 +520,38 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         """比对: core's records of one kind, in the reconciliation field names."""
         ref = refmsgid()
         kind = req.input.get("kind") if isinstance(req.input, dict) else None
-        if kind not in ("unit", "employee", "resident"):
-            return _json(NationalResponse.failure("input.kind must be unit, employee or "
-                                                  "resident", code=INVALID_INPUT, refmsgid=ref))
+        if kind not in ("unit", "employee", "resident", "flexible"):
+            return _json(NationalResponse.failure("input.kind must be unit, employee, "
+                                                  "resident or flexible", code=INVALID_INPUT,
+                                                  refmsgid=ref))
         if (early := await faulted(f"{INFNO_SNAPSHOT}:{kind}", INFNO_SNAPSHOT, ref)) is not None:
             return early
         return _json(NationalResponse.success({"records": core.snapshot(str(kind))},
                                               refmsgid=ref))
 
+    async def transfer_check(req: NationalRequest) -> JSONResponse:
+        """转出: the 转入地's view of the person (switches: ``transfer_uninsured``,
+        ``transfer_pending``); a question, so no effect is counted."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        certno = data.get("certno") if isinstance(data, dict) else None
+        target = data.get("target_admdvs") if isinstance(data, dict) else None
+        if not isinstance(certno, str) or not isinstance(target, str):
+            return _json(NationalResponse.failure("data.certno and data.target_admdvs are "
+                                                  "required", code=INVALID_INPUT, refmsgid=ref))
+        if (early := await faulted(f"{INFNO_TRANSFER_CHECK}:{certno}", INFNO_TRANSFER_CHECK,
+                                   ref)) is not None:
+            return early
+        insured = certno not in core.transfer_uninsured
+        pending = certno in core.transfer_pending
+        detail = ("转入地无正常参保信息" if not insured
+                  else "转入地有未办结的代办业务" if pending else "")
+        return _json(NationalResponse.success({"data": {
+            "insured": "1" if insured else "0", "pending": "1" if pending else "0",
+            "detail": detail}}, refmsgid=ref))
+
     handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
+                INFNO_TRANSFER_CHECK: transfer_check,
                 INFNO_SNAPSHOT: snapshot,
                 INFNO_ARRIVALS: arrivals,
                 INFNO_APPLICATION: register_application,

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from adapters.signing import SignedAuth
 from broker.topology import delete_topology
 from config.settings import HubSettings, PartnerConfig
@@ -79,6 +81,19 @@ class Stack:
     def partner_auth(self, partner: str) -> SignedAuth:
         """``httpx`` ``auth=`` that signs a request as ``partner`` (core, tax)."""
         return SignedAuth(partner, self.partner_secret(partner))
+
+    async def review_pending(self, http: httpx.AsyncClient, *, approved: bool = True,
+                             reason: str = "") -> int:
+        """Core's caseworkers review what waits for them (在职转退休, 单位信息维护): each
+        review goes to the hub as core's signed H2502 event; returns how many were sent."""
+        sent = 0
+        for i, app in enumerate(self.store.awaiting_review()):
+            body = self.store.review_request(app, approved=approved, reason=reason, seq=i)
+            r = await http.post(f"{self.hub_url}/partners/core/events", json=body,
+                                auth=self.partner_auth("core"))
+            r.raise_for_status()
+            sent += 1
+        return sent
 
     async def effects(self, which: str) -> dict[str, Any]:
         state = self.core_state if which == "core" else self.tax_state

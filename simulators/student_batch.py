@@ -36,11 +36,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from fastapi import FastAPI, Request, Response
 from lxml import etree
 
+from adapters.tax.chunks import ChunkRequest
 from adapters.tax.soap import SOAP_CONTENT_TYPE, build_fault, parse_payload
 from adapters.tax.student_batch import (
     BATCH_MAX_BYTES,
@@ -56,7 +57,8 @@ from contracts.student_batch import DIFFICULTY_TYPES, RowResult, RowStatus
 from simulators.simkit import EffectLog, Fault
 from simulators.tax_rules import KNOWN_COMMUNITIES
 
-__all__ = ["DEFAULT_DIFFICULTY_SUFFIXES", "Draw", "Person", "StudentBatchDesk", "create_app"]
+__all__ = ["DEFAULT_DIFFICULTY_SUFFIXES", "Desk", "Draw", "Person", "ReplayDesk",
+           "StudentBatchDesk", "chunk_digest", "create_app"]
 
 Draw = Callable[[str, str], Fault | None]
 """``draw(key, operation)``: the fault for this call, if any (e.g. ``SimState.draw``)."""
@@ -83,13 +85,47 @@ def _soap(body: bytes, status: int = 200) -> tuple[int, bytes]:
     return status, body
 
 
+def chunk_digest(label: str, request: ChunkRequest) -> str:
+    """What a serial was first used for: a resend must carry the same rows."""
+    text = repr((label, request.batch_id, request.chunk_no,
+                 [sorted(r.items()) for r in request.rows]))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ReplayDesk:
+    """What every chunk desk does with serials: answer one seen before with its first
+    answer (``answers``, counted in ``replays`` and the ``EffectLog``), refuse one reused
+    with other rows; and how it sleeps for a ``slow``/``timeout`` fault."""
+
+    answers: dict[str, tuple[str, int, bytes]]
+    """ywlsh -> (digest of the rows, HTTP status, body): the answer a resend replays."""
+    replays: int
+    log: EffectLog | None
+
+    def _replay(self, serial: str, digest: str) -> tuple[int, bytes] | None:
+        seen = self.answers.get(serial)
+        if seen is None:
+            return None
+        if seen[0] != digest:
+            return _soap(build_fault("Client", f"业务流水号 {serial} 已用于另一批数据"), 500)
+        self.replays += 1
+        if self.log is not None:
+            self.log.replays += 1
+        return seen[1], seen[2]
+
+    @staticmethod
+    async def _sleep(fault: Fault | None) -> None:
+        if fault and fault.kind in ("slow", "timeout"):
+            await asyncio.sleep(fault.delay_s or (30.0 if fault.kind == "timeout" else 1.0))
+
+
 def _result(row_no: int, id_number: str, status: RowStatus, code: str = "",
             text: str = "") -> RowResult:
     return RowResult(row_no=row_no, id_number=id_number, status=status, reason_code=code,
                      reason_text=text)
 
 
-class StudentBatchDesk:
+class StudentBatchDesk(ReplayDesk):
     """Tax's student-batch desk; one instance per simulated bureau (one event loop)."""
 
     def __init__(self, *, draw: Draw | None = None,
@@ -106,8 +142,7 @@ class StudentBatchDesk:
         """zjhm -> enrollments tax made (must never exceed 1 per year in a test)."""
         self.stopped: Counter[str] = Counter()
         """zjhm -> stops tax made."""
-        self.answers: dict[str, tuple[str, int, bytes]] = {}
-        """ywlsh -> (digest of the rows, HTTP status, body): the answer a resend replays."""
+        self.answers = {}
         self.calls = 0
         self.replays = 0
         self.chunks = 0
@@ -183,25 +218,7 @@ class StudentBatchDesk:
 
     @staticmethod
     def _digest(request: BatchRequest) -> str:
-        text = repr((request.op, request.batch_id, request.chunk_no,
-                     [sorted(r.items()) for r in request.rows]))
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def _replay(self, serial: str, digest: str) -> tuple[int, bytes] | None:
-        seen = self.answers.get(serial)
-        if seen is None:
-            return None
-        if seen[0] != digest:
-            return _soap(build_fault("Client", f"业务流水号 {serial} 已用于另一批数据"), 500)
-        self.replays += 1
-        if self.log is not None:
-            self.log.replays += 1
-        return seen[1], seen[2]
-
-    @staticmethod
-    async def _sleep(fault: Fault | None) -> None:
-        if fault and fault.kind in ("slow", "timeout"):
-            await asyncio.sleep(fault.delay_s or (30.0 if fault.kind == "timeout" else 1.0))
+        return chunk_digest(request.op, request)
 
     # ------------------------------------------------------------ decisions
 
@@ -263,9 +280,17 @@ class StudentBatchDesk:
         return result("success", "", f"暂停参保成功，停保日期 {date.fromisoformat(row['tbrq'])}")
 
 
-def create_app(desk: StudentBatchDesk) -> FastAPI:
+class Desk(Protocol):
+    """A tax desk answering chunk calls (``StudentBatchDesk``, ``InitialLoadDesk``)."""
+
+    async def handle(self, operation: str, body: bytes) -> tuple[int, bytes]: ...
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+def create_app(desk: Desk, *, title: str = "Tax student-batch desk (simulated)") -> FastAPI:
     """A minimal tax endpoint (``POST /tax/ws``) in front of ``desk``; ``app.state.desk``."""
-    app = FastAPI(title="Tax student-batch desk (simulated)")
+    app = FastAPI(title=title)
     app.state.desk = desk
 
     @app.post("/tax/ws")

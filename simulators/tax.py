@@ -32,6 +32,7 @@ from lxml import etree
 
 from adapters.http import bounded_client
 from adapters.signing import SignedAuth
+from adapters.tax.initial_load import is_load_call
 from adapters.tax.soap import (
     OP_ENROLL,
     OP_STOP,
@@ -53,6 +54,7 @@ from contracts.employee import TaxFeedback
 from contracts.errors import HubError, ValidationFailed
 from contracts.taxcat import from_wire
 from contracts.taxcat import op as catalogue_op
+from simulators.initial_load import InitialLoadDesk, row_rejections
 from simulators.simkit import Fault, SimState, sim_router
 from simulators.student_batch import StudentBatchDesk
 from simulators.tax_rules import Decision, TaxBook
@@ -137,6 +139,8 @@ class TaxSimulator:
         self.stops: dict[str, dict[str, str]] = {}
         self.book = TaxBook()
         self.batch_desk = StudentBatchDesk(draw=state.draw, log=state.log)
+        self.load_desk = InitialLoadDesk(draw=state.draw, row_draw=row_rejections(state),
+                                         log=state.log)
         self.queries = 0
         self.delivered: list[TaxFeedback] = []
         self.undelivered: list[TaxFeedback] = []
@@ -339,6 +343,9 @@ def create_app(state: SimState | None = None, *, callback_url: str | None,
         action = request.headers.get("soapaction", "")
         if "StudentBatch" in action or b"StudentBatch" in body[:2048]:
             status, payload = await sim.batch_desk.handle(action, body)
+            return Response(payload, status_code=status, media_type=SOAP_CONTENT_TYPE)
+        if is_load_call(action, body[:2048]):
+            status, payload = await sim.load_desk.handle(action, body)
             return Response(payload, status_code=status, media_type=SOAP_CONTENT_TYPE)
         return await sim.handle(body)
 

@@ -15,10 +15,15 @@ Rules (each rejection has a reason code; codes are the simulator's own):
     TX301  community (基层医保区划) unknown to tax (flexible, resident, collection)
     TX302  already enrolled (flexible)      TX303  not enrolled (flexible)
     TX402  identity not unique: confirm it (FlexibleIdentityConfirm) before terminating
+           (an ID with NON_UNIQUE_SUFFIX, or one a test put in ``not_unique``)
+    TX403  identity confirmation refused (an ID a test put in ``confirm_refusals``)
     TX502  already enrolled this year (resident)   TX503  newborn older than two years
     TX504  not enrolled (resident)
+    TX505  newborn's 参保日期 is not the birth date   TX506  no enrolled 准新生儿 to stop
+    TX507  the mother's 准新生儿 is still enrolled: stop it (PreNewbornStop) first
     TX601  bill number already used         TX602  no such bill
     TX603  collection number already used   TX604  no such collection
+    TX605  退费复核核验反馈 without 核验结果   TX606  ... without (or with an unreadable) 核验时间
     TX201  (feedback, not ack) the employee has an active enrollment at another unit
 
 Data that queries answer is kept in dictionaries a test may set (``arrears``,
@@ -30,6 +35,12 @@ the ID or from what the book holds, so runs are repeatable:
     QueryPreNewbornPayment  the 准新生儿 record of (mother, 胎次) for the year asked:
                             paid_amount 38000 status 1 when paid, 0 / 0 when enrolled
                             but unpaid, no record when tax has none
+    QueryUnitEnrollment     the unit as tax holds it (status 1 正常, 2 停保, 3 注销)
+    QueryFlexible*          nothing for a person tax has no 灵活就业 record of; else per
+                            month asked (at most 36): months before this one paid (310 and
+                            330), this month and later 待缴 / 在途; 扣款 as paid
+    QueryPersonArrivals     one record per query, its 数据包编号 ``SJB<yyyyMM><3 digits>``;
+                            a ``package_no`` asked that is not it answers nothing
 """
 
 from __future__ import annotations
@@ -37,14 +48,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 from contracts.clock import today_beijing
 from contracts.ids import NANJING_DIVISIONS
 
 __all__ = ["KNOWN_COMMUNITIES", "NON_UNIQUE_SUFFIX", "PRENEWBORN_FEE", "Decision", "TaxBook",
-           "community_for"]
+           "community_for", "months_between"]
 
 NON_UNIQUE_SUFFIX: Final = "7777"
 """ID numbers whose 4 digits before the check char are these are 'not unique' at tax."""
@@ -63,7 +74,7 @@ def community_for(division: str, n: int = 0) -> str:
     return f"{division}{n % 5 + 1:03d}{n // 5 % 4 + 1:03d}"
 
 
-def _months(start: str, end: str, limit: int = 36) -> list[str]:
+def months_between(start: str, end: str, limit: int = 36) -> list[str]:
     """yyyyMM from ``start`` to ``end`` (at most ``limit`` of them)."""
     year, month = int(start[:4]), int(start[4:])
     out: list[str] = []
@@ -103,6 +114,11 @@ class TaxBook:
     collections: dict[str, dict[str, str]] = field(default_factory=dict)
     confirmed: dict[str, str] = field(default_factory=dict)
     """zjhm -> confirm number of a completed identity confirmation."""
+    not_unique: set[str] = field(default_factory=set)
+    """The switch: zjhm tax holds as not unique (TX402 on termination until confirmed),
+    besides the IDs ending in ``NON_UNIQUE_SUFFIX``."""
+    confirm_refusals: dict[str, str] = field(default_factory=dict)
+    """zjhm -> the reason tax refuses its identity confirmation with (TX403)."""
     arrears: dict[str, int] = field(default_factory=dict)
     """zjhm or shxydm -> arrears in fen; when absent, derived from the key (about 1 in 10)."""
     prenewborns: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -147,7 +163,7 @@ class TaxBook:
                 return []
             base["unit_credit_code"] = uscc or person.get("shxydm")
         return [base | {"period_start": m, "insutype": "310", "status": "1",
-                        "paid_amount": self.base_of(key) // 10} for m in _months(start, end)]
+                        "paid_amount": self.base_of(key) // 10} for m in months_between(start, end)]
 
     # ------------------------------------------------------------ submits
 
@@ -246,7 +262,8 @@ class TaxBook:
                 current.get("cbnd", "") == f.get("cbnd", ""):
             return Decision(code, text)
         self.persons[(scheme, f["zjhm"])] = {"status": "active", "jcybqh": f.get("jcybqh", ""),
-                                             "xm": f.get("xm", ""), "cbnd": f.get("cbnd", "")}
+                                             "xm": f.get("xm", ""), "cbnd": f.get("cbnd", ""),
+                                             "ksjfny": f.get("ksjfny", "")}
         return _OK
 
     def _change(self, scheme: str, f: Mapping[str, Any], status: str | None,
@@ -271,12 +288,17 @@ class TaxBook:
     def _FlexibleSuspend(self, f: Mapping[str, Any], today: date) -> Decision:
         return self._change("flexible", f, "suspended", "TX303")
 
+    def is_unique(self, zjhm: str) -> bool:
+        return zjhm[-5:-1] != NON_UNIQUE_SUFFIX and zjhm not in self.not_unique
+
     def _FlexibleIdentityConfirm(self, f: Mapping[str, Any], today: date) -> Decision:
+        if f["zjhm"] in self.confirm_refusals:
+            return Decision("TX403", self.confirm_refusals[f["zjhm"]] or "身份确认未通过")
         self.confirmed[f["zjhm"]] = f["sfqrh"]
         return _OK
 
     def _FlexibleTerminate(self, f: Mapping[str, Any], today: date) -> Decision:
-        if f["zjhm"][-5:-1] == NON_UNIQUE_SUFFIX and (
+        if not self.is_unique(f["zjhm"]) and (
                 not f.get("sfqrh") or self.confirmed.get(f["zjhm"]) != f.get("sfqrh")):
             return Decision("TX402", "身份信息不唯一，请先完成身份确认(FlexibleIdentityConfirm)")
         return self._change("flexible", f, "terminated", "TX303")
@@ -288,13 +310,31 @@ class TaxBook:
         born = date.fromisoformat(f["csrq"])
         if (today - born).days > 730:
             return Decision("TX503", f"出生日期 {born} 已超过两年，不能按新生儿参保")
+        if f.get("cbrq") != f["csrq"]:
+            return Decision("TX505", f"新生儿参保日期 {f.get('cbrq')} 应为出生日期 {born}")
+        mother, order = str(f["mqzjhm"]), f.get("tc")
+        live = [k for k, v in self.prenewborns.items()
+                if k[0] == mother and v.get("status", "1") == "1"
+                and (order is None or k[1] == str(order))]
+        if live:
+            return Decision("TX507", f"母亲名下准新生儿(胎次 {live[0][1]})尚未停保，"
+                                     "请先办理准新生儿转新生儿")
         return self._ResidentEnroll(f, today)
+
+    def _PreNewbornStop(self, f: Mapping[str, Any], today: date) -> Decision:
+        key = (str(f["mqzjhm"]), str(f["tc"]))
+        pre = self.prenewborns.get(key)
+        if pre is None or pre.get("status", "1") != "1":
+            return Decision("TX506", f"无在保的准新生儿参保记录(胎次 {key[1]})")
+        pre["status"] = "2"
+        return _OK
 
     def _PreNewbornEnroll(self, f: Mapping[str, Any], today: date) -> Decision:
         if not (d := self._community(f)).ok:
             return d
         key = (str(f["mqzjhm"]), str(f["tc"]))
-        self.prenewborns[key] = {"cbnd": str(f.get("cbnd", "")),
+        self.prenewborns[key] = {"cbnd": str(f.get("cbnd", "")), "status": "1",
+                                 "cbrq": str(f.get("cbrq", "")),
                                  "paid": self.prenewborn_paid.get(key, False)}
         return _OK
 
@@ -337,7 +377,65 @@ class TaxBook:
         c["status"] = "cancelled"
         return _OK
 
+    def _RefundReviewFeedback(self, f: Mapping[str, Any], today: date) -> Decision:
+        """退费复核核验: tax needs both the result and the time of 医保's review (seed 2244)."""
+        if f.get("hyjg") not in ("1", "2"):
+            return Decision("TX605", "缺少医保部门核验结果(hyjg)")
+        try:
+            at = datetime.fromisoformat(str(f.get("hysj") or ""))
+        except ValueError:
+            return Decision("TX606", "缺少医保部门核验时间(hysj)或格式不正确")
+        if at.tzinfo is None:
+            return Decision("TX606", "医保部门核验时间(hysj)须带时区(北京时间 +08:00)")
+        return _OK
+
     # ------------------------------------------------------------ queries
+
+    def package_of(self, key: str, month: str) -> str:
+        """The 数据包编号 a person's arrival of ``month`` came in (deterministic)."""
+        return f"SJB{month}{_h('pkg' + key) % 1000:03d}"
+
+    def _flexible(self, op: str, f: Mapping[str, Any], today: date) -> list[dict[str, Any]]:
+        """The 灵活就业 queries: derived from the person's record at tax, per month asked."""
+        id_number = str(f["id_number"])
+        p = self.persons.get(("flexible", id_number))
+        if p is None:
+            return []
+        base, this_month = self.base_of(id_number), f"{today:%Y%m}"
+        if op == "QueryFlexibleEnrollment":
+            return [{"id_number": id_number, "name": p.get("xm"), "community": p.get("jcybqh"),
+                     "start_month": p.get("ksjfny") or None, "contribution_base": base,
+                     "status": {"active": "1", "suspended": "2"}.get(p["status"], "3")}]
+        months = months_between(str(f["period_start"]), str(f["period_end"]))
+        paid = [m for m in months if m < this_month]
+        due = [m for m in months if m >= this_month]
+        tail = id_number[-6:]
+        match op:
+            case "QueryFlexibleCollection":
+                return [{"id_number": id_number, "collection_no": f"LH{tail}{m}",
+                         "period_start": m, "amount": base // 10,
+                         "status": "2" if m in paid else "1"} for m in months]
+            case "QueryFlexibleSpecialPayment":
+                return [{"id_number": id_number, "bill_no": f"TS{tail}{months[0]}",
+                         "period_start": months[0], "insutype": "310", "amount": base // 10,
+                         "status": "1"}] if months else []
+            case "QueryFlexibleArrivals":
+                return [{"id_number": id_number, "period_start": m, "insutype": t,
+                         "paid_amount": amount, "arrival_date": f"{m[:4]}-{m[4:]}-15"}
+                        for m in paid for t, amount in (("310", base // 10), ("330", 1_000))]
+            case "QueryFlexibleInTransit":
+                return [{"id_number": id_number, "bill_no": f"ZT{tail}{m}", "period_start": m,
+                         "amount": base // 10, "status": "1"} for m in due]
+            case "QueryFlexiblePaymentInfo":
+                return [{"id_number": id_number, "period_start": m, "insutype": t,
+                         "paid_amount": amount if m in paid else 0,
+                         "status": "1" if m in paid else "2"}
+                        for m in months for t, amount in (("310", base // 10), ("330", 1_000))]
+            case "QueryFlexibleDeduction":
+                return [{"id_number": id_number, "period_start": m, "insutype": "310",
+                         "amount": base // 10, "deduct_date": f"{m[:4]}-{m[4:]}-15",
+                         "status": "1"} for m in paid]
+        return []
 
     def answer(self, op: str, f: Mapping[str, Any], today: date | None = None,
                ) -> list[dict[str, Any]]:
@@ -357,12 +455,28 @@ class TaxBook:
                 owed = self.arrears_of(key)
                 if not owed:
                     return []
-                return [{**dict(f), "period_start": f"{today.year}01", "period_end": month,
+                since = str(f.get("period_start") or f"{today.year}01")  # 开始期号 (unit)
+                return [{**dict(f), "period_start": since, "period_end": max(since, month),
                          "arrears": owed, "arrears_months": max(1, owed // 100_000)}]
             case "QueryPersonArrivals" | "QueryUnitArrivals":
-                return [{**{k: v for k, v in f.items() if k in ("id_number", "unit_credit_code")},
-                         "period_start": f["period_start"], "paid_amount": self.base_of(key) // 10,
-                         "arrival_date": today.replace(day=1).isoformat()}]
+                record = {**{k: v for k, v in f.items() if k in ("id_number", "unit_credit_code")},
+                          "period_start": f["period_start"],
+                          "paid_amount": self.base_of(key) // 10,
+                          "arrival_date": today.replace(day=1).isoformat()}
+                if op == "QueryUnitArrivals":
+                    return [record]
+                package = self.package_of(key, str(f["period_start"]))
+                if f.get("package_no") not in (None, package):
+                    return []  # 数据包编号 asked is not the one the arrival came in
+                return [record | {"package_no": package}]
+            case "QueryUnitEnrollment":
+                unit = self.units.get(str(f["unit_credit_code"]))
+                return [] if unit is None else [{
+                    "unit_credit_code": f["unit_credit_code"], "unit_name": unit.get("dwmc"),
+                    "admdvs": unit.get("sbjbjgdm"), "start_month": unit.get("ksjfny"),
+                    "status": {"active": "1", "stopped": "2"}.get(unit["status"], "3")}]
+            case _ if op.startswith("QueryFlexible"):
+                return self._flexible(op, f, today)
             case "QueryPaymentInfo":
                 return self.payments_of(f)
             case "QueryUnpaid":
@@ -382,6 +496,12 @@ class TaxBook:
                 if op == "QueryResidentPayment":
                     return [{**rec, "paid_amount": 38_000, "arrival_date": today.isoformat()}]
                 return [{**rec, "amount": 38_000, "status": "1"}]
+            case "QueryPreNewborn":
+                mother, order = str(f["mother_id_number"]), f.get("birth_order")
+                return [{"mother_id_number": m, "birth_order": o, "insure_year": v["cbnd"],
+                         "prenewborn_status": v.get("status", "1")}
+                        for (m, o), v in sorted(self.prenewborns.items())
+                        if m == mother and (order is None or o == str(order))]
             case "QueryPreNewbornPayment":
                 child = (str(f["mother_id_number"]), str(f["birth_order"]))
                 pre = self.prenewborns.get(child)

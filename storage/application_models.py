@@ -19,8 +19,10 @@ from storage.models import Base
 
 __all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationPartRow", "ApplicationRow"]
 
-#: In order; ``completed`` and ``rejected`` are final (never overwritten).
-STATUSES = ("received", "validated", "registered", "synced", "completed", "rejected")
+#: In order; ``completed`` and ``rejected`` are final (never overwritten). ``awaiting_review``:
+#: registered at core, whose review (审核) must pass before anything is sent to tax.
+STATUSES = ("received", "validated", "awaiting_review", "registered", "synced", "completed",
+            "rejected")
 FINAL_STATUSES = frozenset({"completed", "rejected"})
 
 

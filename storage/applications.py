@@ -36,8 +36,8 @@ from storage.times import as_utc, utc_now
 
 __all__ = ["FINAL_STATUSES", "STATUSES", "ApplicationStore", "mask_payload", "payload_hash"]
 
-_RANK: Final = {"received": 0, "validated": 1, "registered": 2, "synced": 3, "completed": 4,
-                "rejected": 4}
+_RANK: Final = {"received": 0, "validated": 1, "awaiting_review": 2, "registered": 3,
+                "synced": 4, "completed": 5, "rejected": 5}
 _ID_LIKE: Final = frozenset({"temp_id_number", "unemployment_cert_no", "veteran_cert_no"})
 _ADDRESSES: Final = frozenset({"household_address", "residence_address"})
 _CAS_TRIES: Final = 5

@@ -36,6 +36,8 @@ __all__ = ["FileCounts", "ReturnFileStore", "StoredFile"]
 
 _RECORD_COLS = ("file_sha", *ReturnRecord._fields)
 _SELECT_RECORD = [getattr(ReturnRecordRow, f) for f in ReturnRecord._fields]
+_COMPLETE = ("stored", "delivered", "failed")
+"""File statuses whose records are all there (``failed``: stored, core refused a batch)."""
 
 
 
@@ -128,6 +130,26 @@ class ReturnFileStore:
             q = q.where(ReturnRecordRow.result == "1")
         async with self.engine.connect() as conn:
             return [ReturnRecord._make(r) for r in (await conn.execute(q)).all()]
+
+    async def payer_records(self, kinds: Sequence[str], payer_code: str, period_start: str,
+                            period_end: str, *, mode: str | None = None,
+                            limit: int = 1000) -> list[tuple[str, ReturnRecord]]:
+        """``(kind, record)`` of one payer in ``period_start..period_end`` (yyyyMM) from the
+        files of ``kinds`` that are complete (not ``processing``, not ``rejected``); ``mode``
+        keeps the special kinds' records of that 特殊缴费模式 (others carry ``""``).
+        Uses the ``(payer_code, period)`` index; ordered by period, file and line."""
+        q = (select(ReturnFileRow.kind, *_SELECT_RECORD)
+             .join(ReturnFileRow, ReturnFileRow.sha256 == ReturnRecordRow.file_sha)
+             .where(ReturnRecordRow.payer_code == payer_code,
+                    ReturnRecordRow.period >= period_start, ReturnRecordRow.period <= period_end,
+                    ReturnFileRow.kind.in_(list(kinds)),
+                    ReturnFileRow.status.in_(_COMPLETE))
+             .order_by(ReturnRecordRow.period, ReturnFileRow.file_date, ReturnFileRow.batch_no,
+                       ReturnRecordRow.line_no).limit(limit))
+        if mode is not None:
+            q = q.where(ReturnRecordRow.mode.in_(("", mode)))
+        async with self.engine.connect() as conn:
+            return [(r[0], ReturnRecord._make(r[1:])) for r in (await conn.execute(q)).all()]
 
     async def line_errors(self, sha256: str, *, limit: int = 1000) -> list[LineError]:
         q = (select(ReturnLineErrorRow.line_no, ReturnLineErrorRow.field,

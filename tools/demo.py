@@ -33,6 +33,7 @@ __all__ = ["run_demo"]
 
 async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[str], bool]:
     """Catalogue, files, batches, channels and resends, after the enrollment wave settled."""
+    from tools.demo_fidelity import fidelity_round
     from tools.demo_more import (
         catalogue_round,
         channels_round,
@@ -46,7 +47,7 @@ async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[
     async with httpx.AsyncClient(timeout=30) as http:
         for part in (catalogue_round(st, http, flows), files_round(st, http, ftp, flows),
                      student_batch_round(st, http), channels_round(st, http, flows),
-                     resend_round(st, http, flows)):
+                     resend_round(st, http, flows), fidelity_round(st, http)):
             got, fine = await part
             lines += got
             ok = ok and fine

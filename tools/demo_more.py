@@ -308,7 +308,10 @@ async def channels_round(st: Stack, http: httpx.AsyncClient, flows: FlowBook) ->
                           "newborn_enroll", "demo-wrong-channel",
                           _fixture(CHANNEL_FIXTURES, "newborn_enroll")["payload"]))
     refused += r.status_code == 403
+    reviewed = 0
     for _ in range(300):
+        # core's caseworkers approve 在职转退休 and 单位信息维护 (they wait for core's review)
+        reviewed += await st.review_pending(http)
         if all(a in st.inbox.results for _, a in sent):
             break
         await asyncio.sleep(0.1)
@@ -323,7 +326,8 @@ async def channels_round(st: Stack, http: httpx.AsyncClient, flows: FlowBook) ->
         extra_effects(st.channel_state.log.since(chan0))))
     lines = [f"  channels F1: {len(sent)} applications (18 types, 4 channels) -> callbacks "
              + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
-             + f"; {refused}/4 bad submissions refused with 4xx naming the field"]
+             + f"; {refused}/4 bad submissions refused with 4xx naming the field; "
+             f"{reviewed} waited for core's review (在职转退休, 单位信息维护) before tax"]
     return lines, "no callback" not in statuses and refused == 4
 
 

@@ -11,6 +11,12 @@ every known kind). Kinds are recognised by ``<partner>/<folder>``:
                                   list of ``.expected.json`` ``{"errors": [...]}``
     tax/employee_enroll           ``build_enroll_request`` with the fixture conventions
                                   (serial, send time) equals ``.expected.xml`` as data
+    resend/flexible_gaps          灵活补发 detection: core's record and tax's answer give the
+                                  difference and resend of ``.expected.json``
+    fixtures/catalogue            one ``X.json`` per catalogue operation: its payload passes
+                                  the contract, core's wire form translates to it, its tax
+                                  elements are ``to_wire`` of it, and ``X.xml`` equals the
+                                  SOAP request the hub builds (``build_request``) as data
 
 What tax received is captured by a pass-through in front of the tax simulator
 (the stack's ``tax_url`` override), so neither the simulator nor the harness is
@@ -46,7 +52,13 @@ import httpx
 import xmltodict
 from fastapi import FastAPI, Request, Response
 
-from adapters.tax.soap import MAX_BYTES, NS, build_enroll_request, parse_enroll_request
+from adapters.tax.soap import (
+    MAX_BYTES,
+    NS,
+    build_enroll_request,
+    build_request,
+    parse_enroll_request,
+)
 from config.settings import HubSettings
 from contracts.clock import BEIJING
 from contracts.employee import EmployeeEnrollment
@@ -58,13 +70,15 @@ from simulators.serving import serve_app
 __all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial",
            "xml_data", "xml_differences"]
 
-Kind = Literal["core", "core_invalid", "tax", "channel_rule"]
+Kind = Literal["core", "core_invalid", "tax", "channel_rule", "catalogue", "resend_gap"]
 
 KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("core", "employee_enroll"): "core",
     ("core", "employee_enroll_invalid"): "core_invalid",
     ("tax", "employee_enroll"): "tax",
     ("channels", "rules"): "channel_rule",
+    ("fixtures", "catalogue"): "catalogue",
+    ("resend", "flexible_gaps"): "resend_gap",
 }
 """(partner folder, fixture folder) -> how its fixtures are replayed."""
 
@@ -104,10 +118,14 @@ def discover(root: Path) -> tuple[list[Fixture], list[Path]]:
     fixtures: list[Fixture] = []
     unknown: list[Path] = []
     for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        kind = KINDS.get((folder.parent.name, folder.name))
+        if kind == "catalogue":  # X.json (payload, core, tax) beside X.xml (SOAP request)
+            fixtures += [Fixture(kind, f"catalogue/{p.stem}", p, p.with_suffix(".xml"))
+                         for p in sorted(folder.glob("*.json"))]
+            continue
         inputs = sorted(folder.glob("*.input.json"))
         if not inputs:
             continue
-        kind = KINDS.get((folder.parent.name, folder.name))
         if kind is None:
             unknown.append(folder)
             continue
@@ -251,6 +269,40 @@ def replay_tax(fx: Fixture) -> list[str]:
     stem = fx.input.name.removesuffix(".input.json")
     built = build_enroll_request(req, tax_serial(stem), sent_at=TAX_SENT_AT)
     return xml_differences(fx.expected.read_bytes(), built)
+
+
+def replay_catalogue(fx: Fixture) -> list[str]:
+    """One catalogue operation's fixture against the hub's contract and codecs."""
+    from contracts.taxcat import OPS, core_to_canonical, model_for, op, to_wire
+    from tools.fixtures.generate_catalogue import SENT_AT
+
+    doc = json.loads(fx.input.read_text(encoding="utf-8"))
+    o = op(str(doc["operation"]))
+    model = model_for(o.name)
+    payload = model.model_validate(doc["payload"]).model_dump(mode="json", exclude_none=True)
+    from_core = model.model_validate(core_to_canonical(o, doc["core"])).model_dump(
+        mode="json", exclude_none=True)
+    out = _diff(f"{fx.name} (payload)", _json_text(doc["payload"]), _json_text(payload))
+    out += _diff(f"{fx.name} (core -> canonical)", _json_text(payload), _json_text(from_core))
+    out += _diff(f"{fx.name} (tax elements)", _json_text(doc["tax"]),
+                 _json_text(to_wire(o, payload)))
+    golden = fx.expected.read_bytes()
+    # The serial is the fixture's identity (``FIX-<n>``), not something the hub derives.
+    head = _without_xmlns(xml_data(golden))
+    serial = _find(head, "ywlsh") or f"FIX-{OPS.index(o):03d}"
+    built = build_request(o.name, payload, serial, sent_at=SENT_AT)
+    return out + xml_differences(golden, built)
+
+
+def _find(value: Any, key: str) -> str | None:
+    """The first value of element ``key`` (any prefix) in xmltodict data, depth first."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k.rpartition(":")[2] == key and isinstance(v, str):
+                return v
+            if (found := _find(v, key)) is not None:
+                return found
+    return None
 
 
 # ---------------------------------------------------------------- capturing tax
@@ -402,9 +454,15 @@ async def run_replay(settings: HubSettings, path: str) -> int:
                 results[fx.name] = await replay_rule(fx.input, fx.expected)
             except Exception as exc:  # a broken fixture fails itself, not the run
                 results[fx.name] = _failure(exc)
-        if fx.kind == "tax":
+        if fx.kind == "resend_gap":
+            from tools.fixtures.generate_resend import replay_gap
             try:
-                results[fx.name] = replay_tax(fx)
+                results[fx.name] = replay_gap(fx.input, fx.expected)
+            except Exception as exc:  # a broken fixture fails itself, not the run
+                results[fx.name] = _failure(exc)
+        if fx.kind in ("tax", "catalogue"):
+            try:
+                results[fx.name] = replay_tax(fx) if fx.kind == "tax" else replay_catalogue(fx)
             except Exception as exc:  # a broken fixture fails itself, not the run
                 results[fx.name] = _failure(exc)
     core = [fx for fx in fixtures if fx.kind in ("core", "core_invalid")]

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, Protocol, cast
 
 from tqdm import tqdm
 
@@ -26,7 +26,8 @@ from contracts.errors import ValidationFailed
 from contracts.student_batch import MAX_CHUNK_ROWS, BatchOp
 from jobs.student_batch import BatchSummary, ChunkRetry, run_batch
 
-__all__ = ["EXIT_CHUNKS_FAILED", "EXIT_OK", "EXIT_UNREADABLE", "main", "parse_args", "run"]
+__all__ = ["EXIT_CHUNKS_FAILED", "EXIT_OK", "EXIT_UNREADABLE", "main", "parse_args", "report",
+           "run"]
 
 EXIT_OK: Final = 0
 EXIT_UNREADABLE: Final = 2
@@ -79,16 +80,28 @@ async def run(args: argparse.Namespace) -> BatchSummary:
         bar.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+class Summary(Protocol):
+    chunks_failed: int
+
+    def lines(self) -> list[str]: ...
+
+
+def report(file: Path, job: Coroutine[Any, Any, Summary]) -> int:
+    """Run a file job to its end and print its summary; the exit code (``EXIT_*``). Shared
+    with ``tools.initial_load_cli``."""
     try:
-        summary = asyncio.run(run(args))
+        summary = asyncio.run(job)
     except ValidationFailed as exc:
         for column, reason in exc.errors:
-            print(f"{args.file}: {column}: {reason}", file=sys.stderr)
+            print(f"{file}: {column}: {reason}", file=sys.stderr)
         return EXIT_UNREADABLE
     print("\n".join(summary.lines()))
     return EXIT_CHUNKS_FAILED if summary.chunks_failed else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return report(args.file, run(args))
 
 
 if __name__ == "__main__":

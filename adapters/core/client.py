@@ -27,6 +27,7 @@ from adapters.core.translate import (
     INFNO_RECORD_QUERY,
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
+    INFNO_TRANSFER_CHECK,
     NOT_FOUND,
     RECORD_OPS,
     employee_query_input,
@@ -34,6 +35,7 @@ from adapters.core.translate import (
     sync_status_to_input,
 )
 from adapters.http import bounded_client
+from contracts.channels import TransferDestination
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.errors import (
     BusinessRejected,
@@ -124,7 +126,11 @@ class CoreClient:
         data = (response.output or {}).get("data")
         if not isinstance(data, dict):
             raise PartnerUnavailable("core answered H1103 without output.data", partner=PARTNER)
-        return core_to_canonical(o, data)
+        record = core_to_canonical(o, data)
+        status = (response.output or {}).get("status")
+        if isinstance(status, dict) and status.get("pay_stas") in ("1", "2"):
+            record["pay_status"] = status["pay_stas"]  # 缴费状态: 1 正常, 2 停保 (单位补发 all)
+        return record
 
     async def query(self, infno: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         """H120x: tax's questions to core; records come back in canonical names."""
@@ -160,6 +166,20 @@ class CoreClient:
             raise PartnerUnavailable("core answered H2501 without output.core_ref",
                                      partner=PARTNER)
         return ref
+
+    async def check_transfer_destination(self, id_number: str,
+                                         target_division: str) -> TransferDestination:
+        """H1106: whether the 转入地 holds a normal enrollment and pending 代办 business."""
+        response = await self._call(INFNO_TRANSFER_CHECK, {"data": {
+            "certno": id_number, "target_admdvs": target_division}})
+        data = (response.output or {}).get("data")
+        if not isinstance(data, dict) or data.get("insured") not in ("0", "1") \
+                or data.get("pending") not in ("0", "1"):
+            raise PartnerUnavailable("core answered H1106 without data.insured/pending",
+                                     partner=PARTNER)
+        return TransferDestination(insured=data["insured"] == "1",
+                                   pending_business=data["pending"] == "1",
+                                   detail=str(data.get("detail") or "")[:200])
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from contracts.channels import TransferDestination
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.returnfile import ReturnRecord
 
@@ -30,7 +31,8 @@ class CorePort(Protocol):
 
     async def get_record(self, subject: str, key: dict[str, str]) -> dict[str, Any] | None:
         """Core's current record of a unit, flexible worker or resident, for resend (H1103):
-        canonical field names, or None when core has no such record."""
+        canonical field names (plus ``pay_status`` 1 正常 / 2 停保 when core says), or None
+        when core has no such record."""
         ...
 
     async def query(self, infno: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -50,6 +52,11 @@ class CorePort(Protocol):
     async def snapshot(self, kind: str) -> list[dict[str, Any]]:
         """比对: core's current records of one kind (unit, employee, resident), in the field
         names of ``contracts/RECONCILE.md`` (H1105)."""
+        ...
+
+    async def check_transfer_destination(self, id_number: str,
+                                         target_division: str) -> TransferDestination:
+        """转出 (seed 1841, 2526): the 转入地's view of the person (H1106)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -38,8 +38,10 @@ __all__ = [
     "INFNO_EMPLOYEE_QUERY",
     "INFNO_ENROLL",
     "INFNO_RECORD_QUERY",
+    "INFNO_REVIEW",
     "INFNO_SNAPSHOT",
     "INFNO_SYNC_STATUS",
+    "INFNO_TRANSFER_CHECK",
     "MAX_BATCH",
     "NOT_FOUND",
     "RECORD_OPS",
@@ -65,6 +67,10 @@ INFNO_SNAPSHOT = "H1105"
 INFNO_APPLICATION = "H2501"
 INFNO_ARRIVALS = "H3101"
 INFNO_EMPLOYEE_BATCH = "H2107"
+INFNO_TRANSFER_CHECK = "H1106"
+INFNO_REVIEW = "H2502"
+"""Core's review (审核) of a registered application: 人员复核, 年限补缴审核, 单位信息审核."""
+"""转出: does the 转入地 hold a normal enrollment, and is 代办 business pending there."""
 """职工批量参保登记: up to ``MAX_BATCH`` H2101 payloads in one event; the hub splits it."""
 MAX_BATCH = 1000
 

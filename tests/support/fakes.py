@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from adapters.tax.student_batch import serial_for
+from contracts.channels import TransferDestination
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate, TaxAck
 from contracts.envelope import HubMessage
 from contracts.errors import BusinessRejected, PartnerUnavailable
@@ -234,6 +235,8 @@ class FakeCore:
         self.answers: dict[str, list[dict[str, Any]]] = {}
         self.snapshots: dict[str, list[dict[str, Any]]] = {}
         self.asked: list[tuple[str, dict[str, Any]]] = []
+        self.destinations: dict[str, TransferDestination] = {}
+        """id number -> the 转入地's answer (H1106); default insured, nothing pending."""
 
     async def update_sync_status(self, update: SyncStatusUpdate, *, serial: str) -> None:
         self.calls.append((update, serial))
@@ -260,6 +263,12 @@ class FakeCore:
 
     async def snapshot(self, kind: str) -> list[dict[str, Any]]:
         return [dict(r) for r in self.snapshots.get(kind, [])]
+
+    async def check_transfer_destination(self, id_number: str,
+                                         target_division: str) -> TransferDestination:
+        self.asked.append(("H1106", {"id_number": id_number,
+                                     "target_division": target_division}))
+        return self.destinations.get(id_number, TransferDestination(True, False))
 
     async def register_application(self, application: dict[str, Any]) -> str:
         self.applications.append(application)

@@ -125,6 +125,49 @@ async def test_birth_needs_its_birth_order_and_a_local_household() -> None:
         assert len(st.store.applications) == 1
 
 
+# ------------------------------------------------- 新生儿 / 准新生儿 (seed 1750-1770, 2490)
+
+
+async def test_a_newborn_converts_its_prenewborn_stopping_it_first_dated_from_birth() -> None:
+    """Seed 1759: 准新生儿自动停保后参保. Tax refuses a NewbornEnroll while the mother's
+    准新生儿 is still enrolled (TX507), so a completed conversion proves the stop reached
+    tax first; the newborn's 参保日期 is its birth date, the 准新生儿's its enrollment day."""
+    today = today_beijing()
+    born = today - timedelta(days=40)
+    mothers = [person(date(1993, 3, 3), male=False) for _ in range(3)]
+    babies = [person(born, male=bool(i % 2)) for i in range(3)]
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        book = st.tax_sim.book
+        for mother, order in ((mothers[0], 1), (mothers[2], 1), (mothers[2], 2)):
+            result, _ = await apply(st, http, "my_nanjing", "pre_newborn_enroll", fixture(
+                "pre_newborn_enroll", mother_id_number=mother, birth_order=order))
+            assert result["status"] == "completed", result
+            assert book.prenewborns[(mother, str(order))]["cbrq"] == today.isoformat()
+        # A: the mother's only 准新生儿 -> stopped, then the newborn enrolled from birth
+        result, app = await apply(st, http, "my_nanjing", "newborn_enroll", fixture(
+            "newborn_enroll", id_number=babies[0], mother_id_number=mothers[0]))
+        assert (result["status"], app["status"]) == ("completed", "completed"), result
+        assert len(result["parts"]) == 2
+        assert book.prenewborns[(mothers[0], "1")]["status"] == "2"
+        enrolled = at_tax(st, "NewbornEnroll", babies[0])
+        assert enrolled["cbrq"] == enrolled["csrq"] == born.isoformat()
+        assert enrolled["tc"] == "1"
+        # B: no 准新生儿 -> enrolled directly, nothing stopped
+        result, app = await apply(st, http, "my_nanjing", "newborn_enroll", fixture(
+            "newborn_enroll", id_number=babies[1], mother_id_number=mothers[1]))
+        assert result["status"] == "completed" and len(result["parts"]) == 1, result
+        # C: two 准新生儿 of one mother, no 胎次 given -> refused naming the field, and
+        #    neither record is stopped
+        result, app = await apply(st, http, "my_nanjing", "newborn_enroll", fixture(
+            "newborn_enroll", id_number=babies[2], mother_id_number=mothers[2]))
+        assert result["status"] == "rejected", result
+        assert result["reason_field"] == "payload.birth_order", result
+        assert [book.prenewborns[(mothers[2], o)]["status"] for o in "12"] == ["1", "1"]
+        assert f"NewbornEnroll::{babies[2]}" not in book.records
+        summary = st.tax_state.log.summary()
+        assert summary["effects"] == 3 + 2 + 1 and not summary["duplicates"], summary
+
+
 # ---------------------------------------------------------------- 退休一件事 (seed 2544)
 
 

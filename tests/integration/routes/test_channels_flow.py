@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from datetime import date
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 
 from config.settings import load_settings
 from contracts.channels import APPLICATION_TYPES, CHANNEL_TYPES
+from contracts.ids import make_id_number
 from simulators.channels import submit
 from simulators.core import CoreStore
 from simulators.harness import fast_policies, running_stack
@@ -44,10 +46,24 @@ async def status(http: httpx.AsyncClient, st: Any, channel: str, app_id: str) ->
     return r.json()  # type: ignore[no-any-return]
 
 
-async def until_final(http: httpx.AsyncClient, st: Any, channel: str, app_id: str,
-                      timeout: float = 20) -> dict[str, Any]:
+async def until_status(http: httpx.AsyncClient, st: Any, channel: str, app_id: str,
+                       want: str, timeout: float = 20) -> dict[str, Any]:
     got: dict[str, Any] = {}
     for _ in range(int(timeout / 0.05)):
+        got = await status(http, st, channel, app_id)
+        if got["status"] == want:
+            return got
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{channel} {app_id} never {want}: {got}")
+
+
+async def until_final(http: httpx.AsyncClient, st: Any, channel: str, app_id: str,
+                      timeout: float = 20, review: bool = True) -> dict[str, Any]:
+    """Wait for the final result; core's caseworkers approve whatever waits for review."""
+    got: dict[str, Any] = {}
+    for _ in range(int(timeout / 0.05)):
+        if review:
+            await st.review_pending(http)
         got = await status(http, st, channel, app_id)
         if got["status"] in FINAL and app_id in st.inbox.results:
             return got
@@ -116,6 +132,78 @@ async def test_arrears_refuse_a_transfer_out_with_the_reason() -> None:
         assert final["status"] == "rejected" and "1234.56" in final["reason"]
         assert final["reason_field"] == "payload.id_number"
         assert st.tax_state.log.summary()["effects"] == 0  # nothing reached tax
+
+
+async def test_a_transfer_out_needs_an_enrollment_and_no_pending_business_at_the_destination(
+        ) -> None:
+    """Seed 1841/2526: core (the 医保信息平台) says what the 转入地 holds; a refusal goes back
+    to 我的南京 naming the field, and nothing reaches tax."""
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        cfg = st.settings.channels["my_nanjing"]
+        base = fixture("transfer_out")["payload"]
+        rng = random.Random()
+        people = [make_id_number(rng, born=date(1985, 6, 1), area="320102") for _ in range(3)]
+        st.store.transfer_uninsured.add(people[1])
+        st.store.transfer_pending.add(people[2])
+        finals = []
+        for i, who in enumerate(people):
+            r = await submit(http, st.hub_url, "my_nanjing", cfg, "transfer_out", f"TR-{i}",
+                             base | {"id_number": who})
+            assert r.status_code == 202, r.text
+            finals.append(await until_final(http, st, "my_nanjing", r.json()["application_id"]))
+        assert [f["status"] for f in finals] == ["completed", "rejected", "rejected"], finals
+        assert {f["reason_field"] for f in finals[1:]} == {"payload.target_division"}
+        assert "holds no normal enrollment" in finals[1]["reason"]
+        assert "pending" in finals[2]["reason"]
+        pushed = [st.inbox.results[f["application_id"]]["status"] for f in finals]
+        assert pushed == ["completed", "rejected", "rejected"]  # counted at 我的南京
+        assert st.tax_state.log.summary()["effects"] == 1  # only the ready one's EmployeeStop
+        assert st.tax_sim.book.persons[("employee", people[0])]["status"] == "stopped"
+
+
+async def test_retirement_and_unit_changes_reach_tax_only_after_cores_review() -> None:
+    """Seed 1679/2126 (在职转退休: 人员复核 or 年限补缴审核, then 同步至税务) and 2070 (网厅单位
+    信息维护: 待审核后 … 同步至税务): registered at core, nothing at tax until core's verdict."""
+    async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
+        retire = fixture("retire")["payload"]
+        unit = fixture("unit_maintain")["payload"]
+        st.store.years_short.add(retire["id_number"])
+        r1 = await submit(http, st.hub_url, "hrss", st.settings.channels["hrss"], "retire",
+                          "REV-1", retire)
+        r2 = await submit(http, st.hub_url, "online_hall", st.settings.channels["online_hall"],
+                          "unit_maintain", "REV-2", unit)
+        assert r1.status_code == r2.status_code == 202, (r1.text, r2.text)
+        a1, a2 = r1.json()["application_id"], r2.json()["application_id"]
+        await until_status(http, st, "hrss", a1, "awaiting_review")
+        await until_status(http, st, "online_hall", a2, "awaiting_review")
+        await asyncio.sleep(0.5)  # nothing is on its way to tax meanwhile
+        assert st.tax_state.log.summary()["effects"] == 0
+        assert not {a1, a2} & set(st.inbox.results)
+        # core: the retirement passes 年限补缴审核; the unit's change is refused
+        [retire_app] = [a for a in st.store.awaiting_review() if a["application_id"] == a1]
+        [unit_app] = [a for a in st.store.awaiting_review() if a["application_id"] == a2]
+        approve = st.store.review_request(retire_app, approved=True)
+        assert approve["input"]["data"]["review_kind"] == "years_backpay_review"
+        refuse = st.store.review_request(unit_app, approved=False, reason="单位注册材料不全",
+                                         seq=1)
+        for body in (approve, refuse, approve):  # core sends the approval twice
+            r = await http.post(f"{st.hub_url}/partners/core/events", json=body,
+                                auth=st.partner_auth("core"))
+            assert r.status_code == 200, r.text
+        done = await until_final(http, st, "hrss", a1, review=False)
+        refused = await until_final(http, st, "online_hall", a2, review=False)
+        assert done["status"] == "completed", done
+        assert (refused["status"], st.inbox.results[a2]["reason_code"]) == (
+            "rejected", "CORE_REVIEW_REFUSED")
+        assert "单位注册材料不全" in st.inbox.results[a2]["reason"]
+        summary = st.tax_state.log.summary()
+        assert summary["effects"] == 1 and not summary["duplicates"], summary  # the retirement
+        assert st.tax_sim.book.persons[("employee", retire["id_number"])]["status"] == "retired"
+        # a review without its reason is refused naming the field; nothing changes
+        bad = st.store.review_request(unit_app, approved=False, seq=2)
+        r = await http.post(f"{st.hub_url}/partners/core/events", json=bad,
+                            auth=st.partner_auth("core"))
+        assert r.status_code == 422 and "data" in r.text, r.text
 
 
 async def test_a_channel_that_stays_down_gets_its_result_dead_lettered_then_redriven() -> None:

@@ -255,3 +255,74 @@ async def test_units_flexible_workers_and_residents_are_resent_from_core(
             await asyncio.sleep(0.1)
         assert (job["state"], job["total"], job["done"], job["failed"]) == (
             "finished", 1, 1, 0)
+
+
+async def test_a_units_all_resend_sends_basic_enrollment_and_stop_and_core_hears_each(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """单位信息税务补发 (seed 1852): basic, 参保 and (for a unit core holds as stopped) 停保
+    information, in that order, and core's record of the unit's status at tax updated."""
+    store = CoreStore.seed(2, 2, rng_seed=random.randrange(10**9))
+    running, stopped = list(store.units)[:2]
+    store.records["unit"][stopped]["pay_status"] = "2"
+    async with resend_stack(monkeypatch, store) as rig:
+        answers = []
+        for uscc in (running, stopped):
+            r = await rig.http.post(f"{rig.st.hub_url}/admin/resend/record", json={
+                "subject": "unit", "key": uscc, "action": "all", "reason": "单位信息整体补发"})
+            assert r.status_code == 202, r.text
+            answers.append(r.json())
+            for step in r.json()["steps"]:
+                txn = await rig.settled(step["correlation_id"])
+                assert txn["status"] == "delivered", txn
+        assert [s["type"] for s in answers[0]["steps"]] == [
+            "tax.unit.enroll", "tax.unit.update"]
+        assert [s["type"] for s in answers[1]["steps"]] == [
+            "tax.unit.enroll", "tax.unit.update", "tax.unit.pay_status_change"]
+        effects = rig.st.tax_state.log.effects
+        order = [k.split(":")[0] for k in effects if k.endswith(stopped)]
+        assert order == ["UnitEnroll", "UnitUpdate", "UnitPayStatusChange"], order
+        assert sum(effects.values()) == 5 and not rig.st.tax_state.log.summary()["duplicates"]
+        for uscc in (running, stopped):  # core's record of the unit at tax, per result
+            assert store.sync_status[uscc]["status"] == "synced", store.sync_status.get(uscc)
+        # all is for units only, named in the refusal
+        flex = next(iter(store.records["flexible"]))
+        r = await rig.http.post(f"{rig.st.hub_url}/admin/resend/record", json={
+            "subject": "flexible", "key": flex, "action": "all", "reason": "整体补发"})
+        assert r.status_code == 422 and "action all is for units" in r.text
+
+
+async def test_flexible_workers_core_and_tax_disagree_about_are_found_and_resent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """灵活信息税务补发 (seed 1862-1865): normal in core and missing at tax -> enroll; 暂停 in
+    core -> suspend; 终止/中止 in core -> terminate; detected, reported masked, resent."""
+    store = CoreStore.seed(1, 6, rng_seed=random.randrange(10**9))
+    flex = list(store.records["flexible"])
+    missing, suspended, terminated, halted, agreeing, odd = flex
+    for who, status in ((suspended, "2"), (terminated, "3"), (halted, "4")):
+        store.records["flexible"][who]["status"] = status
+    async with resend_stack(monkeypatch, store) as rig:
+        book = rig.tax.book
+        for who in (suspended, terminated, halted, agreeing, odd):  # known to tax, active
+            r = store.records["flexible"][who]
+            book.persons[("flexible", who)] = {"status": "active", "jcybqh": r["community"],
+                                               "xm": r["name"], "cbnd": ""}
+        book.persons[("flexible", odd)]["status"] = "suspended"  # tax ahead of core
+        url = f"{rig.st.hub_url}/admin/resend/flexible/detect"
+        report = (await rig.http.post(url, json={"reason": "灵活补发核对"})).json()
+        assert report["checked"] == 6 and report["resent"] == []
+        actions = {g["action"] for g in report["gaps"]}
+        assert len(report["gaps"]) == 5 and actions == {"enroll", "stop", "terminate", None}
+        assert all(g["id_number"] not in flex for g in report["gaps"])  # masked
+        assert rig.st.tax_state.log.summary()["effects"] == 0  # a report changes nothing
+        done = (await rig.http.post(url, json={"reason": "灵活补发", "apply": True})).json()
+        assert len(done["resent"]) == 4 and done["failed"] == [], done
+        for r in done["resent"]:
+            assert (await rig.settled(r["correlation_id"]))["status"] == "delivered"
+        effects = rig.st.tax_state.log.effects
+        assert effects[f"FlexibleEnroll:{missing}"] == 1
+        assert effects[f"FlexibleSuspend:{suspended}"] == 1
+        assert effects[f"FlexibleTerminate:{terminated}"] == 1
+        assert effects[f"FlexibleTerminate:{halted}"] == 1
+        assert sum(effects.values()) == 4
+        again = (await rig.http.post(url, json={"reason": "复核"})).json()
+        assert [g["action"] for g in again["gaps"]] == [None]  # only the caseworker's case

@@ -58,3 +58,24 @@ async def test_tampered_tax_golden_fails(tmp_path: Path,
     out = capsys.readouterr().out
     assert "FAIL tax/employee_enroll/003_female" in out
     assert "replay: fixtures=4 passed=3 failed=1" in out
+
+
+async def test_catalogue_fixtures_replay_and_a_tampered_one_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every catalogue operation (issue 10's new queries included) is replayed; a golden SOAP
+    request whose 核验时间 differs from what the hub builds fails, naming the element."""
+    n = len(list((FIXTURES / "catalogue").glob("*.json")))
+    assert await run_replay(load_settings(), str(FIXTURES / "catalogue")) == 0
+    out = capsys.readouterr().out
+    assert f"replay: fixtures={n} passed={n} failed=0" in out
+    for name in ("RefundReviewFeedback", "QueryFlexibleDeduction", "CoreQuerySpecialArrivals"):
+        assert f"PASS catalogue/{name}" in out
+    folder = tmp_path / "fixtures" / "catalogue"
+    shutil.copytree(FIXTURES / "catalogue", folder)
+    golden = folder / "RefundReviewFeedback.xml"
+    golden.write_text(golden.read_text(encoding="utf-8").replace(
+        "2026-11-24T09:15:00+08:00", "2026-11-24T01:15:00Z"), encoding="utf-8")
+    assert await run_replay(load_settings(), str(folder)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL catalogue/RefundReviewFeedback" in out and "tax:hysj" in out
+    assert f"replay: fixtures={n} passed={n - 1} failed=1" in out

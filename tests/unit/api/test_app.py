@@ -32,9 +32,11 @@ PATHS = {
     "/admin/dead-letters", "/admin/dead-letters/groups", "/admin/dead-letters/{id}",
     "/admin/audit", "/admin/dead-letters/retry", "/admin/dead-letters/{id}/edit-retry",
     "/admin/dead-letters/archive", "/admin/resend/employee", "/admin/resend/record",
-    "/admin/resend/employee/bulk", "/admin/resend/jobs/{job_id}",
+    "/admin/resend/employee/bulk", "/admin/resend/jobs/{job_id}", "/admin/resend/flexible/detect",
     "/admin/batches/students/{op}", "/admin/batches/{job_id}",
-    "/admin/batches/{job_id}/files/{name}", "/admin/reports/compare/{name}", "/health",
+    "/admin/batches/{job_id}/files/{name}", "/admin/initial-loads/{kind}",
+    "/admin/initial-loads/{job_id}", "/admin/initial-loads/{job_id}/files/{name}",
+    "/admin/reports/compare/{name}", "/health",
     "/health/live", "/health/ready", "/admin/breakers", "/transactions/summary",
     "/transactions/{correlation_id}"}
 CHANNEL_PATHS = {"/channels/{channel}/applications",

@@ -9,7 +9,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,24 +208,25 @@ def _headers(secret: str, *, caller: str = "core", now: float | None = None,
 BODY = json.dumps(core_event(1)).encode()
 
 
-@pytest.mark.parametrize(("headers", "field"), [
-    (_headers("not-the-secret-0123", body=BODY), PARTNER_HEADERS.signature),
-    (_headers(CORE_SECRET, now=time.time() - 301, body=BODY), PARTNER_HEADERS.timestamp),
-    (_headers(CORE_SECRET, now=time.time() + 400, body=BODY), PARTNER_HEADERS.timestamp),
-    (_headers(CORE_SECRET, body=BODY + b" "), PARTNER_HEADERS.signature),
-    (_headers(CORE_SECRET, target="/partners/core/events?x=1", body=BODY),
+@pytest.mark.parametrize(("make", "field"), [
+    (lambda: _headers("not-the-secret-0123", body=BODY), PARTNER_HEADERS.signature),
+    (lambda: _headers(CORE_SECRET, now=time.time() - 301, body=BODY), PARTNER_HEADERS.timestamp),
+    (lambda: _headers(CORE_SECRET, now=time.time() + 400, body=BODY), PARTNER_HEADERS.timestamp),
+    (lambda: _headers(CORE_SECRET, body=BODY + b" "), PARTNER_HEADERS.signature),
+    (lambda: _headers(CORE_SECRET, target="/partners/core/events?x=1", body=BODY),
      PARTNER_HEADERS.signature),
-    (_headers(CORE_SECRET, method="PUT", body=BODY), PARTNER_HEADERS.signature),
-    (_headers(CORE_SECRET, nonce="short", body=BODY), PARTNER_HEADERS.nonce),
-    ({k: v for k, v in _headers(CORE_SECRET, body=BODY).items()
+    (lambda: _headers(CORE_SECRET, method="PUT", body=BODY), PARTNER_HEADERS.signature),
+    (lambda: _headers(CORE_SECRET, nonce="short", body=BODY), PARTNER_HEADERS.nonce),
+    (lambda: {k: v for k, v in _headers(CORE_SECRET, body=BODY).items()
       if k != PARTNER_HEADERS.nonce}, PARTNER_HEADERS.nonce),
-    (_headers(CORE_SECRET, body=BODY) | {PARTNER_HEADERS.caller or "": "bank"},
+    (lambda: _headers(CORE_SECRET, body=BODY) | {PARTNER_HEADERS.caller or "": "bank"},
      PARTNER_HEADERS.caller),
-    (_headers(CORE_SECRET, caller="transfer", body=BODY), PARTNER_HEADERS.caller),
+    (lambda: _headers(CORE_SECRET, caller="transfer", body=BODY), PARTNER_HEADERS.caller),
 ], ids=["wrong-secret", "stale", "future", "other-body", "other-target", "other-method",
         "bad-nonce", "no-nonce", "claims-other-partner", "unknown-partner"])
 async def test_a_bad_core_signature_is_refused_naming_the_header(
-        hub: Hub, headers: dict[str, str], field: str) -> None:
+        hub: Hub, make: Callable[[], dict[str, str]], field: str) -> None:
+    headers = make()  # signed now: a stamp made at collection would go stale in a long run
     resp = await hub.http.post("/partners/core/events", content=BODY,
                                headers=headers | {"Content-Type": "application/json"})
     assert resp.status_code == 401, resp.text

@@ -48,7 +48,8 @@ def test_rows_are_unique() -> None:
 def test_wire_operations_are_the_adapters() -> None:
     ops = {o.name for o in OPS} | {o.core_infno for o in OPS if o.core_infno}
     assert {t.operation for t in TRANSACTIONS} == ops | {
-        INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, "H1103", "H1105", "H2501", "H3101",
+        INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, "H1103", "H1105", "H1106", "H2502", "H2501",
+        "H3101",
         "FTP RETR", OP_FEEDBACK, "POST /channels/{channel}/applications", "POST callback_url"}
     assert {OP_ENROLL, OP_STOP, INFNO_ENROLL} <= ops
     core_events = {t.operation: t.type for t in TRANSACTIONS

@@ -192,8 +192,8 @@ async def test_every_rule_fixture_replays(name: str) -> None:
 def test_every_rule_fixture_file_is_a_case() -> None:
     names = {p.name.removesuffix(".input.json") for p in RULES.glob("*.input.json")}
     assert names == {c.name for c in RULE_CASES}
-    assert {c.rule for c in RULE_CASES} == {"出生一件事", "退休一件事", "居民参保年度",
-                                            "退役军人参保"}
+    assert {c.rule for c in RULE_CASES} == {"出生一件事", "新生儿参保登记", "退休一件事",
+                                            "居民参保年度", "退役军人参保", "基本医疗保险转出"}
 
 
 async def test_a_tampered_rule_fixture_fails_its_replay(tmp_path: Path) -> None:

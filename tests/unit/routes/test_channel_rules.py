@@ -12,9 +12,11 @@ from routes.channel_rules import (
     ResidentYear,
     check_arrears,
     check_community,
+    check_transfer_destination,
     newborn_insure_year,
     normal_employee_contribution,
     prenewborn_paid,
+    prenewborn_to_convert,
     resident_insure_year,
     retirement_start_month,
 )
@@ -155,3 +157,50 @@ def test_a_notice_moves_the_collection_period_of_its_year() -> None:
     assert resident_insure_year(date(2027, 2, 28), notice).insure_year == "2027"
     assert resident_insure_year(date(2027, 3, 1), notice).insure_year == "2027"  # this year
     assert resident_insure_year(date(2027, 9, 1), notice).insure_year == "2028"  # default
+
+
+# ------------------------------------------------ 新生儿参保登记: 准新生儿转新生儿 (seed 1750)
+
+
+def _record(order: int, status: str = "1") -> dict[str, str]:
+    return {"mother_id_number": "320106199401120521", "birth_order": str(order),
+            "insure_year": "2026", "prenewborn_status": status}
+
+
+def test_the_mothers_only_enrolled_prenewborn_is_converted() -> None:
+    assert prenewborn_to_convert([_record(1)], None) == 1
+    assert prenewborn_to_convert([_record(1), _record(2, status="2")], None) == 1
+
+
+def test_no_enrolled_prenewborn_means_a_direct_newborn_enrollment() -> None:
+    assert prenewborn_to_convert([], None) is None
+    assert prenewborn_to_convert([_record(1, status="2")], None) is None
+    assert prenewborn_to_convert([_record(1)], 2) is None  # the first child's, not this one
+
+
+def test_a_given_birth_order_picks_its_own_record() -> None:
+    assert prenewborn_to_convert([_record(1), _record(2)], 2) == 2
+
+
+def test_two_enrolled_prenewborns_without_a_birth_order_are_refused_naming_it() -> None:
+    with pytest.raises(BusinessRejected, match=r"\] payload\.birth_order: .*胎次 1, 2"):
+        prenewborn_to_convert([_record(2), _record(1)], None)
+
+
+# ------------------------------------------------------ 基本医疗保险转出 (seed 1841, 2526)
+
+
+def test_a_ready_destination_lets_the_transfer_out_through() -> None:
+    check_transfer_destination("310104", insured=True, pending_business=False)
+
+
+@pytest.mark.parametrize(("insured", "pending", "code"), [
+    (False, False, "DESTINATION_NOT_INSURED"), (True, True, "DESTINATION_PENDING"),
+    (False, True, "DESTINATION_NOT_INSURED")])
+def test_a_destination_not_ready_refuses_naming_the_target_division(
+        insured: bool, pending: bool, code: str) -> None:
+    with pytest.raises(BusinessRejected) as caught:
+        check_transfer_destination("310104", insured, pending, "转入地说明")
+    assert caught.value.reason_code == code
+    assert caught.value.public_text.startswith("payload.target_division: ")
+    assert "310104" in caught.value.public_text and "转入地说明" in caught.value.public_text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -118,11 +119,14 @@ async def test_unreadable_feedback_is_journaled_and_raised() -> None:
 
 async def test_a_push_is_published_and_journaled() -> None:
     svc, published, journal = ingress()
-    out = await svc.tax_call((FIXTURES / "catalogue/AbnormalUnitNotify.xml").read_bytes())
+    body = (FIXTURES / "catalogue/AbnormalUnitNotify.xml").read_bytes()
+    serial = re.search(rb"FIX-\d+", body)
+    assert serial is not None
+    out = await svc.tax_call(body)
     assert isinstance(out, PushReceived) and out.operation == "AbnormalUnitNotify"
     assert published.sent == [out.message]
     assert (out.message.type, out.message.source, out.message.causation_id) == (
-        "core.tax_push.abnormal_unit", "tax", "FIX-039")
+        "core.tax_push.abnormal_unit", "tax", serial.group().decode())
     assert journal.txns()[0].status == "received" and journal.txns()[0].source == "tax"
 
 

@@ -11,6 +11,7 @@ most 64 (``ID_MAX_LENGTH``).
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -36,10 +37,10 @@ SEVENTY = "TAX-" + "7" * 66
 
 
 def _with_serial(body: bytes, serial: str) -> bytes:
-    old = b"<tax:ywlsh>FIX-039</tax:ywlsh>" if b"FIX-039" in body else \
-        b"<tax:ywlsh>FIX-058</tax:ywlsh>"
-    assert old in body
-    return body.replace(old, f"<tax:ywlsh>{serial}</tax:ywlsh>".encode())
+    new, n = re.subn(rb"<tax:ywlsh>FIX-\d+</tax:ywlsh>",
+                     f"<tax:ywlsh>{serial}</tax:ywlsh>".encode(), body)
+    assert n == 1, "the fixture's serial element"
+    return new
 
 
 class FakeCore:

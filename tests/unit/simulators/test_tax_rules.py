@@ -67,3 +67,30 @@ def test_queries_answer_from_the_book() -> None:
     [debt] = book.answer("QueryPersonArrears", {"id_number": "C"})
     assert debt["arrears"] == owed
     assert book.answer("QueryCommunity", {"community": "320102999999"})[0]["valid"] == "0"
+
+
+MOTHER = "320106199401120521"
+
+
+def _newborn(born: str = "2026-10-01", **over: str) -> dict[str, str]:
+    return {"zjhm": "320106202610012205", "xm": "王小雨", "csrq": born, "cbrq": born,
+            "mqzjhm": MOTHER, "jcybqh": community_for("320106"), "cbnd": "2026"} | over
+
+
+def test_a_newborn_is_refused_while_its_prenewborn_is_enrolled_and_taken_after_the_stop() -> None:
+    book, today = TaxBook(), date(2026, 11, 24)
+    pre = {"mqzjhm": MOTHER, "tc": "1", "jcybqh": community_for("320106"), "cbnd": "2026",
+           "cbrq": "2026-06-01"}
+    assert book.decide("PreNewbornEnroll", pre, today).ok
+    assert book.decide("NewbornEnroll", _newborn(), today).code == "TX507"
+    stop = {"mqzjhm": MOTHER, "tc": "1", "tbrq": "2026-11-24"}
+    assert book.decide("PreNewbornStop", stop, today).ok
+    assert book.decide("PreNewbornStop", stop, today).code == "TX506"  # nothing left to stop
+    assert book.answer("QueryPreNewborn", {"mother_id_number": MOTHER}, today)[0][
+        "prenewborn_status"] == "2"
+    assert book.decide("NewbornEnroll", _newborn(), today).ok
+
+
+def test_a_newborns_insure_date_must_be_its_birth_date() -> None:
+    d = TaxBook().decide("NewbornEnroll", _newborn(cbrq="2026-11-24"), date(2026, 11, 24))
+    assert d.code == "TX505"
