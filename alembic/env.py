@@ -9,8 +9,11 @@ from sqlalchemy.engine import Connection
 
 import storage.application_models
 import storage.confirmations
+import storage.difficulty
 import storage.ops_models
-import storage.returnfile_models  # noqa: F401  (the return-file tables)
+import storage.returnfile_models
+import storage.union
+import storage.warnings  # noqa: F401  (every model's tables, for autogenerate)
 from storage.journal import make_engine
 from storage.models import Base
 

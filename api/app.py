@@ -23,11 +23,14 @@ from api import (
     batches,
     channels,
     confirmations,
+    difficulty,
     ingress,
     initial_loads,
     ops,
     queries,
     resend,
+    union,
+    warnings,
 )
 from api.auth import Authenticator, load_principals
 from api.deps import ApiState, install
@@ -98,8 +101,12 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(resend.router)
     if state.deps.confirmations is not None:
         app.include_router(confirmations.router)
+    if state.deps.difficulty is not None:
+        app.include_router(difficulty.router)
     app.include_router(batches.router)
     app.include_router(initial_loads.router)
+    app.include_router(warnings.router)
+    app.include_router(union.router)
     app.include_router(ops.router)
     return app
 

@@ -28,6 +28,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from api.deps import Caseworker, State
 from contracts.errors import ValidationFailed
 from services.student_batches import FILENAME, BatchJobs
+from storage.difficulty import DifficultyStore
 
 __all__ = ["receive_upload", "router"]
 
@@ -57,8 +58,11 @@ def _refuse(field: str, reason: str, status: int) -> JSONResponse:
 async def upload(op: Literal["enroll", "stop"], filename: str, request: Request,
                  principal: Caseworker, jobs: Jobs, state: State) -> JSONResponse:
     async def start(spool: IO[bytes]) -> JSONResponse:
+        store = state.deps.difficulty  # F7's 困难人员库, when this hub has one (1816)
         job = await jobs.start(op, filename, spool, getattr(principal, "user", "anonymous"),
-                               tax=state.deps.settings.partner("tax"), audit=state.audit)
+                               tax=state.deps.settings.partner("tax"), audit=state.audit,
+                               held=store.held_active if isinstance(store, DifficultyStore)
+                               else None)
         return JSONResponse({"job_id": job.job_id, "state": job.state}, status_code=202)
 
     return await receive_upload(request, filename, jobs.max_upload_bytes, start)

@@ -46,6 +46,16 @@ async def within(check: Awaitable[Any], timeout_s: float) -> bool:
         return False
 
 
+async def _tick(check: Callable[[], Awaitable[Any]], every_s: float) -> None:
+    """Run ``check`` every ``every_s`` seconds until cancelled; a failure is logged."""
+    while True:
+        try:
+            await check()
+        except Exception as exc:  # a store down: the next round tries again
+            log.warning("periodic check failed: %s: %s", type(exc).__name__, exc)
+        await asyncio.sleep(every_s)
+
+
 @dataclass
 class Hub:
     """Everything the hub process owns; ``start``/``stop`` do all the I/O."""
@@ -58,6 +68,10 @@ class Hub:
     names: Names
     attachments: Sequence[Attachment] = ()
     returnfiles: ReturnFileService | None = None
+    tickers: Sequence[tuple[str, float, Callable[[], Awaitable[Any]]]] = ()
+    """Periodic checks of the hub process: (name, every_s, check); the F12 case clock's
+    breach checker (``services.union.UnionDesk.sweep``)."""
+    _ticks: list[asyncio.Task[None]] = field(default_factory=list)
     _broker: Any = None
     _watchdog: asyncio.Task[None] | None = None
     _poller: asyncio.Task[None] | None = None
@@ -75,6 +89,8 @@ class Hub:
             self._poller_stop.clear()
             self._poller = asyncio.create_task(self.returnfiles.run_poller(
                 self.settings.returnfiles.poll_s, stop=self._poller_stop), name="returnfiles")
+        self._ticks = [asyncio.create_task(_tick(check, every), name=name)
+                       for name, every, check in self.tickers]
 
     async def _start_broker(self) -> None:
         s = self.settings
@@ -137,6 +153,11 @@ class Hub:
                 log.warning("reconnect failed: %s", exc)
 
     async def stop(self) -> None:
+        for task in self._ticks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._ticks = []
         if self._poller is not None:
             self._poller_stop.set()
             with contextlib.suppress(Exception):
@@ -156,6 +177,12 @@ class Hub:
         await self.deps.core.aclose()
         if self.deps.channels is not None:
             await self.deps.channels.aclose()
+        if self.deps.difficulty_partners is not None:
+            await self.deps.difficulty_partners.aclose()
+        if self.deps.union_client is not None:
+            await self.deps.union_client.aclose()
+        if self.deps.departments is not None:
+            await self.deps.departments.aclose()
         await self.redis.aclose()
         await self.deps.journal.engine.dispose()
 

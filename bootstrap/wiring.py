@@ -19,26 +19,36 @@ from adapters.channels.auth import RedisNonceStore
 from adapters.channels.client import ChannelClient
 from adapters.core.client import CoreClient
 from adapters.core.port import CorePort
+from adapters.difficulty.client import DifficultyClient
 from adapters.tax.client import LeanTaxClient
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
+from adapters.union.client import UnionClient
+from adapters.warnings.client import DepartmentClient
 from api.app import create_api
 from bootstrap.hub import Hub
 from broker.channel_inbound import attach_channel_inbound
 from broker.rabbit import RabbitPublisher
 from broker.topology import Names
 from config.settings import HubSettings, refuse_default_secrets
+from contracts.difficulty import SUNSHINE
 from jobs.returnfiles import ReturnFileService
 from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.lanes import ROUTES
 from services.deps import Deps
+from services.difficulty import SUNSHINE_CHECK_S, DifficultyDesk
 from services.initial_loads import InitialLoadJobs
 from services.resend_claims import RedisResendClaims
+from services.union import UnionDesk
 from storage.applications import ApplicationStore
+from storage.audit import AuditLog
 from storage.confirmations import ConfirmationStore
+from storage.difficulty import DifficultyStore
 from storage.journal import Journal, make_engine
 from storage.returnfiles import ReturnFileStore
+from storage.union import UnionStore
+from storage.warnings import WarningStore
 
 __all__ = ["ROUTES", "build_hub", "build_returnfiles"]
 
@@ -84,17 +94,39 @@ def build_hub(settings: HubSettings) -> Hub:
         resend_claims=RedisResendClaims(redis, prefix=f"{settings.namespace}:resend:claim:"),
         initial_loads=InitialLoadJobs(),
         confirmations=ConfirmationStore(journal.engine),
+        difficulty=DifficultyStore(journal.engine),
+        difficulty_partners=DifficultyClient(settings.partners),
+        union=UnionStore(journal.engine),
+        union_client=union_client(settings),
+        warnings=WarningStore(journal.engine),
+        departments=DepartmentClient(settings.warnings.departments,
+                                     development=settings.env == "development"),
     )
 
     def channel_door(broker: Any) -> None:
         """Channels may submit over AMQP: each message goes through the HTTP door in process."""
         attach_channel_inbound(broker, names, api, channels=tuple(settings.channels))
 
+    union_desk = UnionDesk(store=UnionStore(journal.engine), publisher=publisher,
+                           audit=AuditLog(journal.engine), soon_days=settings.union.soon_days)
+    sunshine = DifficultyDesk(store=DifficultyStore(journal.engine), publisher=publisher,
+                              audit=AuditLog(journal.engine), partners=deps.difficulty_partners)
     hub = Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis, publisher=publisher,
-              names=names, attachments=(channel_door,), returnfiles=returnfiles)
+              names=names, attachments=(channel_door,), returnfiles=returnfiles,
+              tickers=(("union-clock", settings.union.check_s, union_desk.sweep),
+                       *((("difficulty-sunshine", SUNSHINE_CHECK_S, sunshine.sunshine_tick),)
+                         if SUNSHINE in settings.partners else ())))  # F7 阳光惠民, daily
     api = hub.api = create_api(deps, on_start=hub.start, on_stop=hub.stop, health=hub.health,
                                readiness=hub.readiness)
     return hub
+
+
+def union_client(settings: HubSettings) -> UnionClient | None:
+    """F12: the union's notice endpoint, when ``partners.trade_union`` is configured."""
+    cfg = settings.partners.get("trade_union")
+    if cfg is None:
+        return None
+    return UnionClient(cfg.endpoint, cfg.secret.get_secret_value(), timeout=cfg.timeout_s)
 
 
 def ftp_source(settings: HubSettings) -> FtpReturnFileSource:

@@ -39,6 +39,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from config.union import UnionSettings
+from config.warnings import WarningSettings
 from contracts.channels import CHANNEL_NAMES, CollectionPeriods
 from retry.policy import RetryPolicy
 
@@ -215,6 +217,13 @@ class HubSettings(BaseSettings):
         "names the period, not its dates; see contracts/CHANNEL_RULES.md); "
         "[resident_collection.years] \"2027\" = [first, last] for a year's own notice")
     sim_channels_port: int = Field(default=8103, ge=1, le=65535)
+    warnings: WarningSettings = Field(
+        default_factory=WarningSettings,
+        description="F8 高额费用预警: departments, lines per year (config/warnings.py)")
+    union: UnionSettings = Field(
+        default_factory=UnionSettings,
+        description="F12 工会互助: the case clock's checker, the door's body limit "
+        "(config/union.py); the union itself is partners.trade_union")
     settings_file: str = "config/hub.toml"
 
     @field_validator("delay_tiers_ms")
@@ -259,6 +268,8 @@ class HubSettings(BaseSettings):
         result-push policy (``channel.<name>``), else the default policy."""
         if partner in self.partners:
             return self.partners[partner].policy(message_type)
+        if partner.startswith("dept."):  # F8: a department's warning lane
+            return self.warnings.policy
         channel = self.channels.get(partner.removeprefix("channel."))
         return channel.policy if channel is not None else RetryPolicy()
 

@@ -34,6 +34,7 @@ __all__ = [
     "SYNC",
     "application_id_of",
     "application_message",
+    "core_sync_serial",
     "feedback_message",
     "operation_message",
     "partner_serial",
@@ -114,12 +115,28 @@ def feedback_message(fb: TaxFeedback) -> HubMessage:
                       payload=payload)
 
 
+def core_sync_serial(update: SyncStatusUpdate, key: str) -> str:
+    """The serial core deduplicates an H9201 on: the sync message's ``key``, except for an
+    outcome carrying tax's acceptance number, which is one fact whichever transaction saw
+    it. When core re-posts an event after losing the hub's answer and the hub has lost its
+    keys too (a Redis flush), tax replays its first acceptance under the same number; the
+    re-post's sync then reaches core under the original's serial and core replays its
+    answer instead of recording "synced" twice. (The hub-side key keeps the transaction,
+    so the two syncs never wait on each other's in-flight lock.) Without an acceptance
+    number (a refusal) the transaction is part of the fact."""
+    if not update.accept_no:
+        return key
+    fact = update.model_dump(mode="json", exclude={"correlation_id"})
+    return idempotency_key(SYNC, update.business_key, fact)
+
+
 def sync_message(update: SyncStatusUpdate, *, cause: HubMessage, entity_key: str) -> HubMessage:
     """The message that tells core the outcome; its key is derived from the outcome itself."""
     payload = update.model_dump(mode="json")
+    content = payload
     return HubMessage(type=SYNC, source="hub", target="core",
                       correlation_id=update.correlation_id, causation_id=cause.message_id,
-                      idempotency_key=idempotency_key(SYNC, update.business_key, payload),
+                      idempotency_key=idempotency_key(SYNC, update.business_key, content),
                       entity_key=entity_key, payload=payload)
 
 

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Final, Literal
 
 from contracts.channels import CHANNEL_NAMES
+from contracts.difficulty import CORE_SYNC as DIFFICULTY_SYNC
+from contracts.difficulty import DEPARTMENTS as DIFFICULTY_DEPARTMENTS
+from contracts.difficulty import PLATFORM_PUSH as DIFFICULTY_PUSH
+from contracts.difficulty import partner_of as difficulty_partner
+from contracts.difficulty import status_type as difficulty_status
 from contracts.taxcat import OPS, STORED_ANSWERS
+from contracts.warnings import DEPARTMENTS
 
 __all__ = ["DOC_PATH", "TRANSACTIONS", "Transaction", "render_markdown"]
 
@@ -86,7 +92,70 @@ _HAND: Final[tuple[Transaction, ...]] = (
     Transaction("core.record.query", "core", "out", "sync", "H1103", "admin", None,
                 "单位/灵活/居民参保信息查询",
                 "CorePort.get_record: the resend API (补发) reads core's current state"),
+    Transaction("warnings.run", "core", "out", "sync", "H1107", "admin", None,
+                "年度个人自付查询",
+                "F8: CorePort.yearly_self_paid, asked by a month's warning run "
+                "(contracts/WARNINGS.md)"),
+    *(Transaction(f"warnings.{name}", f"dept.{name}", "out", "sync",
+                  "POST /warnings/{department}", f"warnings.{name}", "default",
+                  f"高额费用预警名单推送 ({title})",
+                  "signed; one record per department+month+person, the department "
+                  "deduplicates on the serial; retried (warnings.policy), then dead-lettered")
+      for name, title in DEPARTMENTS.items()),
 )
+
+
+_UNION: Final[tuple[Transaction, ...]] = (
+    Transaction("union.standards", "trade_union", "in", "sync",
+                "PUT /partners/union/standards/{year}", "ingress", None,
+                "申请互助待遇人员清单/给付标准/审核规则",
+                "F12: signed by the union; the year's tables replace the last"),
+    Transaction("union.case", "trade_union", "in", "sync", "POST /partners/union/cases",
+                "ingress", None, "互助给付申请",
+                "F12: signed; images checked from their headers (JPG 150 dpi colour, TIF 300 "
+                "dpi black-and-white, classified and named); 受理 or 不予受理 at once"),
+    Transaction("union.final", "trade_union", "in", "sync",
+                "POST /partners/union/cases/{case_no}/final", "ingress", None, "终审结案通知",
+                "F12: starts the archive timer (5 working days)"),
+    *(Transaction(type_, "trade_union", "out", "sync", "POST /union/notices", "union.notify",
+                  "default", name, "F12: signed; the union deduplicates on X-Hub-Serial; "
+                  "retried, then dead-lettered; 补发 by a caseworker" + note)
+      for type_, name, note in (
+          ("union.notice.acceptance", "受理结果通知", " (to the unit and the city union)"),
+          ("union.notice.closure", "结案/理算结果回传", " (contracts/UNION_CASES.md)"),
+          ("union.notice.archive", "档案返还通知", ""))),
+)
+"""F12 trade-union mutual aid (工会互助)."""
+
+
+_DIFFICULTY: Final[tuple[Transaction, ...]] = (
+    Transaction("difficulty.list", "difficulty_<dept>", "in", "sync",
+                "POST /partners/departments/{dept}/lists", "ingress", None,
+                "困难人员增减名单",
+                "F7: signed by the department; each row checked (bad rows answered with row, "
+                "field, reason), 比对, then 初审/复核; also as a CSV/XLSX file or one record "
+                "by a caseworker (admin)"),
+    Transaction(DIFFICULTY_PUSH, "assistance", "out", "sync", "POST <endpoint>/recipients",
+                "assistance.push", "default", "救助对象推送医疗救助平台",
+                "F7: after 复核; signed; the platform deduplicates on X-Hub-Serial"),
+    Transaction(DIFFICULTY_SYNC, "core", "out", "sync", "H4001", "core.difficulty", "default",
+                "救助身份进入/退出同步",
+                "F7: real time, ordered per person; a failure alerts (提醒预警) and is "
+                "written to the 同步日志; core deduplicates on serial"),
+    *(Transaction(difficulty_status(name), difficulty_partner(name), "out", "sync",
+                  "POST <endpoint>/status", f"difficulty.{name}", "default",
+                  f"救助待遇标识同步情况 ({title})",
+                  "F7: per record, synced or refused with the reason; signed; a caseworker "
+                  "resends a record or a month (audited)")
+      for name, title in DIFFICULTY_DEPARTMENTS.items()),
+    Transaction("difficulty.person_query", "assistance", "in", "sync",
+                "POST /partners/assistance/queries/person", "api", None, "人员认定",
+                "F7: signed by the platform; answered from the held identities, masked"),
+    Transaction("difficulty.sunshine", "sunshine", "out", "sync", "POST <endpoint>/recipients",
+                "inline", None, "救助人员表推送阳光惠民",
+                "F7: daily (admin run or ticker), paged, masked; once a day per row (同步日志)"),
+)
+"""F7 困难人员数据交互平台 (contracts/DIFFICULTY.md)."""
 
 
 def _catalogue_rows() -> tuple[Transaction, ...]:
@@ -135,7 +204,8 @@ def _catalogue_rows() -> tuple[Transaction, ...]:
     return tuple(rows)
 
 
-TRANSACTIONS: Final[tuple[Transaction, ...]] = (*_catalogue_rows(), *_HAND)
+TRANSACTIONS: Final[tuple[Transaction, ...]] = (*_catalogue_rows(), *_HAND, *_UNION,
+                                                *_DIFFICULTY)
 """Every message type the hub knows, leg by leg."""
 
 _HEADER: Final = (

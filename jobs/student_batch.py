@@ -14,7 +14,8 @@ The pipeline, in the order a caseworker sees it:
    so tax replays instead of enrolling twice; the default batch id is derived
    from the file's bytes and the chunk size, so running the same file again
    (after a crash) replays too;
-4. split tax's per-row answers into success / failure / 困难人员 and write
+4. split tax's per-row answers into success / failure / 困难人员 (a person the
+   hub's own 困难人员库 holds is 困难人员 too: ``held``, ``mark_held``) and write
    one file per group.
 
 A chunk that still fails after its retries does not stop the batch: its rows
@@ -32,7 +33,7 @@ import logging
 import struct
 import time
 import zipfile
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -49,6 +50,7 @@ from tenacity import (
 )
 
 from adapters.tax.student_batch import StudentBatchPort
+from contracts.difficulty import identity_label
 from contracts.errors import BusinessRejected, HubError, TransientError, ValidationFailed
 from contracts.student_batch import (
     DIFFICULTY_TYPES,
@@ -73,14 +75,17 @@ from contracts.student_batch import (
 
 __all__ = [
     "FILE_COLUMN",
+    "HELD_REASON",
     "BatchSummary",
     "ChunkRetry",
+    "HeldLookup",
     "Progress",
     "SendStats",
     "ValidatedFile",
     "batch_id_for",
     "check_readable",
     "check_xlsx_archive",
+    "mark_held",
     "read_and_validate",
     "read_table",
     "run_batch",
@@ -96,6 +101,11 @@ FILE_COLUMN: Final = "文件"
 """The 'column' of a file-level error (unreadable file, bad header)."""
 Progress = Callable[[int, int], None]
 """``progress(rows_done, rows_total)`` after each chunk tax answered (CLI: tqdm)."""
+HeldLookup = Callable[[list[str]], Awaitable[Mapping[str, Sequence[str]]]]
+"""The hub's 困难人员库 (F7, ``storage.difficulty.DifficultyStore.held_active``): ID numbers
+-> the identity codes in force held for each (persons holding none left out)."""
+HELD_REASON: Final = "HUB_DIFFICULTY"
+"""``reason_code`` of a row the hub's 困难人员库 made 困难人员 (seed 003 line 1816)."""
 
 _REPORT_HEAD: Final = ("行号", "错误列", "错误原因")
 _STATUS_LABEL: Final = {"success": "成功", "failure": "失败", "difficulty": "困难人员"}
@@ -434,6 +444,25 @@ async def submit_rows(port: StudentBatchPort, op: BatchOp, batch_id: str,
     return [r for n in range(1, len(chunks) + 1) for r in answers[n]], stats
 
 
+async def mark_held(results: Sequence[RowResult], held: HeldLookup) -> list[RowResult]:
+    """困难人员 also from the hub's own 困难人员库 (seed 003 line 1816: 困难人员需要与困难人员库
+    中进行比对): a row tax enrolled (success) whose person the hub holds with an identity
+    in force is reported 困难人员, with the identities as its reason. Failures stay
+    failures; rows tax already called 困难人员 are left as tax said."""
+    wanted = sorted({r.id_number for r in results if r.status == "success"})
+    found = await held(wanted) if wanted else {}
+    out = []
+    for r in results:
+        codes = found.get(r.id_number) if r.status == "success" else None
+        if codes:
+            r = r.model_copy(update={
+                "status": "difficulty", "reason_code": HELD_REASON,
+                "reason_text": "困难人员库: " + "、".join(f"{c} {identity_label(c)}"
+                                                        for c in codes)})
+        out.append(r)
+    return out
+
+
 def split_results(results: Sequence[RowResult]) -> dict[str, list[RowResult]]:
     """success / failure / difficulty (困难人员), each in row order."""
     out: dict[str, list[RowResult]] = {g: [] for g in _GROUPS}
@@ -560,9 +589,11 @@ async def run_batch(op: BatchOp, source: Path, port: StudentBatchPort, out_dir: 
                     chunk_size: int = 500, concurrency: int = 4, batch_id: str | None = None,
                     retry: ChunkRetry | None = None, progress: Progress | None = None,
                     today: date | None = None,
-                    formats: Sequence[str] = ("csv", "xlsx")) -> BatchSummary:
+                    formats: Sequence[str] = ("csv", "xlsx"),
+                    held: HeldLookup | None = None) -> BatchSummary:
     """The whole job for one file. Raises ValidationFailed (column ``文件``) only when the
-    file cannot be read at all (unreadable, empty, a required column missing)."""
+    file cannot be read at all (unreadable, empty, a required column missing). ``held``
+    (an enrollment): the hub's 困难人员库, asked after tax (``mark_held``)."""
     started = time.perf_counter()
     vf = await asyncio.to_thread(read_and_validate, op, source, today=today)
     read_s = time.perf_counter() - started
@@ -580,6 +611,12 @@ async def run_batch(op: BatchOp, source: Path, port: StudentBatchPort, out_dir: 
                                        chunk_size=chunk_size, concurrency=concurrency,
                                        retry=retry, progress=progress)
     summary.submit_seconds = time.perf_counter() - sent
+    if held is not None and op == "enroll":
+        try:
+            results = await mark_held(results, held)
+        except Exception:  # tax has enrolled them: its answer is still reported
+            log.exception("student batch %s: the 困难人员库 could not be asked; tax's "
+                          "answer alone", summary.batch_id)
     groups = split_results(results)
     summary.success, summary.failure, summary.difficulty = (len(groups[g]) for g in _GROUPS)
     summary.chunks, summary.chunks_failed, summary.retries = \

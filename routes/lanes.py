@@ -7,6 +7,9 @@
     core.sync        results to core          routes.tax_results
     channel.intake   F1 applications          routes.channels
     channel.<name>   F1 results to a channel  routes.channels
+    assistance.push, core.difficulty, difficulty.<dept>  F7 困难人员  routes.difficulty
+    warnings.<dept>  F8 warnings to a department routes.warnings
+    union.notify     F12 notices to the union  routes.union
 """
 
 from __future__ import annotations
@@ -17,10 +20,14 @@ from kernel.runtime import Route
 from routes.channels import CHANNEL_ROUTES
 from routes.compare import COMPARE_ROUTE
 from routes.core_push import PUSH_ROUTE
+from routes.difficulty import DIFFICULTY_ROUTES
 from routes.tax_results import RESULT_ROUTES
 from routes.tax_submit import SUBMIT_ROUTES
+from routes.union import UNION_ROUTE
+from routes.warnings import WARNING_ROUTES
 
 __all__ = ["ROUTES"]
 
 ROUTES: Final[tuple[Route, ...]] = (*SUBMIT_ROUTES, PUSH_ROUTE, COMPARE_ROUTE, *RESULT_ROUTES,
-                                    *CHANNEL_ROUTES)
+                                    *CHANNEL_ROUTES, *WARNING_ROUTES, UNION_ROUTE,
+                                    *DIFFICULTY_ROUTES)

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 from contracts.employee import SyncStatusUpdate, TaxFeedback
 from contracts.envelope import HubMessage
 from contracts.errors import TransientError, ValidationFailed
-from contracts.messages import FEEDBACK, SYNC, application_id_of, result_message, sync_message
+from contracts.messages import (
+    FEEDBACK,
+    SYNC,
+    application_id_of,
+    core_sync_serial,
+    result_message,
+    sync_message,
+)
 from kernel.runtime import Outcome, Route
 from routes.confirmations import IDENTITY_CONFIRM, confirmation_feedback, termination_feedback
 from routes.ports import FeedbackDeps, SyncDeps
@@ -63,7 +70,8 @@ async def sync_to_core(msg: HubMessage, deps: SyncDeps) -> Outcome:
         update = SyncStatusUpdate.model_validate(msg.payload)
     except ValidationError as exc:
         raise ValidationFailed.of(exc, prefix="payload.") from None
-    await deps.core.update_sync_status(update, serial=msg.idempotency_key)
+    await deps.core.update_sync_status(update, serial=core_sync_serial(update,
+                                                                      msg.idempotency_key))
     final = {"synced": "delivered", "rejected": "rejected", "failed": "dead"}[update.status]
     return Outcome(
         outputs=await _application_result(update, msg, deps),

@@ -15,7 +15,10 @@ from pathlib import Path
 from adapters.channels.auth import NonceStore
 from adapters.channels.port import ChannelPort
 from adapters.core.port import CorePort
+from adapters.difficulty.port import DifficultyPort
 from adapters.tax.port import TaxPort
+from adapters.union.port import UnionPort
+from adapters.warnings.port import DepartmentPort
 from config.settings import HubSettings
 from kernel.deps import KernelDeps, Publisher
 from kernel.health import StoreHealth
@@ -24,6 +27,7 @@ from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
 from retry.memo import TtlMemo
 from retry.ordering import EntityGate
+from routes.difficulty import DifficultyRecords
 from routes.ports import (
     Applications,
     BatchFiles,
@@ -36,9 +40,13 @@ from routes.ports import (
     SyncDeps,
     TaxSubmitDeps,
 )
+from routes.union import UnionNotifyDeps
+from routes.warnings import WarningDeps
 from services.initial_loads import InitialLoadJobs
 from services.resend_claims import MemoryResendClaims, ResendClaims
 from storage.journal import Journal
+from storage.union import UnionStore
+from storage.warnings import WarningStore
 
 __all__ = ["Deps"]
 
@@ -74,6 +82,18 @@ class Deps:
     confirmations: IdentityCases | None = None
     """Identity-confirmation cases of terminations tax held with TX402
     (``storage.confirmations``); None: a TX402 is reported to core as before."""
+    difficulty: DifficultyRecords | None = None
+    """F7 困难人员 lists, records, held identities, 同步日志 (``storage.difficulty``)."""
+    difficulty_partners: DifficultyPort | None = None
+    """F7: the 医疗救助平台 and the departments' status callbacks (``adapters.difficulty``)."""
+    warnings: WarningStore | None = None
+    """F8 high-expense warnings per department+month+person (``storage.warnings``)."""
+    departments: DepartmentPort | None = None
+    """F8: the departments' receiving endpoints (``adapters.warnings``)."""
+    union: UnionStore | None = None
+    """F12 union cases, timers and alerts (``storage.union``); None: no union door."""
+    union_client: UnionPort | None = None
+    """F12: the union's notice endpoint (``adapters.union``)."""
 
     @property
     def spool_dir(self) -> Path:
@@ -81,6 +101,11 @@ class Deps:
 
 
 def _satisfies(d: Deps) -> tuple[KernelDeps, TaxSubmitDeps, FeedbackDeps, SyncDeps, PushDeps,
-                                 CompareDeps, IntakeDeps, ChannelPushDeps]:
+                                 CompareDeps, IntakeDeps, ChannelPushDeps, WarningDeps]:
     """Never called: mypy checks that ``Deps`` satisfies every lane's protocol."""
-    return (d, d, d, d, d, d, d, d)
+    return (d, d, d, d, d, d, d, d, d)
+
+
+def _satisfies_union(d: Deps) -> UnionNotifyDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F12 lane's protocol."""
+    return d

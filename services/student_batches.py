@@ -31,7 +31,7 @@ from config.settings import PartnerConfig
 from contracts.envelope import new_id
 from contracts.errors import HubError
 from contracts.student_batch import BatchOp
-from jobs.student_batch import BatchSummary, check_readable, run_batch
+from jobs.student_batch import BatchSummary, HeldLookup, check_readable, run_batch
 from services.audit import Audit
 
 __all__ = ["FILENAME", "MAX_UPLOAD_BYTES", "ROOT", "BatchJob", "BatchJobs"]
@@ -89,12 +89,14 @@ class BatchJobs:
         return self.jobs.get(job_id)
 
     async def start(self, op: BatchOp, filename: str, body: bytes | IO[bytes], actor: str, *,
-                    tax: PartnerConfig, audit: Audit | None = None) -> BatchJob:
+                    tax: PartnerConfig, audit: Audit | None = None,
+                    held: HeldLookup | None = None) -> BatchJob:
         """Keep the file and run it in the background; ``filename`` must match ``FILENAME``.
 
         ``body`` is the file's bytes or a binary file positioned at its start (read here,
         not closed). ``ValidationFailed`` (column ``文件``) when the file cannot be read
-        within the limits: nothing is kept and no job is made.
+        within the limits: nothing is kept and no job is made. ``held``: the hub's
+        困难人员库 (F7), asked for the persons tax enrolled (seed 003 line 1816).
         """
         if not FILENAME.match(filename):
             raise ValueError(f"not an upload name: {filename!r}")
@@ -109,7 +111,7 @@ class BatchJobs:
             await asyncio.to_thread(shutil.rmtree, folder, True)
             raise
         self.jobs[job.job_id] = job
-        task = asyncio.get_running_loop().create_task(_run(job, source, tax, audit))
+        task = asyncio.get_running_loop().create_task(_run(job, source, tax, audit, held))
         self._tasks.add(task)  # asyncio keeps only weak references to tasks
         task.add_done_callback(self._tasks.discard)
         return job
@@ -123,13 +125,15 @@ def _keep(body: bytes | IO[bytes], path: Path) -> None:
         shutil.copyfileobj(body, out, 1024 * 1024)
 
 
-async def _run(job: BatchJob, source: Path, tax: PartnerConfig, audit: Audit | None) -> None:
+async def _run(job: BatchJob, source: Path, tax: PartnerConfig, audit: Audit | None,
+               held: HeldLookup | None = None) -> None:
     def progress(done: int, total: int) -> None:
         job.done, job.total = done, total
 
     try:
         async with StudentBatchClient(tax.endpoint, timeout=max(tax.timeout_s, 30.0)) as c:
-            job.summary = await run_batch(job.op, source, c, source.parent, progress=progress)
+            job.summary = await run_batch(job.op, source, c, source.parent, progress=progress,
+                                          held=held)
         job.files = dict(job.summary.files.items())
         job.state = "finished"
     except HubError as exc:

@@ -39,10 +39,12 @@ from fastapi.responses import JSONResponse
 from adapters.core.translate import (
     INFNO_APPLICATION,
     INFNO_ARRIVALS,
+    INFNO_DIFFICULTY,
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
     INFNO_RECORD_QUERY,
     INFNO_REVIEW,
+    INFNO_SELF_PAID,
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     INFNO_TRANSFER_CHECK,
@@ -53,6 +55,7 @@ from adapters.core.translate import (
     input_to_sync_status,
     parse_national_request,
     query_from_input,
+    self_paid_to_wire,
 )
 from adapters.signing import SignedAuth
 from contracts.channels import REVIEWED_TYPES
@@ -74,6 +77,7 @@ from contracts.national import (
     now_cst,
 )
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno, ops_of
+from contracts.warnings import SelfPaid
 from simulators.simkit import Fault, SimState, sim_router
 from simulators.tax_rules import community_for, months_between
 
@@ -138,6 +142,10 @@ class CoreStore:
     """ID numbers the 转入地 holds no normal enrollment for (H1106 answers insured 0)."""
     transfer_pending: set[str] = field(default_factory=set)
     """ID numbers with 代办 business pending at the 转入地 (H1106 answers pending 1)."""
+    difficulty: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """F7: ``certno:identity`` -> the latest 进入/退出 (H4001) core took, wire names."""
+    self_paid: dict[int, list[SelfPaid]] = field(default_factory=dict)
+    """F8: year -> each person's yearly 个人自付 core answers H1107 with."""
     _cursor: int = 0
     _emitted: int = 0
 
@@ -550,7 +558,49 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
             "insured": "1" if insured else "0", "pending": "1" if pending else "0",
             "detail": detail}}, refmsgid=ref))
 
+    async def self_paid(req: NationalRequest) -> JSONResponse:
+        """F8: yearly 个人自付 per person (``CoreStore.self_paid``); a question, no effect."""
+        ref = refmsgid()
+        year = str(req.input.get("year", "")) if isinstance(req.input, dict) else ""
+        if not (year.isdigit() and len(year) == 4):
+            return _json(NationalResponse.failure("input.year must be YYYY",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        if (early := await faulted(f"{INFNO_SELF_PAID}:{year}", INFNO_SELF_PAID,
+                                   ref)) is not None:
+            return early
+        return _json(NationalResponse.success({"records": [
+            self_paid_to_wire(p) for p in core.self_paid.get(int(year), [])]}, refmsgid=ref))
+
+    async def difficulty(req: NationalRequest) -> JSONResponse:
+        """F7 H4001: 进入/退出 of an assistance identity; one effect per serial."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        serial = req.input.get("serial") if isinstance(req.input, dict) else None
+        if not isinstance(data, dict) or not isinstance(serial, str) or not serial \
+                or data.get("chg_type") not in ("1", "2") or not data.get("certno"):
+            return _json(NationalResponse.failure("input.serial, data.certno and data.chg_type "
+                                                  "are required", code=INVALID_INPUT,
+                                                  refmsgid=ref))
+        key = f"{data['certno']}:{data.get('psn_idet_type')}"
+        fault = sim.draw(f"{INFNO_DIFFICULTY}:{key}", INFNO_DIFFICULTY)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        answer = core.answers.get(serial)
+        if answer is None:
+            sim.log.record(key=f"{INFNO_DIFFICULTY}:{key}:{data['chg_type']}:{data.get('rec_id')}",
+                           entity=str(data["certno"]), value=data["chg_type"])
+            core.difficulty[key] = dict(data)
+            answer = NationalResponse.success({"rec_id": data.get("rec_id")},
+                                              refmsgid=ref).model_dump(mode="json")
+            core.answers[serial] = answer
+        else:
+            sim.log.replays += 1
+        return JSONResponse(answer)
+
     handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
+                INFNO_DIFFICULTY: difficulty,
+                INFNO_SELF_PAID: self_paid,
                 INFNO_TRANSFER_CHECK: transfer_check,
                 INFNO_SNAPSHOT: snapshot,
                 INFNO_ARRIVALS: arrivals,

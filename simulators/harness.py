@@ -31,9 +31,14 @@ from simulators.channels import ChannelInbox
 from simulators.channels import create_app as channels_app
 from simulators.core import CoreStore
 from simulators.core import create_app as core_app
+from simulators.difficulty import DifficultySims, start_difficulty
 from simulators.serving import serve_app
 from simulators.simkit import SimState
 from simulators.tax import create_app as tax_app
+from simulators.union import UnionInbox, with_union
+from simulators.union import create_app as union_app
+from simulators.warnings_recv import WarningInbox
+from simulators.warnings_recv import create_app as warnings_app
 
 __all__ = ["Stack", "fast_policies", "running_stack", "wait_until_settled"]
 
@@ -73,6 +78,16 @@ class Stack:
     inbox: ChannelInbox
     tax_sim: Any = None
     """The tax simulator behind ``tax_url`` (its rules' book, its batch desk)."""
+    difficulty: DifficultySims | None = None
+    """F7: the departments and the 医疗救助平台 (``simulators.difficulty``)."""
+    warn_state: SimState | None = None
+    """F8: the departments receiving warning lists (``simulators.warnings_recv``)."""
+    warn_inbox: WarningInbox | None = None
+    union_state: SimState | None = None
+    """F12: the city union and its units (``simulators.union``), and the secret both sign
+    with."""
+    union_inbox: UnionInbox | None = None
+    union_secret: str = ""
 
     def partner_secret(self, partner: str) -> str:
         """The secret the hub checks ``partner``'s signatures with."""
@@ -129,17 +144,32 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
                                   callback_secret=partners["tax"].secret.get_secret_value(),
                                   reject_suffixes=reject_suffixes)
         tax_base = await stack.enter_async_context(serve_app(tax_application))
+        difficulty = await start_difficulty(stack, partners)  # F7: departments, platform
+        warn = (overrides or {}).get("warnings", settings.warnings)
+        warn_state, warn_inbox = SimState(), WarningInbox()
+        warn_url = await stack.enter_async_context(serve_app(
+            warnings_app(warn.departments, warn_state, warn_inbox)))
+        warn = warn.model_copy(update={"departments": {
+            n: d.model_copy(update={"endpoint": warn_url}) for n, d in warn.departments.items()}})
+        union_secret, union_state, union_inbox = "dev-trade_union-secret", SimState(), UnionInbox()
+        union_url = await stack.enter_async_context(serve_app(
+            union_app(union_secret, union_state, union_inbox)))
         s = settings.model_copy(update={
             "env": "development", "namespace": ns, "database_url": db, "http_port": hub_port,
             "core_url": core_url, "tax_url": f"{tax_base}/tax/ws", "callback_base": hub_url,
             "returnfiles": settings.returnfiles.model_copy(update={"enabled": False}),
-            **(overrides or {}), "channels": channels})
+            **(overrides or {}), "partners": difficulty.partners,
+            "channels": channels, "warnings": warn})
+        s = with_union(s, union_url, union_secret)
         await asyncio.to_thread(upgrade, db)
         hub = build_hub(s)
         try:
             await stack.enter_async_context(serve_app(hub.api, port=hub_port))
             yield Stack(hub, hub_url, core_url, f"{tax_base}/tax/ws", core_state, tax_state,
-                        store, s, channel_state, inbox, tax_application.state.tax)
+                        store, s, channel_state, inbox, tax_application.state.tax,
+                        warn_state=warn_state, warn_inbox=warn_inbox,
+                        union_state=union_state, union_inbox=union_inbox,
+                        union_secret=union_secret, difficulty=difficulty)
         finally:
             if not keep_topology:
                 await stack.aclose()

@@ -23,15 +23,19 @@ from pydantic import ValidationError
 from adapters.core.translate import (
     INFNO_APPLICATION,
     INFNO_ARRIVALS,
+    INFNO_DIFFICULTY,
     INFNO_EMPLOYEE_QUERY,
     INFNO_RECORD_QUERY,
+    INFNO_SELF_PAID,
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     INFNO_TRANSFER_CHECK,
     NOT_FOUND,
     RECORD_OPS,
+    difficulty_to_input,
     employee_query_input,
     event_to_enrollment,
+    self_paid_from_output,
     sync_status_to_input,
 )
 from adapters.http import bounded_client
@@ -53,6 +57,7 @@ from contracts.national import (
 )
 from contracts.returnfile import ReturnRecord
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno
+from contracts.warnings import SelfPaid
 
 if TYPE_CHECKING:
     from adapters.core.port import CorePort
@@ -180,6 +185,20 @@ class CoreClient:
         return TransferDestination(insured=data["insured"] == "1",
                                    pending_business=data["pending"] == "1",
                                    detail=str(data.get("detail") or "")[:200])
+
+    async def yearly_self_paid(self, year: int, end_month: str) -> list[SelfPaid]:
+        """H1107: F8's yearly 个人自付 per person (a real core would page; one call here)."""
+        response = await self._call(INFNO_SELF_PAID, {"year": str(year),
+                                                      "end_month": end_month})
+        records = (response.output or {}).get("records")
+        if not isinstance(records, list):
+            raise PartnerUnavailable("core answered H1107 without output.records",
+                                     partner=PARTNER)
+        return self_paid_from_output(records)
+
+    async def sync_difficulty(self, payload: dict[str, Any], *, serial: str) -> None:
+        """H4001 (F7): 进入/退出 of an assistance identity; core deduplicates on ``serial``."""
+        await self._call(INFNO_DIFFICULTY, difficulty_to_input(payload) | {"serial": serial})
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from contracts.channels import TransferDestination
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.returnfile import ReturnRecord
+from contracts.warnings import SelfPaid
 
 __all__ = ["CorePort"]
 
@@ -57,6 +58,16 @@ class CorePort(Protocol):
     async def check_transfer_destination(self, id_number: str,
                                          target_division: str) -> TransferDestination:
         """转出 (seed 1841, 2526): the 转入地's view of the person (H1106)."""
+        ...
+
+    async def yearly_self_paid(self, year: int, end_month: str) -> list[SelfPaid]:
+        """F8: every person's yearly 个人自付 of ``year`` up to ``end_month`` (YYYYMM), after
+        基本医保 and 大病保险, with urban/rural and categories (H1107)."""
+        ...
+
+    async def sync_difficulty(self, payload: dict[str, Any], *, serial: str) -> None:
+        """F7: 进入/退出 of a person's assistance identity (H4001, 1482); idempotent on
+        ``serial``."""
         ...
 
     async def aclose(self) -> None: ...

@@ -28,17 +28,20 @@ from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.errors import ValidationFailed
 from contracts.national import NationalRequest
 from contracts.taxcat import Op, model_for, op, op_for_infno, ops_of
+from contracts.warnings import SelfPaid
 
 __all__ = [
     "CORE_EVENT_TYPES",
     "ENROLLMENT_WIRE_FIELDS",
     "INFNO_APPLICATION",
     "INFNO_ARRIVALS",
+    "INFNO_DIFFICULTY",
     "INFNO_EMPLOYEE_BATCH",
     "INFNO_EMPLOYEE_QUERY",
     "INFNO_ENROLL",
     "INFNO_RECORD_QUERY",
     "INFNO_REVIEW",
+    "INFNO_SELF_PAID",
     "INFNO_SNAPSHOT",
     "INFNO_SYNC_STATUS",
     "INFNO_TRANSFER_CHECK",
@@ -48,6 +51,7 @@ __all__ = [
     "SYNC_STATUS_CODES",
     "SYNC_WIRE_FIELDS",
     "batch_items",
+    "difficulty_to_input",
     "employee_query_input",
     "enrollment_to_event",
     "event_to_enrollment",
@@ -55,6 +59,8 @@ __all__ = [
     "input_to_sync_status",
     "parse_national_request",
     "query_from_input",
+    "self_paid_from_output",
+    "self_paid_to_wire",
     "sync_status_to_input",
 ]
 
@@ -68,7 +74,11 @@ INFNO_APPLICATION = "H2501"
 INFNO_ARRIVALS = "H3101"
 INFNO_EMPLOYEE_BATCH = "H2107"
 INFNO_TRANSFER_CHECK = "H1106"
+INFNO_DIFFICULTY = "H4001"
+"""F7 困难人员: 进入/退出 of an assistance identity (``difficulty_to_input``)."""
 INFNO_REVIEW = "H2502"
+INFNO_SELF_PAID = "H1107"
+"""F8: yearly 个人自付 per person (after 基本医保 and 大病), with urban/rural and categories."""
 """Core's review (审核) of a registered application: 人员复核, 年限补缴审核, 单位信息审核."""
 """转出: does the 转入地 hold a normal enrollment, and is 代办 business pending there."""
 """职工批量参保登记: up to ``MAX_BATCH`` H2101 payloads in one event; the hub splits it."""
@@ -337,3 +347,64 @@ def parse_national_request(body: bytes, max_bytes: int = 1_048_576, *,
     if errors:
         raise ValidationFailed(errors, partner=PARTNER)
     return request
+
+
+# -- F8 yearly self-paid (H1107) ------------------------------------------------------------
+# input  {"year": "YYYY", "end_month": "YYYYMM"}
+# output {"records": [{"certno", "psn_name", "urbrur_type": "1" 城镇 | "2" 农村,
+#                      "insutype": "310" 职工 | "390" 居民 | "" 未参保,
+#                      "self_pay_sumamt": "12345.67", "psn_types": [category, ...]}]}
+_INSUTYPE = {"310": "employee", "390": "resident", "": "none"}
+_INSUTYPE_WIRE = {v: k for k, v in _INSUTYPE.items()}
+
+
+def self_paid_to_wire(p: SelfPaid) -> dict[str, Any]:
+    """One H1107 record as core sends it."""
+    return {"certno": p.id_number, "psn_name": p.name, "urbrur_type": "2" if p.rural else "1",
+            "insutype": _INSUTYPE_WIRE[p.insurance], "self_pay_sumamt": f"{p.self_paid:.2f}",
+            "psn_types": list(p.categories)}
+
+
+def self_paid_from_output(records: Any) -> list[SelfPaid]:
+    """H1107 ``output.records`` in canonical form; a bad record names its index and field."""
+    if not isinstance(records, list):
+        raise ValidationFailed([("output.records", "must be a list")], partner=PARTNER)
+    out: list[SelfPaid] = []
+    errors: list[tuple[str, str]] = []
+    for i, r in enumerate(records):
+        where = f"output.records[{i}]"
+        if not isinstance(r, dict):
+            errors.append((where, "must be an object"))
+            continue
+        try:
+            out.append(SelfPaid(
+                id_number=str(r.get("certno", "")).strip().upper(),
+                name=str(r.get("psn_name", "")).strip(),
+                rural={"1": False, "2": True}[str(r.get("urbrur_type"))],
+                insurance=_INSUTYPE[str(r.get("insutype") or "")],
+                self_paid=r.get("self_pay_sumamt"),
+                categories=tuple(r.get("psn_types") or ())))
+        except KeyError as exc:
+            errors.append((where, f"unknown code {exc.args[0]!r} (urbrur_type 1/2, "
+                                  "insutype 310/390/empty)"))
+        except ValidationError as exc:
+            errors.extend((f"{where}.{err['loc'][0] if err['loc'] else ''}", _reason(err))
+                          for err in exc.errors(include_url=False))
+    if errors:
+        raise ValidationFailed(errors[:20], partner=PARTNER)
+    return out
+
+
+DIFFICULTY_WIRE_FIELDS: dict[str, str] = {
+    "certno": "id_number", "psn_name": "name", "psn_idet_type": "identity",
+    "begntime": "start_date", "endtime": "end_date", "rec_id": "record_id"}
+"""F7 H4001: core wire name -> canonical field; plus ``chg_type`` 1 进入 / 2 退出 and
+``trt_flag`` 1 when the identity carries the person's treatment (1487)."""
+
+
+def difficulty_to_input(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The H4001 ``input`` of a 进入 (enter) / 退出 (exit); the caller adds ``serial``."""
+    data = {wire: payload.get(field) or "" for wire, field in DIFFICULTY_WIRE_FIELDS.items()}
+    data["chg_type"] = "1" if payload.get("action") == "enter" else "2"
+    data["trt_flag"] = "1" if payload.get("primary") else "0"
+    return {"data": data}

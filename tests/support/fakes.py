@@ -22,6 +22,7 @@ from contracts.envelope import HubMessage
 from contracts.errors import BusinessRejected, PartnerUnavailable
 from contracts.returnfile import ReturnRecord
 from contracts.student_batch import BatchOp, RowResult, StudentEnrollRow, StudentRow
+from contracts.warnings import SelfPaid
 from storage.journal import LogEntry, RequestRecord, TxnUpdate
 
 __all__ = ["Acks", "FakeAudit", "FakeChannels", "FakeClock", "FakeCore", "FakeJournal",
@@ -237,6 +238,8 @@ class FakeCore:
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.destinations: dict[str, TransferDestination] = {}
         """id number -> the 转入地's answer (H1106); default insured, nothing pending."""
+        self.difficulty: list[tuple[dict[str, Any], str]] = []
+        """F7 进入/退出 (H4001) calls: payload and serial."""
 
     async def update_sync_status(self, update: SyncStatusUpdate, *, serial: str) -> None:
         self.calls.append((update, serial))
@@ -273,6 +276,17 @@ class FakeCore:
     async def register_application(self, application: dict[str, Any]) -> str:
         self.applications.append(application)
         return self.ref
+
+    async def sync_difficulty(self, payload: dict[str, Any], *, serial: str) -> None:
+        """F7 H4001: kept in ``difficulty``; ``error`` raises after recording the call."""
+        self.difficulty.append((payload, serial))
+        if self.error:
+            raise self.error
+
+    async def yearly_self_paid(self, year: int, end_month: str) -> list[SelfPaid]:
+        """F8 (H1107): ``self_paid`` as set by the test."""
+        self.asked.append(("H1107", {"year": year, "end_month": end_month}))
+        return list(getattr(self, "self_paid", []))
 
     @property
     def registered(self) -> int:

@@ -41,7 +41,7 @@ from tests.support.redis_server import OwnRedis
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-N = int(os.environ.get("FAULT_MESSAGES", "1000"))
+N = int(os.environ.get("FAULT_MESSAGES", "500"))
 PG_ADMIN = os.environ.get("HUB_TEST_PG", "postgresql://hub:hub@127.0.0.1:5433/hub")
 
 
@@ -57,13 +57,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _check(res: BatchResult, name: str, *, replays: int = 0) -> None:
+def _check(res: BatchResult, name: str, *, replays: int = 0, forgets: bool = False) -> None:
+    """Every transaction has an outcome and every enrollment reached tax and core once.
+
+    ``forgets``: the hub lost its keys (Redis flushed), so a re-post core sent while it
+    could not know better is a transaction of its own that ends *delivered* as a replay:
+    tax answers it under its first serial and core under the same sync serial
+    (``contracts.messages.core_sync_serial``), so the partners still see one effect each.
+    """
     print(res.report(name, N))
     assert res.tax["replays"] >= replays, res.tax
-    assert res.counts.get("delivered", 0) == N, res.counts
+    delivered = res.counts.get("delivered", 0)
+    assert delivered == N or (forgets and delivered > N), res.counts
     assert set(res.counts) <= {"delivered", "duplicate"}, res.counts  # every one has an outcome
     assert res.tax["distinct"] == N and not res.tax["duplicates"]
-    assert not res.core["duplicates"]
+    assert res.core["effects"] == N and not res.core["duplicates"], res.core
 
 
 # -- h. PostgreSQL restart -------------------------------------------------------------
@@ -142,7 +150,7 @@ async def test_redis_restart_mid_batch_losing_every_key_makes_no_duplicate(
 
         res = await batch_through_fault(tmp_path, "redis", N, restart,
                                         env={"HUB_REDIS_URL": redis.url})
-    _check(res, "redis-restart test", replays=1)
+    _check(res, "redis-restart test", replays=1, forgets=True)
 
 
 # -- j. everything at once -------------------------------------------------------------
@@ -177,4 +185,4 @@ async def test_combined_faults_lose_nothing_and_duplicate_nothing(tmp_path: Path
 
         res = await batch_through_fault(tmp_path, "mix", N, havoc, tax_5xx_rate=0.25,
                                         env={"HUB_REDIS_URL": redis.url}, settle_s=300)
-    _check(res, "combined test")
+    _check(res, "combined test", forgets=True)

@@ -38,7 +38,10 @@ PATHS = {
     "/admin/initial-loads/{job_id}", "/admin/initial-loads/{job_id}/files/{name}",
     "/admin/reports/compare/{name}", "/health",
     "/health/live", "/health/ready", "/admin/breakers", "/transactions/summary",
-    "/transactions/{correlation_id}"}
+    "/transactions/{correlation_id}", "/admin/warnings/runs", "/admin/warnings/runs/{month}",
+    "/admin/warnings/runs/{month}/resend", "/partners/union/standards/{year}",
+    "/partners/union/cases", "/partners/union/cases/{case_no}/final", "/admin/union/cases",
+    "/admin/union/cases/{case_id}", "/admin/union/alerts"}
 CHANNEL_PATHS = {"/channels/{channel}/applications",
                  "/channels/{channel}/applications/{application_id}"}
 

@@ -49,8 +49,12 @@ def test_wire_operations_are_the_adapters() -> None:
     ops = {o.name for o in OPS} | {o.core_infno for o in OPS if o.core_infno}
     assert {t.operation for t in TRANSACTIONS} == ops | {
         INFNO_SYNC_STATUS, INFNO_EMPLOYEE_QUERY, "H1103", "H1105", "H1106", "H2502", "H2501",
-        "H3101",
-        "FTP RETR", OP_FEEDBACK, "POST /channels/{channel}/applications", "POST callback_url"}
+        "H3101", "H1107", "POST /warnings/{department}",
+        "H4001", "POST /partners/departments/{dept}/lists", "POST <endpoint>/recipients",
+        "POST <endpoint>/status", "POST /partners/assistance/queries/person",
+        "FTP RETR", OP_FEEDBACK, "POST /channels/{channel}/applications", "POST callback_url",
+        "PUT /partners/union/standards/{year}", "POST /partners/union/cases",
+        "POST /partners/union/cases/{case_no}/final", "POST /union/notices"}
     assert {OP_ENROLL, OP_STOP, INFNO_ENROLL} <= ops
     core_events = {t.operation: t.type for t in TRANSACTIONS
                    if t.partner == "core" and t.direction == "in"}

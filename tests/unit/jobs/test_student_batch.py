@@ -258,3 +258,33 @@ def test_batch_id_follows_file_and_chunking(tmp_path: Path) -> None:
     assert batch_id_for("enroll", digest, 500) != batch_id_for("enroll", digest, 400)
     assert batch_id_for("enroll", digest, 500) != batch_id_for("stop", digest, 500)
     assert len(serial_for(batch_id_for("enroll", digest, 1000), 99999)) <= 80
+
+
+async def test_the_hubs_difficulty_store_marks_held_students(tmp_path: Path) -> None:
+    """1816: a student the hub's 困难人员库 holds (an identity in force) is 困难人员 even when
+    tax does not say so; a failure stays a failure; no lookup, tax's answer alone."""
+    rows = students(4)
+    rows[1][HEADER.index("基层医保区划")] = "320102099099"  # tax fails row 3
+    ids = [r[HEADER.index("身份证号")] for r in rows]
+    source = write_csv(tmp_path / "s.csv", HEADER, rows)
+    asked: list[list[str]] = []
+
+    async def held(id_numbers: list[str]) -> dict[str, list[str]]:
+        asked.append(list(id_numbers))
+        return {ids[0]: ["01", "07"], ids[1]: ["06"]}
+
+    plain = await run(source, tmp_path / "plain", FakeStudentBatchTax())
+    assert (plain.success, plain.failure, plain.difficulty) == (3, 1, 0)
+    summary = await run(source, tmp_path / "out", FakeStudentBatchTax(), held=held)
+    assert (summary.success, summary.failure, summary.difficulty) == (2, 1, 1)
+    assert asked == [sorted({ids[0], ids[2], ids[3]})]  # only rows tax enrolled
+    marked = read_csv(summary.files["difficulty.csv"])[1:]
+    assert [(r[0], r[6], r[7], r[8]) for r in marked] == [
+        ("2", "困难人员", "HUB_DIFFICULTY", "困难人员库: 01 低保、07 建档立卡")]
+    assert [r[0] for r in read_csv(summary.files["failure.csv"])[1:]] == ["3"]
+
+    async def down(id_numbers: list[str]) -> dict[str, list[str]]:
+        raise ConnectionError("database gone")
+
+    kept = await run(source, tmp_path / "down", FakeStudentBatchTax(), held=down)
+    assert (kept.success, kept.failure, kept.difficulty) == (3, 1, 0)  # tax's answer kept
