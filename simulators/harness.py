@@ -32,7 +32,7 @@ from simulators.channels import create_app as channels_app
 from simulators.core import CoreStore
 from simulators.core import create_app as core_app
 from simulators.difficulty import DifficultySims, start_difficulty
-from simulators.serving import serve_app
+from simulators.serving import reserve_port, serve_app
 from simulators.simkit import SimState
 from simulators.tax import create_app as tax_app
 from simulators.union import UnionInbox, with_union
@@ -125,13 +125,16 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
     from storage.migrate import upgrade
 
     ns = namespace or f"t{uuid.uuid4().hex[:10]}"
-    hub_port = _free_port()
+    # Held until the hub serves on it: the simulators started meanwhile cannot take it.
+    hub_sock = reserve_port()
+    hub_port = int(hub_sock.getsockname()[1])
     hub_url = f"http://127.0.0.1:{hub_port}"
     core_state, tax_state = SimState(), SimState()
     store = store or CoreStore.seed(5, 50, rng_seed=int(time.time()))
     db = database_url or f"sqlite+aiosqlite:///./.run/{ns}.db"
     channel_state, inbox = SimState(), ChannelInbox()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(hub_sock.close)  # closed by serve_app too; twice is harmless
         core_url = await stack.enter_async_context(serve_app(core_app(core_state, store=store)))
         channels_url = await stack.enter_async_context(serve_app(
             channels_app(settings.channels, channel_state, inbox)))
@@ -164,7 +167,7 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
         await asyncio.to_thread(upgrade, db)
         hub = build_hub(s)
         try:
-            await stack.enter_async_context(serve_app(hub.api, port=hub_port))
+            await stack.enter_async_context(serve_app(hub.api, sock=hub_sock))
             yield Stack(hub, hub_url, core_url, f"{tax_base}/tax/ws", core_state, tax_state,
                         store, s, channel_state, inbox, tax_application.state.tax,
                         warn_state=warn_state, warn_inbox=warn_inbox,

@@ -21,7 +21,7 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["serve_app"]
+__all__ = ["reserve_port", "serve_app"]
 
 
 class _Server(uvicorn.Server):
@@ -32,14 +32,26 @@ class _Server(uvicorn.Server):
         yield
 
 
-@contextlib.asynccontextmanager
-async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0,
-                    startup_timeout_s: float = 10.0,
-                    graceful_timeout_s: float = 2.0) -> AsyncIterator[str]:
-    """Serve ``app`` until the block exits; yields its base URL (no trailing slash)."""
+def reserve_port(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a free port, held until ``serve_app(sock=...)`` serves on it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock.bind((host, 0))
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0,
+                    startup_timeout_s: float = 10.0, graceful_timeout_s: float = 2.0,
+                    sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` until the block exits; yields its base URL (no trailing slash).
+
+    ``sock``: a socket already bound (``reserve_port``), so a port chosen before other
+    servers start cannot be taken by one of them meanwhile; it is closed on exit."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_level="warning", log_config=None,
                             access_log=False,

@@ -11,6 +11,10 @@ every known kind). Kinds are recognised by ``<partner>/<folder>``:
                                   list of ``.expected.json`` ``{"errors": [...]}``
     tax/employee_enroll           ``build_enroll_request`` with the fixture conventions
                                   (serial, send time) equals ``.expected.xml`` as data
+    tax/identity_confirmation,    pure rules (``tools.fixtures.generate_rules``): a TX402
+    channels/review,              case and tax's answer -> the hub's move; core's review
+    initial_load/rows             event -> accepted or refused; an initial-load row -> loads
+                                  or its bad cells by column
     resend/flexible_gaps          灵活补发 detection: core's record and tax's answer give the
                                   difference and resend of ``.expected.json``
     fixtures/catalogue            one ``X.json`` per catalogue operation: its payload passes
@@ -70,7 +74,8 @@ from simulators.serving import serve_app
 __all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay", "tax_serial",
            "xml_data", "xml_differences"]
 
-Kind = Literal["core", "core_invalid", "tax", "channel_rule", "catalogue", "resend_gap"]
+Kind = Literal["core", "core_invalid", "tax", "channel_rule", "catalogue", "resend_gap",
+               "rule"]
 
 KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("core", "employee_enroll"): "core",
@@ -79,6 +84,9 @@ KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("channels", "rules"): "channel_rule",
     ("fixtures", "catalogue"): "catalogue",
     ("resend", "flexible_gaps"): "resend_gap",
+    ("tax", "identity_confirmation"): "rule",
+    ("channels", "review"): "rule",
+    ("initial_load", "rows"): "rule",
 }
 """(partner folder, fixture folder) -> how its fixtures are replayed."""
 
@@ -452,6 +460,13 @@ async def run_replay(settings: HubSettings, path: str) -> int:
             from tools.fixtures.generate_channels import replay_rule
             try:
                 results[fx.name] = await replay_rule(fx.input, fx.expected)
+            except Exception as exc:  # a broken fixture fails itself, not the run
+                results[fx.name] = _failure(exc)
+        if fx.kind == "rule":
+            from tools.fixtures.generate_rules import replay_rule_fixture
+            try:
+                results[fx.name] = replay_rule_fixture(fx.input.parent.name, fx.input,
+                                                       fx.expected)
             except Exception as exc:  # a broken fixture fails itself, not the run
                 results[fx.name] = _failure(exc)
         if fx.kind == "resend_gap":

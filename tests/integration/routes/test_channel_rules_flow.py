@@ -54,7 +54,9 @@ async def apply(st: Any, http: httpx.AsyncClient, channel: str, app_type: str,
     for _ in range(400):
         if app_id in st.inbox.results:
             app = await st.hub.deps.applications.get(app_id)
-            return st.inbox.results[app_id], app
+            # the hub marks it completed right after the channel answered: wait for that
+            if app is not None and app["status"] in ("completed", "rejected"):
+                return st.inbox.results[app_id], app
         await asyncio.sleep(0.05)
     raise AssertionError(f"{app_type}: no result at the channel for {app_id}")
 
