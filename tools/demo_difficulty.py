@@ -109,10 +109,11 @@ async def difficulty_round(st: Stack, http: httpx.AsyncClient, *, per_department
                 failed=max(0, sent - delivered - refused_in_receipt - len(refused)),
                 duplicates=duplicates)
     lines = [
-        f"F7 lists: {len(DEPARTMENTS)} departments + 1 GBK file, rows={sent}, refused in "
+        f"  困难人员 lists: {len(DEPARTMENTS)} departments + 1 GBK file, rows={sent}, refused in "
         f"receipt={refused_in_receipt} (row, field, reason), replayed pushes={replays}",
-        f"F7 review: 初审={first} 复核={second} (two accounts)",
-        f"F7 effects: platform={sum(platform.values())} core 进入/退出={sum(core_now.values())} "
+        f"  困难人员 review: 初审={first} 复核={second} (two accounts)",
+        f"  困难人员 effects: platform={sum(platform.values())} "
+        f"core 进入/退出={sum(core_now.values())} "
         f"status back synced={len(synced)} refused={len(refused)}",
     ]
     return lines, flow

@@ -21,7 +21,7 @@ from tests.integration.faults.hubproc import FaultRun, batch_through_fault
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-N = int(os.environ.get("FAULT_MESSAGES", "2000"))
+N = int(os.environ.get("FAULT_MESSAGES", "1000"))
 
 
 def _rabbitmqctl(*args: str) -> None:

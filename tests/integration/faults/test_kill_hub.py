@@ -18,7 +18,7 @@ from tests.integration.faults.hubproc import FaultRun, batch_through_fault, star
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-N = int(os.environ.get("FAULT_MESSAGES", "2000"))
+N = int(os.environ.get("FAULT_MESSAGES", "1000"))
 
 
 async def _kill_and_restart(run: FaultRun) -> None:
