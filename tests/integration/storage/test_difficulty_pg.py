@@ -14,10 +14,9 @@ from contracts.ids import make_id_number
 from storage.difficulty import DifficultyStore, NewList
 from storage.journal import make_engine
 from storage.migrate import upgrade
-from tests.integration.storage.test_confirmations_pg import _downgrade, pg_url
+from tests.support.postgres import alembic_downgrade
 
 pytestmark = pytest.mark.integration
-__all__ = ["pg_url"]
 
 ID = make_id_number(random.Random(5))
 ROW = {"change": "增加", "identity": "01", "id_number": ID, "name": "李四",
@@ -40,7 +39,7 @@ async def _approve(store: DifficultyStore, rid: str) -> bool:
 
 async def test_difficulty_tables_and_store_on_postgresql(pg_url: str) -> None:
     await asyncio.to_thread(upgrade, pg_url)
-    await asyncio.to_thread(_downgrade, pg_url, "0007")
+    await asyncio.to_thread(alembic_downgrade, pg_url, "0007")
     await asyncio.to_thread(upgrade, pg_url)
     engine = make_engine(pg_url)
     try:

@@ -9,11 +9,7 @@ works in a database of its own, dropped afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,41 +22,9 @@ from tests.support.fakes import FakePublisher
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = os.environ.get("HUB_TEST_PG", "postgresql://hub:hub@127.0.0.1:5433/hub")
 QUESTION = (Path(__file__).resolve().parents[3] / "contracts" / "fixtures" / "catalogue"
             / "CoreQueryEmployee.xml").read_bytes()
 SERIAL = "Q" * SERIAL_MAX_LENGTH
-
-
-def _up() -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", 5433)) == 0
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    import asyncpg
-
-    if not _up():
-        if os.environ.get("CI"):
-            pytest.fail("CI: PostgreSQL is not running on 5433 (make postgres)")
-        pytest.skip("PostgreSQL not running on 5433 (make postgres)")
-    name = f"serials_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 class FakeCore:

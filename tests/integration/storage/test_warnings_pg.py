@@ -5,64 +5,19 @@ on 5433 (``make postgres``); each test works in a database of its own, dropped a
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
 from contracts.warnings import ExpenseWarning, SelfPaid
 from storage.journal import make_engine
-from storage.migrate import _ROOT, upgrade
+from storage.migrate import upgrade
 from storage.warnings import WarningStore
+from tests.support.postgres import alembic_downgrade
 
 pytestmark = pytest.mark.integration
 
-PG_ADMIN = os.environ.get("HUB_TEST_PG", "postgresql://hub:hub@127.0.0.1:5433/hub")
 ID = "32010219880928997X"
-
-
-def _up() -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", 5433)) == 0
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    import asyncpg
-
-    if not _up():
-        if os.environ.get("CI"):
-            pytest.fail("CI: PostgreSQL is not running on 5433 (make postgres)")
-        pytest.skip("PostgreSQL not running on 5433 (make postgres)")
-    name = f"warn_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        admin = await asyncpg.connect(PG_ADMIN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def _downgrade(url: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config(str(_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(_ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.downgrade(cfg, revision)
 
 
 def _w(dept: str = "union") -> ExpenseWarning:
@@ -74,7 +29,7 @@ def _w(dept: str = "union") -> ExpenseWarning:
 
 async def test_warning_store_on_postgresql(pg_url: str) -> None:
     await asyncio.to_thread(upgrade, pg_url)
-    await asyncio.to_thread(_downgrade, pg_url, "0008")
+    await asyncio.to_thread(alembic_downgrade, pg_url, "0008")
     await asyncio.to_thread(upgrade, pg_url)
     engine = make_engine(pg_url)
     try:
