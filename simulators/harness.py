@@ -18,7 +18,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -88,6 +88,9 @@ class Stack:
     with."""
     union_inbox: UnionInbox | None = None
     union_secret: str = ""
+    sims: dict[str, Any] = field(default_factory=dict)
+    """The simulators of the later partners (F9-F11...), each under its own key, as the
+    ``start_*`` function that served it put them there."""
 
     def partner_secret(self, partner: str) -> str:
         """The secret the hub checks ``partner``'s signatures with."""
@@ -164,6 +167,9 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
             **(overrides or {}), "partners": difficulty.partners,
             "channels": channels, "warnings": warn})
         s = with_union(s, union_url, union_secret)
+        sims: dict[str, Any] = {}
+        # Later partners: each ``start_*`` serves its simulators on ``stack``, keeps its
+        # handles in ``sims`` and answers the settings pointing the hub at them.
         await asyncio.to_thread(upgrade, db)
         hub = build_hub(s)
         try:
@@ -172,7 +178,7 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
                         store, s, channel_state, inbox, tax_application.state.tax,
                         warn_state=warn_state, warn_inbox=warn_inbox,
                         union_state=union_state, union_inbox=union_inbox,
-                        union_secret=union_secret, difficulty=difficulty)
+                        union_secret=union_secret, difficulty=difficulty, sims=sims)
         finally:
             if not keep_topology:
                 await stack.aclose()
