@@ -8,10 +8,14 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import storage.application_models
+import storage.assistance
 import storage.confirmations
 import storage.difficulty
+import storage.drugs
 import storage.ops_models
+import storage.refunds
 import storage.returnfile_models
+import storage.transfer
 import storage.union
 import storage.warnings  # noqa: F401  (every model's tables, for autogenerate)
 from storage.journal import make_engine

@@ -20,15 +20,19 @@ from fastapi.responses import JSONResponse
 
 from api import (
     admin,
+    assistance,
     batches,
     channels,
     confirmations,
     difficulty,
+    drugs,
     ingress,
     initial_loads,
     ops,
     queries,
+    refunds,
     resend,
+    transfer,
     union,
     warnings,
 )
@@ -103,10 +107,18 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
         app.include_router(confirmations.router)
     if state.deps.difficulty is not None:
         app.include_router(difficulty.router)
+    if state.deps.assistance is not None:
+        app.include_router(assistance.router)
     app.include_router(batches.router)
     app.include_router(initial_loads.router)
     app.include_router(warnings.router)
     app.include_router(union.router)
+    if state.deps.transfers is not None:
+        app.include_router(transfer.router)
+    if state.deps.drugs is not None:
+        app.include_router(drugs.router)
+    if state.deps.refunds is not None:
+        app.include_router(refunds.router)
     app.include_router(ops.router)
     return app
 

@@ -19,6 +19,10 @@
     POST /admin/difficulty/resend                补发 of the 救助待遇标识同步情况 of a
                                                  department's month, or one person's
                                                  (caseworker, audited)
+    GET  /admin/difficulty/lists/{id}/status-file  the status file of a list (1532):
+                                                 the department's columns + 同步情况, 原因
+                                                 (caseworker, audited; ``?partial=true``
+                                                 before every row is settled)
 
 A list's bad rows are answered with row, field and reason (the good rows are kept);
 a list refused whole (unknown department, bad month, unreadable file) is 422. Every
@@ -28,10 +32,12 @@ answer is masked. The work is ``services.difficulty``.
 from __future__ import annotations
 
 import json
+from pathlib import Path as PathLib
 from typing import IO, Annotated, Any, Final, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.batches import receive_upload
@@ -42,6 +48,7 @@ from contracts.difficulty import ASSISTANCE, DEPARTMENTS, DepartmentList, partne
 from contracts.ids import validate_id_number
 from contracts.masking import mask_text
 from services.difficulty import DifficultyDesk
+from services.difficulty_files import DirShelf, StatusFiles
 from services.resender import ANONYMOUS
 from storage.difficulty import DifficultyStore
 
@@ -60,10 +67,24 @@ async def _desk(state: State) -> DifficultyDesk:
     if not isinstance(store, DifficultyStore):
         raise RuntimeError("no F7 store in this hub")
     return DifficultyDesk(store=store, publisher=state.deps.publisher, audit=state.audit,
-                          partners=state.deps.difficulty_partners)
+                          partners=state.deps.difficulty_partners,
+                          core=state.deps.assistance_core)
 
 
 Desk = Annotated[DifficultyDesk, Depends(_desk)]
+
+
+async def _files(state: State) -> StatusFiles:
+    store = state.deps.difficulty
+    if not isinstance(store, DifficultyStore):
+        raise RuntimeError("no F7 store in this hub")
+    cfg = state.deps.settings.difficulty_files
+    return StatusFiles(store=store, shelf=DirShelf(PathLib(cfg.dir) / state.deps.settings
+                                                   .namespace),
+                       drops=cfg.drops, audit=state.audit)
+
+
+Files = Annotated[StatusFiles, Depends(_files)]
 
 
 def _answer(receipt: dict[str, Any]) -> JSONResponse:
@@ -107,11 +128,16 @@ async def department_list(dept: Department, request: Request, state: State,
 @router.post("/admin/difficulty/files/{dept}",
              summary="A department's list as a CSV or XLSX file (UTF-8 or GBK)")
 async def upload_list(dept: Department, month: Month, filename: str, request: Request,
-                      principal: Caseworker, desk: Desk) -> JSONResponse:
+                      principal: Caseworker, desk: Desk, files: Files) -> JSONResponse:
     who = getattr(principal, "user", ANONYMOUS.user)
 
     async def start(spool: IO[bytes]) -> JSONResponse:
-        return _answer(await desk.import_file(dept, month, filename, spool.read(), who))
+        raw = spool.read()
+        receipt = await desk.import_file(dept, month, filename, raw, who)
+        if receipt.get("accepted"):  # kept for the status file back (1532)
+            await files.keep(receipt, filename=filename, raw=raw)
+            receipt["status_file"] = f"/admin/difficulty/lists/{receipt['list_id']}/status-file"
+        return _answer(receipt)
 
     return await receive_upload(request, filename, MAX_FILE_BYTES, start)
 
@@ -272,3 +298,27 @@ async def person_query(request: Request, state: State, desk: Desk) -> JSONRespon
 async def sunshine_run(principal: Caseworker, desk: Desk) -> JSONResponse:
     got = await desk.run_sunshine(principal or ANONYMOUS)
     return JSONResponse(got, status_code=200 if got["complete"] else 502)
+
+
+@router.get("/admin/difficulty/lists/{list_id}/status-file",
+            summary="The status file of a list that came in as a file: its columns + "
+                    "同步情况 and 原因 (1532)")
+async def status_file(list_id: Id32, principal: Caseworker, files: Files,
+                      partial: bool = False) -> Response:
+    """The department's file back with each row's 同步情况 (已同步/未通过) and 原因, as
+    things stand now, encoded like the file that came in. 409 while a row is still in
+    review or waiting for core, unless ``partial`` (those rows say 处理中). Audited; the
+    personal data in the file is the department's own and is not masked."""
+    got = await files.download(list_id, principal or ANONYMOUS)
+    if got is None:
+        return JSONResponse({"detail": f"no list {list_id}"}, status_code=404)
+    if not got.settled and not partial:
+        return JSONResponse({"detail": "not every row is settled yet (初审, 复核 or core); "
+                             "?partial=true for the file as it stands", **got.counts},
+                            status_code=409)
+    ascii_name = f"status_{list_id[:8]}.{got.format}"
+    return Response(got.data, media_type=got.media_type, headers={
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "
+                               f"filename*=UTF-8''{quote(got.name)}",
+        "X-Status-Counts": ",".join(f"{k}={v}" for k, v in got.counts.items()),
+        "X-Status-Rebuilt": "1" if got.rebuilt else "0"})

@@ -181,8 +181,15 @@ class Hub:
             await self.deps.difficulty_partners.aclose()
         if self.deps.union_client is not None:
             await self.deps.union_client.aclose()
+        if self.deps.transfer_platform is not None:
+            await self.deps.transfer_platform.aclose()
         if self.deps.departments is not None:
             await self.deps.departments.aclose()
+        for client in (self.deps.pharmacy, self.deps.supervision, self.deps.prescription):
+            if client is not None:  # F11
+                await client.aclose()
+        if self.deps.finance is not None:  # F10
+            await self.deps.finance.aclose()
         await self.redis.aclose()
         await self.deps.journal.engine.dispose()
 

@@ -6,11 +6,12 @@ opens the connections. Read top to bottom, this is the hub's parts list.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,8 +21,14 @@ from adapters.channels.client import ChannelClient
 from adapters.core.client import CoreClient
 from adapters.core.port import CorePort
 from adapters.difficulty.client import DifficultyClient
+from adapters.finance.client import FinanceClient
+from adapters.pharmacy.client import PharmacyClient
+from adapters.prescription.client import RedisReplayGuard, build_prescription_client
+from adapters.prescription.port import PrescriptionPort
+from adapters.supervision.client import SupervisionClient
 from adapters.tax.client import LeanTaxClient
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
+from adapters.transfer.client import TransferClient
 from adapters.union.client import UnionClient
 from adapters.warnings.client import DepartmentClient
 from api.app import create_api
@@ -29,8 +36,9 @@ from bootstrap.hub import Hub
 from broker.channel_inbound import attach_channel_inbound
 from broker.rabbit import RabbitPublisher
 from broker.topology import Names
-from config.settings import HubSettings, refuse_default_secrets
+from config.settings import ConfigError, HubSettings, refuse_default_secrets
 from contracts.difficulty import SUNSHINE
+from contracts.drugs import PHARMACY, PRESCRIPTION, SUPERVISION
 from jobs.returnfiles import ReturnFileService
 from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
@@ -38,19 +46,29 @@ from retry.ordering import RedisGate
 from routes.lanes import ROUTES
 from services.deps import Deps
 from services.difficulty import SUNSHINE_CHECK_S, DifficultyDesk
+from services.difficulty_files import DirShelf, StatusFiles
+from services.drugs import DrugDesk
 from services.initial_loads import InitialLoadJobs
+from services.refunds import CLOSURE_CHECK_S, RefundDesk
 from services.resend_claims import RedisResendClaims
+from services.transfer import TransferDesk
 from services.union import UnionDesk
 from storage.applications import ApplicationStore
+from storage.assistance import AssistanceStore
 from storage.audit import AuditLog
 from storage.confirmations import ConfirmationStore
 from storage.difficulty import DifficultyStore
+from storage.drugs import DrugStore
 from storage.journal import Journal, make_engine
+from storage.refunds import RefundStore
 from storage.returnfiles import ReturnFileStore
+from storage.transfer import TransferStore
 from storage.union import UnionStore
 from storage.warnings import WarningStore
 
 __all__ = ["ROUTES", "build_hub", "build_returnfiles"]
+
+log = logging.getLogger("hub.wiring")
 
 
 def build_hub(settings: HubSettings) -> Hub:
@@ -96,11 +114,21 @@ def build_hub(settings: HubSettings) -> Hub:
         confirmations=ConfirmationStore(journal.engine),
         difficulty=DifficultyStore(journal.engine),
         difficulty_partners=DifficultyClient(settings.partners),
+        assistance=AssistanceStore(journal.engine),
+        assistance_core=core,
         union=UnionStore(journal.engine),
         union_client=union_client(settings),
         warnings=WarningStore(journal.engine),
         departments=DepartmentClient(settings.warnings.departments,
                                      development=settings.env == "development"),
+        transfers=TransferStore(journal.engine),
+        transfer_platform=transfer_client(settings),
+        drugs=DrugStore(journal.engine),
+        pharmacy=pharmacy_client(settings),
+        supervision=supervision_client(settings),
+        prescription=prescription_client(settings, redis),
+        refunds=RefundStore(journal.engine),  # F10
+        finance=finance_client(settings),
     )
 
     def channel_door(broker: Any) -> None:
@@ -110,15 +138,82 @@ def build_hub(settings: HubSettings) -> Hub:
     union_desk = UnionDesk(store=UnionStore(journal.engine), publisher=publisher,
                            audit=AuditLog(journal.engine), soon_days=settings.union.soon_days)
     sunshine = DifficultyDesk(store=DifficultyStore(journal.engine), publisher=publisher,
-                              audit=AuditLog(journal.engine), partners=deps.difficulty_partners)
+                              audit=AuditLog(journal.engine), partners=deps.difficulty_partners,
+                              core=core)
+    transfers = TransferDesk(store=TransferStore(journal.engine), publisher=publisher,
+                             settings=settings.transfer, platform=deps.transfer_platform,
+                             audit=AuditLog(journal.engine))
+    drug_desk = DrugDesk(store=DrugStore(journal.engine), publisher=publisher, core=core,
+                         settings=settings.drugs, prescription=deps.prescription,
+                         pharmacy=deps.pharmacy, audit=AuditLog(journal.engine))
     hub = Hub(settings=settings, deps=deps, routes=ROUTES, redis=redis, publisher=publisher,
               names=names, attachments=(channel_door,), returnfiles=returnfiles,
               tickers=(("union-clock", settings.union.check_s, union_desk.sweep),
+                       ("difficulty-status-files", settings.difficulty_files.check_s,
+                        status_files(settings, journal.engine).tick),  # F7 status by file
+                       ("drugs-clock", settings.drugs.check_s, drug_desk.tick),  # F11
                        *((("difficulty-sunshine", SUNSHINE_CHECK_S, sunshine.sunshine_tick),)
-                         if SUNSHINE in settings.partners else ())))  # F7 阳光惠民, daily
+                         if SUNSHINE in settings.partners else ()),  # F7 阳光惠民, daily
+                       *((("transfer-pull", settings.transfer.pull_s, transfers.pull_tick),)
+                         if deps.transfer_platform is not None else ()),  # F9 the platform
+                       *((("refunds-closures", CLOSURE_CHECK_S, RefundDesk(
+                           store=RefundStore(journal.engine), publisher=publisher,
+                           tax=deps.tax, finance=deps.finance,
+                           audit=AuditLog(journal.engine)).closure_tick),)
+                         if deps.finance is not None else ())))  # F10 销号, 旬 and month
     api = hub.api = create_api(deps, on_start=hub.start, on_stop=hub.stop, health=hub.health,
                                readiness=hub.readiness)
     return hub
+
+
+def status_files(settings: HubSettings, engine: AsyncEngine) -> StatusFiles:
+    """F7: the status files of lists that came in as files, produced once they settle."""
+    cfg = settings.difficulty_files
+    return StatusFiles(store=DifficultyStore(engine),
+                       shelf=DirShelf(Path(cfg.dir) / settings.namespace), drops=cfg.drops,
+                       audit=AuditLog(engine))
+
+
+def transfer_client(settings: HubSettings) -> TransferClient | None:
+    """F9: the national transfer platform, when ``partners.transfer`` is configured."""
+    cfg = settings.partners.get("transfer")
+    return None if cfg is None else TransferClient(cfg)
+
+
+def pharmacy_client(settings: HubSettings) -> PharmacyClient | None:
+    """F11: the pharmacy ERP, when ``partners.pharmacy_erp`` is configured."""
+    cfg = settings.partners.get(PHARMACY)
+    return None if cfg is None else PharmacyClient(cfg)
+
+
+def supervision_client(settings: HubSettings) -> SupervisionClient | None:
+    """F11: the 医保监管平台, when ``partners.supervision`` is configured."""
+    cfg = settings.partners.get(SUPERVISION)
+    return None if cfg is None else SupervisionClient(cfg)
+
+
+def prescription_client(settings: HubSettings, redis: Redis) -> PrescriptionPort | None:
+    """F11: the 电子处方中心, when ``partners.prescription`` is configured, its answers'
+    timestamps remembered in Redis (a replayed answer is refused). A production hub
+    without the center's keys gets none: its sale gate then refuses every 处方药 (logged);
+    a development hub's keys are generated (``adapters.prescription.client.dev_keys``)."""
+    if PRESCRIPTION not in settings.partners:
+        return None
+    try:
+        return build_prescription_client(settings, replay=RedisReplayGuard(
+            cast(Any, redis), prefix=f"{settings.namespace}:rx:seen:"))
+    except ConfigError as exc:
+        if settings.env == "development":
+            raise
+        log.warning("F11: no prescription center client, every 处方药 sale is refused: %s",
+                    exc)
+        return None
+
+
+def finance_client(settings: HubSettings) -> FinanceClient | None:
+    """F10: 用友 finance, when ``partners.erp_finance`` is configured."""
+    cfg = settings.partners.get("erp_finance")
+    return None if cfg is None else FinanceClient(cfg)
 
 
 def union_client(settings: HubSettings) -> UnionClient | None:

@@ -39,13 +39,17 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from config.drugs import DrugSettings
+from config.prescription import PrescriptionSettings
+from config.transfer import TransferSettings
 from config.union import UnionSettings
 from config.warnings import WarningSettings
 from contracts.channels import CHANNEL_NAMES, CollectionPeriods
 from retry.policy import RetryPolicy
 
-__all__ = ["ChannelConfig", "ConfigError", "HubSettings", "PartnerConfig",
-           "ReturnFileSettings", "default_secrets", "env_name", "load_settings",
+__all__ = ["ChannelConfig", "ConfigError", "DifficultyFileSettings", "HubSettings",
+           "PartnerConfig", "ReturnFileSettings", "default_secrets",
+           "development_partner_secrets", "env_name", "load_settings",
            "refuse_default_secrets"]
 
 Protocol = Literal["http-json", "soap", "ftp", "rest", "signed-json", "amqp"]
@@ -150,6 +154,35 @@ class ReturnFileSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class DifficultyFileSettings(BaseModel):
+    """F7 status back by file (seed 1532): a list a department sent as a file gets a status
+    file back (``services.difficulty_files``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dir: str = Field(default=".run/difficulty", description="the imported files and the "
+                     "status files produced, under <dir>/<namespace>/<list id>/")
+    drops: dict[str, str] = Field(default_factory=dict, description="department -> a folder "
+                                  "the status file is also written to once every row is "
+                                  "settled (a share the department collects from)")
+    check_s: float = Field(default=60.0, gt=0, le=86400,
+                           description="how often the hub looks for lists just settled")
+
+
+_DEVELOPMENT_PARTNERS = ("assistance", "sunshine", "trade_union", "difficulty_civil_affairs",
+                         "difficulty_trade_union", "difficulty_veterans",
+                         "difficulty_agriculture", "transfer",
+                         "erp_finance",  # F10 用友 finance
+                         "drug_mall", "pharmacy_erp", "supervision")  # F11 线上购药
+
+
+def development_partner_secrets() -> dict[str, SecretStr]:
+    """The development secrets of the F7/F12 partners (``dev-<partner>-secret``): used only
+    in development mode (``HubSettings._development_partner_secrets``); a production hub
+    given one of them refuses to start (``default_secrets`` knows them)."""
+    return {name: SecretStr(f"dev-{name}-secret") for name in _DEVELOPMENT_PARTNERS}
+
+
 def _default_channels() -> dict[str, ChannelConfig]:
     """Development defaults: loopback callbacks to the channel simulator, well-known secrets."""
     return {name: ChannelConfig(secret=SecretStr(f"dev-{name}-secret"),
@@ -217,13 +250,39 @@ class HubSettings(BaseSettings):
         "names the period, not its dates; see contracts/CHANNEL_RULES.md); "
         "[resident_collection.years] \"2027\" = [first, last] for a year's own notice")
     sim_channels_port: int = Field(default=8103, ge=1, le=65535)
+    sim_union_port: int = Field(default=8104, ge=1, le=65535,
+                                description="make simulate: F12 union (notices)")
+    sim_departments_port: int = Field(default=8105, ge=1, le=65535,
+                                      description="make simulate: F7 departments (status)")
+    sim_assistance_port: int = Field(default=8106, ge=1, le=65535,
+                                     description="make simulate: F7 医疗救助平台 + 阳光惠民")
+    sim_warnings_port: int = Field(default=8107, ge=1, le=65535,
+                                   description="make simulate: F8 departments (warnings)")
+    difficulty_files: DifficultyFileSettings = Field(
+        default_factory=DifficultyFileSettings,
+        description="F7 status back by file: where imported lists and their status files "
+        "are kept, and each department's drop folder (contracts/DIFFICULTY.md)")
     warnings: WarningSettings = Field(
         default_factory=WarningSettings,
         description="F8 高额费用预警: departments, lines per year (config/warnings.py)")
+    drugs: DrugSettings = Field(
+        default_factory=DrugSettings,
+        description="F11 线上购药: 单次购药量 default limit, automatic receipt after N days, "
+        "the clock (config/drugs.py); the partners are partners.drug_mall, pharmacy_erp, "
+        "supervision and prescription")
+    prescription: PrescriptionSettings = Field(
+        default_factory=PrescriptionSettings,
+        description="F11 电子处方中心: the SM2/SM4 keys, appId/appSecret, the answer window "
+        "and replay memory (config/prescription.py); the center itself is "
+        "partners.prescription")
     union: UnionSettings = Field(
         default_factory=UnionSettings,
         description="F12 工会互助: the case clock's checker, the door's body limit "
         "(config/union.py); the union itself is partners.trade_union")
+    transfer: TransferSettings = Field(
+        default_factory=TransferSettings,
+        description="F9 转移接续: pull schedule and page, 未联网地区 (config/transfer.py); the "
+        "platform itself is partners.transfer")
     settings_file: str = "config/hub.toml"
 
     @field_validator("delay_tiers_ms")
@@ -248,6 +307,19 @@ class HubSettings(BaseSettings):
         return {name: p if p.secret.get_secret_value() or name not in defaults
                 else p.model_copy(update={"secret": defaults[name].secret})
                 for name, p in v.items()}
+
+    @field_validator("partners")
+    @classmethod
+    def _development_partner_secrets(cls, v: dict[str, PartnerConfig],
+                                     info: ValidationInfo) -> dict[str, PartnerConfig]:
+        """In development mode only, an F7/F12 partner configured without a secret gets its
+        development secret (``development_partner_secrets``: what ``make simulate`` and the
+        harness sign with); a production hub keeps it empty (its door refuses every call)."""
+        if info.data.get("env") != "development":
+            return v
+        dev = development_partner_secrets()
+        return {name: p if p.secret.get_secret_value() or name not in dev
+                else p.model_copy(update={"secret": dev[name]}) for name, p in v.items()}
 
     @field_validator("log_level")
     @classmethod
@@ -442,6 +514,7 @@ def default_secrets(settings: HubSettings) -> list[str]:
     is not listed (no admin tokens means no admin access).
     """
     known: set[str] = set()
+    _collect_defaults(development_partner_secrets(), known)
     for field in type(settings).model_fields.values():
         _collect_defaults(_field_default(field), known)
     found: list[str] = []

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from contracts.assistance import SETTLEMENT_LANE as ASSISTANCE_SETTLEMENT_LANE
+from contracts.assistance import SETTLEMENT_SYNC as ASSISTANCE_SETTLEMENT
 from contracts.channels import CHANNEL_NAMES
 from contracts.difficulty import CORE_SYNC as DIFFICULTY_SYNC
 from contracts.difficulty import DEPARTMENTS as DIFFICULTY_DEPARTMENTS
@@ -23,6 +25,11 @@ from contracts.difficulty import PLATFORM_PUSH as DIFFICULTY_PUSH
 from contracts.difficulty import partner_of as difficulty_partner
 from contracts.difficulty import status_type as difficulty_status
 from contracts.taxcat import OPS, STORED_ANSWERS
+from contracts.transfer import CORE_STATUS as TRANSFER_CORE
+from contracts.transfer import INFNO_PULL as TRANSFER_PULL
+from contracts.transfer import INFNO_STATUS as TRANSFER_STATUS
+from contracts.transfer import INTAKE as TRANSFER_INTAKE
+from contracts.transfer import PLATFORM_STATUS as TRANSFER_PLATFORM
 from contracts.warnings import DEPARTMENTS
 
 __all__ = ["DOC_PATH", "TRANSACTIONS", "Transaction", "render_markdown"]
@@ -154,8 +161,135 @@ _DIFFICULTY: Final[tuple[Transaction, ...]] = (
     Transaction("difficulty.sunshine", "sunshine", "out", "sync", "POST <endpoint>/recipients",
                 "inline", None, "救助人员表推送阳光惠民",
                 "F7: daily (admin run or ticker), paged, masked; once a day per row (同步日志)"),
+    Transaction("difficulty.sunshine", "sunshine", "out", "sync", "POST <endpoint>/fees",
+                "inline", None, "救助费用表推送阳光惠民",
+                "F7: with the 救助人员 table: the settlements of the year the hub holds, paged, "
+                "masked; once a day per row (assistance_sunshine_log)"),
+    Transaction("difficulty.sunshine", "sunshine", "out", "sync",
+                "POST <endpoint>/institutions", "inline", None, "机构表推送阳光惠民",
+                "F7: with the 救助人员 table: core's 定点医疗机构, paged; once a day per row"),
+    Transaction("difficulty.sunshine", "core", "out", "sync", "H4004", "inline", None,
+                "定点医疗机构查询",
+                "F7: AssistanceCorePort.institutions, for 阳光惠民's 机构 table"),
+    Transaction("assistance.expenses_query", "assistance", "in", "sync",
+                "POST /partners/assistance/queries/expenses", "api", None, "医疗费用查询",
+                "F7: signed by the platform; only for a person held as 困难人员 (else 404/403 "
+                "with the reason), inside their assistance periods; masked, amounts fen-exact"),
+    Transaction("assistance.expenses_query", "core", "out", "sync", "H4002", "api", None,
+                "医疗费用查询(核心)", "F7: AssistanceCorePort.expenses, within the platform's "
+                "query"),
+    Transaction(ASSISTANCE_SETTLEMENT, "core", "in", "sync", "H4005", "ingress", None,
+                "结算费用同步事件",
+                "F7: POST /partners/core/settlements, signed by core; a recipient's settlement "
+                "is recorded once per settlement id, anyone else's refused (NOT_RECIPIENT)"),
+    Transaction(ASSISTANCE_SETTLEMENT, "assistance", "out", "sync",
+                "POST <endpoint>/settlements", ASSISTANCE_SETTLEMENT_LANE, "default",
+                "结算费用同步", "F7: signed; the platform deduplicates on X-Hub-Serial; "
+                "retried, then dead-lettered (an alert)"),
+    Transaction("assistance.settlement_run", "core", "out", "sync", "H4003", "admin", None,
+                "救助对象结算信息提取", "F7: AssistanceCorePort.month_settlements, by a month's "
+                "run; core's header must match its records to the fen"),
+    Transaction("assistance.settlement_run", "assistance", "out", "sync",
+                "POST <endpoint>/settlement-data", "admin", None, "医疗救助结算数据推送",
+                "F7: monthly, paged with the month's header (totals); resumable, each row "
+                "once (POST /admin/assistance/settlement-runs)"),
 )
 """F7 困难人员数据交互平台 (contracts/DIFFICULTY.md)."""
+
+
+_TRANSFER: Final[tuple[Transaction, ...]] = (
+    Transaction(TRANSFER_INTAKE, "transfer", "in", "sync", TRANSFER_PULL, "poller", None,
+                "转移接续申请下载",
+                "F9: the hub pulls pages after its durable cursor (ticker and POST "
+                "/admin/transfers/pull); each application checked, stored once by number"),
+    Transaction(TRANSFER_INTAKE, "core", "out", "sync", "H1106", "transfer.intake",
+                "default", "转出转入地校验",
+                "F9: after tax's arrears (QueryPersonArrears); skipped for a 未联网地区 "
+                "(参保凭证 instead); window, platform and 我的南京 transfer_out alike"),
+    Transaction(TRANSFER_PLATFORM, "transfer", "out", "sync", TRANSFER_STATUS,
+                "transfer.platform", "default", "转移接续办理状态上传",
+                "F9: result/status back to the platform; it deduplicates on serial"),
+    Transaction(TRANSFER_CORE, "core", "out", "sync", "H4201", "core.transfer", "default",
+                "转移接续结果/状态",
+                "F9: every decided status to core; core deduplicates on serial"),
+)
+"""F9 转移接续 (contracts/TRANSFER.md)."""
+
+
+_REFUNDS: Final[tuple[Transaction, ...]] = (
+    Transaction("refund.arrival", "core", "in", "sync", "H7001", "ingress", None,
+                "退费审核通过",
+                "F10: POST /partners/core/refunds; the hub answers once the broker confirmed"),
+    Transaction("refund.withdraw", "core", "in", "sync", "H7002", "ingress", None, "退费回退",
+                "F10: withdrawn before finance pays; finance never pays a withdrawn order"),
+    Transaction("refund.order", "core", "in", "sync", "H7003", "ingress", None, "退费账户更正",
+                "F10: the order re-sent to finance as a new version, same order number"),
+    Transaction("refund.arrival", "tax", "out", "sync", "QueryPersonArrivals",
+                "refund.arrival", "default", "到账查询",
+                "F10 (1916, 2260): a refund for money that never arrived is refused "
+                "(QueryUnitArrivals for a unit's order)"),
+    Transaction("refund.order", "erp_finance", "out", "sync", "POST <endpoint>/refund/orders",
+                "refund.finance", "default", "退费支付指令",
+                "F10: REST, signed JSON, amounts as strings to the fen; finance answers per "
+                "order; 已退费 comes back on POST /partners/erp_finance/callback"),
+    Transaction("refund.withdraw", "erp_finance", "out", "sync",
+                "POST <endpoint>/refund/orders/{no}/withdraw", "refund.finance", "default",
+                "退费回退", "F10: on the same lane as the order, ordered per order"),
+    Transaction("refund.core_status", "erp_finance", "in", "sync",
+                "POST /partners/erp_finance/callback", "ingress", None, "已退费标志",
+                "F10: a 已退费 for a withdrawn order is an alert and answered 409"),
+    Transaction("refund.core_status", "core", "out", "sync", "H7101", "refund.core",
+                "default", "退费状态", "F10: refunded / failed / withdrawn; core deduplicates "
+                "on serial"),
+    Transaction("refund.closure", "erp_finance", "out", "sync",
+                "POST <endpoint>/refund/closures", "refund.closure", "default", "退费销号",
+                "F10: every 旬 (1-10, 11-20, 21-end), frozen on the first run, totals checked; "
+                "to tax monthly as RefundWriteOff per order"),
+    Transaction("refund.payments", "channel.online_hall", "in", "sync",
+                "POST /channels/online_hall/refunds/payments", "ingress", None,
+                "单位退费支付明细查询", "F10 (2576, 2596): answered from finance"),
+    Transaction("refund.payments", "erp_finance", "out", "sync",
+                "POST <endpoint>/refund/payments/query", "ingress", None,
+                "单位退费支付明细查询", "F10: within the online hall's call"),
+)
+"""F10 退费 through 用友 finance (contracts/FINANCE.md)."""
+
+
+_DRUGS: Final[tuple[Transaction, ...]] = (
+    Transaction("drugs.order", "drug_mall", "in", "sync", "POST /partners/drugs/orders",
+                "ingress", None, "线上购药下单",
+                "F11: the sale gate: catalogue, 单次限量, 处方, 医保资格, stock held"),
+    Transaction("drugs.order", "core", "out", "sync", "H6101", "ingress", None, "医保资格校验",
+                "F11 (3280): within the mall's call"),
+    Transaction("drugs.order", "prescription", "out", "sync", "hospRxDetlQuery", "ingress",
+                None, "处方查询",
+                "F11 (3325-3326): SM4/SM3withSM2 envelope, every answer verified"),
+    Transaction("drugs.catalogue", "core", "out", "sync", "H6102", "admin", None,
+                "处方药标识同步", "F11 (3270-3271): pulled on the clock and on demand"),
+    Transaction("drugs.pharmacy.order", "pharmacy_erp", "out", "sync", "POST <endpoint>/orders",
+                "pharmacy.orders", "default", "药房订单推送", "F11 (3330-3331): paid orders"),
+    Transaction("drugs.pharmacy.refund", "pharmacy_erp", "out", "sync",
+                "POST <endpoint>/refunds", "pharmacy.orders", "default", "退款申请",
+                "F11 (3089, 3154-3170): a return's refund"),
+    Transaction("drugs.pharmacy.event", "pharmacy_erp", "in", "sync",
+                "POST /partners/pharmacy/events", "ingress", None, "接单/发货/退款结果",
+                "F11: a repeated event_id is a replay"),
+    Transaction("drugs.pharmacy.stock", "pharmacy_erp", "in", "sync",
+                "POST /partners/pharmacy/stock", "ingress", None, "库存同步",
+                "F11: a delta taking stock below zero is refused whole"),
+    Transaction("drugs.pharmacy.stock", "pharmacy_erp", "out", "sync", "GET <endpoint>/stock",
+                "admin", None, "库存查询", "F11: the hub pulls a snapshot"),
+    Transaction("drugs.reconciliation", "pharmacy_erp", "out", "sync",
+                "GET <endpoint>/reconciliation", "admin", None, "对账",
+                "F11: the day's totals and lines; totals that are not their lines refused"),
+    Transaction("drugs.supervision.order", "supervision", "out", "sync",
+                "POST <endpoint>/records", "supervision.push", "default", "订单及用药情况推送",
+                "F11 (3335-3336): paid orders in real time; idempotent per order"),
+    Transaction("drugs.supervision.refund", "supervision", "out", "sync",
+                "POST <endpoint>/records", "supervision.push", "default", "退款推送",
+                "F11: refunds and returns as they happen"),
+)
+"""F11 线上购药 (contracts/DRUG_SALES.md)."""
 
 
 def _catalogue_rows() -> tuple[Transaction, ...]:
@@ -205,7 +339,8 @@ def _catalogue_rows() -> tuple[Transaction, ...]:
 
 
 TRANSACTIONS: Final[tuple[Transaction, ...]] = (*_catalogue_rows(), *_HAND, *_UNION,
-                                                *_DIFFICULTY)
+                                                *_DIFFICULTY, *_TRANSFER, *_REFUNDS,
+                                                *_DRUGS)
 """Every message type the hub knows, leg by leg."""
 
 _HEADER: Final = (

@@ -50,6 +50,7 @@ from contracts.messages import (
 )
 from contracts.taxcat import model_for
 from contracts.taxcat import op as catalogue_op
+from contracts.transfer import from_channel, intake_message
 from kernel.runtime import Outcome, Route
 from retry.memo import TtlMemo
 from routes.channel_rules import (
@@ -148,6 +149,8 @@ async def intake(msg: HubMessage, deps: IntakeDeps) -> Outcome:
     assert deps.applications is not None, "the channel lanes need deps.applications"
     today = received_on(msg)
     model = validate_payload(app_type, app["payload"], today=today)
+    if app_type == "transfer_out":  # F9: every 转出 goes through one flow (routes.transfer)
+        return _to_transfer(msg, app, today)
 
     async def ask(operation: str, params: dict[str, Any]) -> list[dict[str, str]]:
         return await deps.tax.query(operation, model_for(operation).model_validate(params),
@@ -177,6 +180,20 @@ async def intake(msg: HubMessage, deps: IntakeDeps) -> Outcome:
                                  "submitted", attempts=msg.attempt + 1),
                    detail={"core_ref": core_ref, "submits": [n for n, _ in submits],
                            **overrides})
+
+
+def _to_transfer(msg: HubMessage, app: dict[str, Any], today: date) -> Outcome:
+    """我的南京's 基本医疗保险转出 handed to F9's lane (``transfer.intake``): the same checks
+    (arrears, the 转入地), the same record by application number and results to core and
+    the platform as a 转出 pulled from the platform or entered at a window; the channel
+    hears the outcome on its own lane (contracts/TRANSFER.md)."""
+    app_id, channel = app["application_id"], app["channel"]
+    transfer = from_channel(app_id, app["payload"], received=today)
+    return Outcome(outputs=(intake_message(transfer, "my_nanjing", channel_app_id=app_id,
+                                           causation_id=msg.message_id),),
+                   txn=TxnUpdate(app_id, APPLICATION, f"{channel}:{app['request_id']}",
+                                 f"channel.{channel}", "submitted", attempts=msg.attempt + 1),
+                   detail={"transfer": transfer["application_no"]})
 
 
 def _submit_messages(app_id: str, source: str, submits: list[tuple[str, dict[str, Any]]],

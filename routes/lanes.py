@@ -8,8 +8,12 @@
     channel.intake   F1 applications          routes.channels
     channel.<name>   F1 results to a channel  routes.channels
     assistance.push, core.difficulty, difficulty.<dept>  F7 困难人员  routes.difficulty
+    assistance.settlements  F7 结算费用同步 to the 医疗救助平台  routes.assistance
     warnings.<dept>  F8 warnings to a department routes.warnings
     union.notify     F12 notices to the union  routes.union
+    transfer.intake, transfer.platform, core.transfer  F9 转移接续  routes.transfer
+    pharmacy.orders, supervision.push  F11 线上购药  routes.drugs
+    refund.arrival, refund.finance, refund.closure, refund.core  F10 退费  routes.refunds
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ from __future__ import annotations
 from typing import Final
 
 from kernel.runtime import Route
+from routes.assistance import SETTLEMENT_ROUTE
 from routes.channels import CHANNEL_ROUTES
 from routes.compare import COMPARE_ROUTE
 from routes.core_push import PUSH_ROUTE
 from routes.difficulty import DIFFICULTY_ROUTES
+from routes.drugs import DRUG_ROUTES
+from routes.refunds import REFUND_ROUTES
 from routes.tax_results import RESULT_ROUTES
 from routes.tax_submit import SUBMIT_ROUTES
+from routes.transfer import TRANSFER_ROUTES
 from routes.union import UNION_ROUTE
 from routes.warnings import WARNING_ROUTES
 
@@ -30,4 +38,5 @@ __all__ = ["ROUTES"]
 
 ROUTES: Final[tuple[Route, ...]] = (*SUBMIT_ROUTES, PUSH_ROUTE, COMPARE_ROUTE, *RESULT_ROUTES,
                                     *CHANNEL_ROUTES, *WARNING_ROUTES, UNION_ROUTE,
-                                    *DIFFICULTY_ROUTES)
+                                    *DIFFICULTY_ROUTES, *DRUG_ROUTES, SETTLEMENT_ROUTE,
+                                    *TRANSFER_ROUTES, *REFUND_ROUTES)

@@ -14,9 +14,14 @@ from pathlib import Path
 
 from adapters.channels.auth import NonceStore
 from adapters.channels.port import ChannelPort
-from adapters.core.port import CorePort
+from adapters.core.port import AssistanceCorePort, CorePort
 from adapters.difficulty.port import DifficultyPort
+from adapters.finance.port import FinancePort
+from adapters.pharmacy.port import PharmacyPort
+from adapters.prescription.port import PrescriptionPort
+from adapters.supervision.port import SupervisionPort
 from adapters.tax.port import TaxPort
+from adapters.transfer.port import TransferPlatformPort
 from adapters.union.port import UnionPort
 from adapters.warnings.port import DepartmentPort
 from config.settings import HubSettings
@@ -27,7 +32,9 @@ from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
 from retry.memo import TtlMemo
 from retry.ordering import EntityGate
+from routes.assistance import AssistanceDeps
 from routes.difficulty import DifficultyRecords
+from routes.drugs import DrugLaneDeps
 from routes.ports import (
     Applications,
     BatchFiles,
@@ -40,10 +47,14 @@ from routes.ports import (
     SyncDeps,
     TaxSubmitDeps,
 )
+from routes.refunds import RefundDeps, RefundRecords
+from routes.transfer import TransferDeps, TransferRecords
 from routes.union import UnionNotifyDeps
 from routes.warnings import WarningDeps
 from services.initial_loads import InitialLoadJobs
 from services.resend_claims import MemoryResendClaims, ResendClaims
+from storage.assistance import AssistanceStore
+from storage.drugs import DrugStore
 from storage.journal import Journal
 from storage.union import UnionStore
 from storage.warnings import WarningStore
@@ -95,6 +106,31 @@ class Deps:
     union_client: UnionPort | None = None
     """F12: the union's notice endpoint (``adapters.union``)."""
 
+    assistance: AssistanceStore | None = None
+    """F7 医疗救助平台: recipients' settlements, month runs, 阳光惠民 tables
+    (``storage.assistance``)."""
+    assistance_core: AssistanceCorePort | None = None
+    """F7 医疗救助平台: core's settlements and 定点医疗机构 (H4002-H4004; the core client)."""
+
+    drugs: DrugStore | None = None
+    """F11 线上购药: catalogue, stock, orders, 对账 (``storage.drugs``); None: no drug doors."""
+    pharmacy: PharmacyPort | None = None
+    """F11: the pharmacy ERP (``adapters.pharmacy``)."""
+    supervision: SupervisionPort | None = None
+    """F11: the 医保监管平台 (``adapters.supervision``)."""
+    prescription: PrescriptionPort | None = None
+    """F11: the 电子处方中心 (``adapters.prescription``): the sale gate's prescription check."""
+
+    transfers: TransferRecords | None = None
+    """F9 转移接续 by application number, the pull cursor, 参保凭证 (``storage.transfer``)."""
+    transfer_platform: TransferPlatformPort | None = None
+    """F9: the national transfer platform (``adapters.transfer``); None: not configured."""
+
+    refunds: RefundRecords | None = None
+    """F10 退费 orders, 销号 batches, imports (``storage.refunds``); None: no refund doors."""
+    finance: FinancePort | None = None
+    """F10: 用友 finance (``adapters.finance``); None: ``partners.erp_finance`` not configured."""
+
     @property
     def spool_dir(self) -> Path:
         return Path(self.settings.returnfiles.spool_dir)
@@ -108,4 +144,24 @@ def _satisfies(d: Deps) -> tuple[KernelDeps, TaxSubmitDeps, FeedbackDeps, SyncDe
 
 def _satisfies_union(d: Deps) -> UnionNotifyDeps:
     """Never called: mypy checks that ``Deps`` satisfies the F12 lane's protocol."""
+    return d
+
+
+def _satisfies_assistance(d: Deps) -> AssistanceDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F7 settlement lane's protocol."""
+    return d
+
+
+def _satisfies_drugs(d: Deps) -> DrugLaneDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F11 lanes' protocol."""
+    return d
+
+
+def _satisfies_transfer(d: Deps) -> TransferDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F9 lanes' protocol."""
+    return d
+
+
+def _satisfies_refunds(d: Deps) -> RefundDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F10 lanes' protocol."""
     return d

@@ -31,6 +31,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from adapters.core.port import AssistanceCorePort
 from adapters.difficulty.port import DifficultyPort
 from contracts.clock import today_beijing
 from contracts.difficulty import (
@@ -55,8 +56,10 @@ from routes.difficulty import (
     status_payload,
     sync_payload,
 )
+from services.assistance import AssistanceDesk
 from services.audit import Actor, Audit, Caller
 from services.deps import Deps
+from storage.assistance import AssistanceStore
 from storage.difficulty import DifficultyStore, NewList, masked
 
 __all__ = ["MAX_TITLE_ROWS", "REQUIRED_COLUMNS", "SCHEDULER", "SUNSHINE_CHECK_S",
@@ -104,6 +107,8 @@ class DifficultyDesk:
     partners: DifficultyPort | None = None
     """The F7 partners' client: 阳光惠民's push is called from here, not a lane (a day's
     table, paged; the 同步日志 is its progress)."""
+    core: AssistanceCorePort | None = None
+    """Core's 定点医疗机构 list (H4004) for 阳光惠民's 机构 table (``services.assistance``)."""
 
     # ------------------------------------------------------------ ways in
 
@@ -281,7 +286,9 @@ class DifficultyDesk:
         second run the same day pushes nothing new and a run stopped by a failure pushes
         the rest next time. A page's serial is derived from the day and its rows: pushed
         twice (two runs at once), 阳光惠民 drops the repeat. A failed page is an alert and
-        a failed 同步日志 line per row; the run stops there. Audited."""
+        a failed 同步日志 line per row; that table stops there. Then the 救助费用 and 机构
+        tables, by the same rules (``_sunshine_tables``); ``tables`` has each one's
+        counts, ``complete`` is all three done. Audited."""
         when = day or today_beijing()
         key = when.strftime("%Y%m%d")
         pushed = pages = failed = 0
@@ -308,11 +315,30 @@ class DifficultyDesk:
                 break
             await self.store.log_sunshine(key, due, ok=True)
             pushed, pages = pushed + len(rows), pages + 1
+        tables: dict[str, Any] = {"recipients": {"pushed": pushed, "pages": pages,
+                                                 "failed": failed, "error": error}}
+        tables |= await self._sunshine_tables(when)
+        errors = [t["error"] for t in tables.values() if t.get("error")]
         out = {"day": when.isoformat(), "pushed": pushed, "pages": pages, "failed": failed,
-               "error": error, "complete": not error}
-        if self.audit is not None and (pushed or failed or error or actor is not SCHEDULER):
+               "error": error or (errors[0] if errors else ""), "complete": not errors,
+               "tables": tables}
+        if self.audit is not None and (any(t.get("pushed") or t.get("failed")
+                                           for t in tables.values())
+                                       or errors or actor is not SCHEDULER):
             await self.audit.record(actor.user, actor.role, "difficulty.sunshine",
                                     when.isoformat(), out, "failed" if error else "ok")
+        return out
+
+    async def _sunshine_tables(self, day: date) -> dict[str, Any]:
+        """阳光惠民's 救助费用 and 机构 tables of the day (``services.assistance``): each row
+        once a day, paged like the 救助人员 table; the 机构 table needs core's list
+        (``core``), without it that table is skipped (said in the answer)."""
+        desk = AssistanceDesk(store=AssistanceStore(self.store.engine), core=self.core,
+                              publisher=self.publisher, partners=self.partners)
+        out: dict[str, Any] = {"fees": await desk.sunshine_fees(day)}
+        out["institutions"] = await desk.sunshine_institutions(day) if self.core is not None \
+            else {"pushed": 0, "pages": 0, "failed": 0, "error": "",
+                  "skipped": "no core port given to this desk (H4004)"}
         return out
 
     async def sunshine_tick(self) -> None:

@@ -29,7 +29,7 @@ import random
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -40,14 +40,20 @@ from adapters.core.translate import (
     INFNO_APPLICATION,
     INFNO_ARRIVALS,
     INFNO_DIFFICULTY,
+    INFNO_DRUG_CATALOGUE,
+    INFNO_DRUG_ELIGIBILITY,
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
+    INFNO_EXPENSES,
+    INFNO_INSTITUTIONS,
     INFNO_RECORD_QUERY,
     INFNO_REVIEW,
     INFNO_SELF_PAID,
+    INFNO_SETTLEMENTS,
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     INFNO_TRANSFER_CHECK,
+    INFNO_TRANSFER_RESULT,
     NOT_FOUND,
     PARTNER,
     RECORD_OPS,
@@ -58,9 +64,11 @@ from adapters.core.translate import (
     self_paid_to_wire,
 )
 from adapters.signing import SignedAuth
+from contracts.assistance import settlement_to_wire
 from contracts.channels import REVIEWED_TYPES
 from contracts.employee import EmployeeEnrollment
 from contracts.errors import ValidationFailed
+from contracts.finance import INFNO_STATUS as INFNO_REFUND_STATUS
 from contracts.ids import (
     NANJING_DIVISIONS,
     birth_date_of,
@@ -78,6 +86,8 @@ from contracts.national import (
 )
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno, ops_of
 from contracts.warnings import SelfPaid
+from simulators.assistance import CoreSettlements
+from simulators.pharmacy import sample_drug_catalogue
 from simulators.simkit import Fault, SimState, sim_router
 from simulators.tax_rules import community_for, months_between
 
@@ -145,7 +155,20 @@ class CoreStore:
     difficulty: dict[str, dict[str, Any]] = field(default_factory=dict)
     """F7: ``certno:identity`` -> the latest 进入/退出 (H4001) core took, wire names."""
     self_paid: dict[int, list[SelfPaid]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """F10: order number -> the latest refund status core took (H7101)."""
+    drug_uninsured: set[str] = field(default_factory=set)
+    """F11: ID numbers H6101 answers not insured (no 医保资格)."""
+    drug_abnormal: set[str] = field(default_factory=set)
+    """F11: ID numbers H6101 answers insured but not normal (暂停, 终止...)."""
+    drugs: list[dict[str, Any]] = field(default_factory=sample_drug_catalogue)
+    """F11: core's drug catalogue H6102 answers (wire names, ``rx_flag`` 1 处方药)."""
     """F8: year -> each person's yearly 个人自付 core answers H1107 with."""
+    transfers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """F9: application number -> each 转移接续 status (H4201) core took, wire names."""
+    settlements: CoreSettlements = field(default_factory=CoreSettlements)
+    """F7 医疗救助平台: settlements per person and month (H4002, H4003, H4005) and the
+    定点医疗机构 (H4004), ``simulators.assistance.CoreSettlements``."""
     _cursor: int = 0
     _emitted: int = 0
 
@@ -598,7 +621,138 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
             sim.log.replays += 1
         return JSONResponse(answer)
 
+    async def drug_eligibility(req: NationalRequest) -> JSONResponse:
+        """F11 H6101 医保资格 (switches ``drug_uninsured``, ``drug_abnormal``); no effect."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        certno = data.get("certno") if isinstance(data, dict) else None
+        if not isinstance(certno, str) or not certno:
+            return _json(NationalResponse.failure("data.certno is required",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        if (early := await faulted(f"{INFNO_DRUG_ELIGIBILITY}:{certno}",
+                                   INFNO_DRUG_ELIGIBILITY, ref)) is not None:
+            return early
+        insured = certno not in core.drug_uninsured
+        normal = insured and certno not in core.drug_abnormal
+        detail = "" if normal else "未参保" if not insured else "参保状态暂停"
+        return _json(NationalResponse.success({"data": {
+            "insured": "1" if insured else "0", "psn_stas": "1" if normal else "2",
+            "psn_type": "11", "detail": detail}}, refmsgid=ref))
+
+    async def drug_catalogue(req: NationalRequest) -> JSONResponse:
+        """F11 H6102: the drug catalogue with the 处方药 flag (``CoreStore.drugs``)."""
+        ref = refmsgid()
+        if (early := await faulted(INFNO_DRUG_CATALOGUE, INFNO_DRUG_CATALOGUE,
+                                   ref)) is not None:
+            return early
+        return _json(NationalResponse.success({"drugs": [dict(d) for d in core.drugs]},
+                                              refmsgid=ref))
+
+    async def transfer_result(req: NationalRequest) -> JSONResponse:
+        """F9 H4201: a transfer's status change; one effect per serial (a replay answers
+        the first answer again)."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        serial = req.input.get("serial") if isinstance(req.input, dict) else None
+        if not isinstance(data, dict) or not isinstance(serial, str) or not serial \
+                or not data.get("aply_no") or not data.get("stas"):
+            return _json(NationalResponse.failure("input.serial, data.aply_no and data.stas "
+                                                  "are required", code=INVALID_INPUT,
+                                                  refmsgid=ref))
+        key = f"{data['aply_no']}:{data['stas']}"
+        fault = sim.draw(f"{INFNO_TRANSFER_RESULT}:{key}", INFNO_TRANSFER_RESULT)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        answer = core.answers.get(serial)
+        if answer is None:
+            sim.log.record(key=f"{INFNO_TRANSFER_RESULT}:{key}", entity=str(data["aply_no"]),
+                           value=data["stas"])
+            core.transfers.setdefault(str(data["aply_no"]), []).append(dict(data))
+            answer = NationalResponse.success({"aply_no": data["aply_no"]},
+                                              refmsgid=ref).model_dump(mode="json")
+            core.answers[serial] = answer
+        else:
+            sim.log.replays += 1
+        return JSONResponse(answer)
+
+    async def refund_status(req: NationalRequest) -> JSONResponse:
+        """F10 H7101: a refund order's status; one effect per serial
+        (key ``H7101:<order_no>:<version>:<status>``)."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        serial = req.input.get("serial") if isinstance(req.input, dict) else None
+        if not isinstance(data, dict) or not isinstance(serial, str) or not serial \
+                or not data.get("order_no") or not data.get("status"):
+            return _json(NationalResponse.failure("input.serial, data.order_no and data.status "
+                                                  "are required", code=INVALID_INPUT,
+                                                  refmsgid=ref))
+        key = f"{INFNO_REFUND_STATUS}:{data['order_no']}:{data.get('version')}:{data['status']}"
+        fault = sim.draw(key, INFNO_REFUND_STATUS)
+        if (early := _early_fault(fault, ref)) is not None:
+            return early
+        await sim.sleep_for(fault)
+        answer = core.answers.get(serial)
+        if answer is None:
+            sim.log.record(key=key, entity=str(data["order_no"]), value=data["status"])
+            core.refunds[str(data["order_no"])] = dict(data)
+            answer = NationalResponse.success({}, refmsgid=ref).model_dump(mode="json")
+            core.answers[serial] = answer
+        else:
+            sim.log.replays += 1
+        return JSONResponse(answer)
+
+    async def expenses(req: NationalRequest) -> JSONResponse:
+        """F7 H4002 医疗费用查询: one person's settlements in a period; a question, no
+        effect."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        try:
+            certno = str(data["certno"])  # type: ignore[index]
+            start = date.fromisoformat(str(data["begndate"]))  # type: ignore[index]
+            end = date.fromisoformat(str(data["enddate"]))  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            return _json(NationalResponse.failure("data.certno, data.begndate and "
+                                                  "data.enddate (yyyy-MM-dd) are required",
+                                                  code=INVALID_INPUT, refmsgid=ref))
+        if (early := await faulted(f"{INFNO_EXPENSES}:{certno}", INFNO_EXPENSES,
+                                   ref)) is not None:
+            return early
+        rows = core.settlements.between(certno, start, end)
+        return _json(NationalResponse.success({"records": [
+            settlement_to_wire(x) for x in rows]}, refmsgid=ref))
+
+    async def month_settlements(req: NationalRequest) -> JSONResponse:
+        """F7 H4003: a month's settlements of the listed persons, with core's header."""
+        ref = refmsgid()
+        data = req.input.get("data") if isinstance(req.input, dict) else None
+        month = data.get("month") if isinstance(data, dict) else None
+        certnos = data.get("certnos") if isinstance(data, dict) else None
+        if not isinstance(month, str) or len(month) != 6 or not month.isdigit() \
+                or not isinstance(certnos, list):
+            return _json(NationalResponse.failure("data.month (yyyyMM) and data.certnos are "
+                                                  "required", code=INVALID_INPUT,
+                                                  refmsgid=ref))
+        if (early := await faulted(f"{INFNO_SETTLEMENTS}:{month}", INFNO_SETTLEMENTS,
+                                   ref)) is not None:
+            return early
+        return _json(NationalResponse.success(core.settlements.month_answer(
+            month, [str(c) for c in certnos]), refmsgid=ref))
+
+    async def institutions(req: NationalRequest) -> JSONResponse:
+        """F7 H4004: the 定点医疗机构 list."""
+        ref = refmsgid()
+        if (early := await faulted(INFNO_INSTITUTIONS, INFNO_INSTITUTIONS, ref)) is not None:
+            return early
+        return _json(NationalResponse.success({"records": [
+            dict(i) for i in core.settlements.institutions]}, refmsgid=ref))
+
     handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
+                INFNO_EXPENSES: expenses, INFNO_SETTLEMENTS: month_settlements,
+                INFNO_INSTITUTIONS: institutions,
+                INFNO_REFUND_STATUS: refund_status,
+                INFNO_TRANSFER_RESULT: transfer_result,
+                INFNO_DRUG_ELIGIBILITY: drug_eligibility, INFNO_DRUG_CATALOGUE: drug_catalogue,
                 INFNO_DIFFICULTY: difficulty,
                 INFNO_SELF_PAID: self_paid,
                 INFNO_TRANSFER_CHECK: transfer_check,

@@ -9,31 +9,42 @@ takes in its ``EffectLog`` (key ``status:<dept>:<record_id>:<status>``, a 补发
 (``/_sim/faults``, ``simkit``): ``http_5xx``, ``timeout``/``slow`` (``delay_s``),
 ``http_4xx``, matched on ``<dept>:<record_id>``.
 
+``GET /departments/{dept}/status`` shows what a department took (``make simulate``).
+
+A department that sent its list as a file gets a status file back (1532,
+``services.difficulty_files``): ``read_status_file`` reads one (CSV in GBK or UTF-8, or
+XLSX) by its columns, and ``DepartmentInbox.collect_files`` picks up the files of the
+department's drop folder, each row one effect (key ``file:<dept>:<file>:<row>``).
+
 ``make_records`` builds a month's list for a department (synthetic, checksummed IDs)
 with the bad rows asked for; ``send_list`` pushes it as the department's system would.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from adapters.signing import SignedAuth
 from contracts.difficulty import DEPARTMENT_IDENTITIES, DEPARTMENTS, partner_of
 from contracts.ids import make_id_number
-from contracts.signing import PARTNER_HEADERS, SignatureRefused, check_request, request_target
 from simulators.core import corrupt_check_char
-from simulators.simkit import SimState, sim_router
+from simulators.simkit import SimState, fault_response, signed_body, sim_router
 
-__all__ = ["DEPARTMENT_NAMES", "DepartmentInbox", "create_app", "make_records", "send_list"]
+__all__ = ["DEPARTMENT_NAMES", "DepartmentInbox", "create_app", "make_records",
+           "read_status_file", "send_list"]
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
@@ -59,6 +70,25 @@ class DepartmentInbox:
         return sum(1 for d in self.statuses.values() for s in d.values()
                    if status is None or s.get("status") == status)
 
+    files: dict[str, dict[str, list[dict[str, str]]]] = field(default_factory=dict)
+    """Status files collected from the drop folders: department -> file name -> rows."""
+
+    def collect_files(self, department: str, folder: Path, sim: SimState) -> int:
+        """Pick up the status files in ``department``'s drop folder not taken yet; each row
+        is an effect ``file:<dept>:<file>:<row>`` in ``sim``'s log. The rows taken now."""
+        taken = self.files.setdefault(department, {})
+        n = 0
+        for path in sorted(folder.glob("*_同步情况.*")) if folder.is_dir() else []:
+            if path.name in taken:
+                continue
+            rows = read_status_file(path.name, path.read_bytes())
+            taken[path.name] = rows
+            for i, row in enumerate(rows, start=1):
+                sim.log.record(key=f"file:{department}:{path.name}:{i}", entity=department,
+                               value=row.get("同步情况"))
+                n += 1
+        return n
+
 
 def create_app(secrets: Mapping[str, str], state: SimState | None = None,
                inbox: DepartmentInbox | None = None) -> FastAPI:
@@ -73,24 +103,15 @@ def create_app(secrets: Mapping[str, str], state: SimState | None = None,
 
     @app.post("/departments/{dept}/status")
     async def status(dept: str, request: Request) -> JSONResponse:
-        body = await request.body()
         secret = secrets.get(dept, "")
-        lower = {k.lower(): v for k, v in request.headers.items()}
-        try:
-            check_request(secret, method="POST", target=request_target(request.scope),
-                          caller=lower.get((PARTNER_HEADERS.caller or "").lower(), ""),
-                          headers=lower, body=body, names=PARTNER_HEADERS)
-        except SignatureRefused as exc:
-            box.bad_signatures += 1
-            return JSONResponse({"detail": exc.reason}, status_code=401)
+        body = await signed_body(request, secret, box)
+        if isinstance(body, JSONResponse):
+            return body
         payload = json.loads(body)
         rid = str(payload.get("record_id") or "")
         fault = sim.draw(f"{dept}:{rid}", "status")
-        if fault is not None and fault.kind in ("http_5xx", "soap_fault"):
-            return JSONResponse({"detail": "department unavailable (simulated)"},
-                                status_code=503)
-        if fault is not None and fault.kind in ("http_4xx", "reject"):
-            return JSONResponse({"detail": fault.text}, status_code=400)
+        if (early := fault_response(fault, "department")) is not None:
+            return early
         await sim.sleep_for(fault)
         serial = request.headers.get("x-hub-serial", "")
         if serial and serial in box.serials:
@@ -105,7 +126,31 @@ def create_app(secrets: Mapping[str, str], state: SimState | None = None,
             box.resent.append(payload)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/departments/{dept}/status")
+    async def taken(dept: str) -> dict[str, Any]:
+        """What the department took (record id -> the last status), for a person watching
+        ``make simulate``."""
+        got = box.of(dept)
+        files = {name: len(rows) for name, rows in box.files.get(dept, {}).items()}
+        return {"department": dept, "count": len(got), "statuses": got, "files": files}
+
     return app
+
+
+def read_status_file(name: str, data: bytes) -> list[dict[str, str]]:
+    """A status file as the department reads it: one dict per row by column (同步情况, 原因
+    and its own columns). CSV in UTF-8 (BOM) or GBK, or XLSX."""
+    if name.lower().endswith(".xlsx"):
+        sheet = openpyxl.load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
+        table = [["" if c is None else str(c) for c in r]
+                 for r in sheet.iter_rows(values_only=True)]
+    else:
+        text = data[3:].decode() if data.startswith(b"\xef\xbb\xbf") else data.decode("gb18030")
+        first = text.split("\n", 1)[0]
+        table = list(csv.reader(io.StringIO(text), delimiter="\t" if "\t" in first
+                                and "," not in first else ","))
+    header, rows = table[0], table[1:]
+    return [dict(zip(header, r, strict=False)) for r in rows if any(r)]
 
 
 def _name(rng: random.Random) -> str:

@@ -13,12 +13,16 @@ test or the demo sends on a partner's behalf.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import os
+import shutil
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,9 +36,13 @@ from simulators.channels import create_app as channels_app
 from simulators.core import CoreStore
 from simulators.core import create_app as core_app
 from simulators.difficulty import DifficultySims, start_difficulty
-from simulators.serving import reserve_port, serve_app
+from simulators.drugs import start_drugs
+from simulators.finance import start_finance
+from simulators.prescription import start_prescription
+from simulators.serving import exit_servers_since, reserve_port, serve_app, server_mark
 from simulators.simkit import SimState
 from simulators.tax import create_app as tax_app
+from simulators.transfer import start_transfer
 from simulators.union import UnionInbox, with_union
 from simulators.union import create_app as union_app
 from simulators.warnings_recv import WarningInbox
@@ -130,6 +138,7 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
     ns = namespace or f"t{uuid.uuid4().hex[:10]}"
     # Held until the hub serves on it: the simulators started meanwhile cannot take it.
     hub_sock = reserve_port()
+    mark = server_mark()
     hub_port = int(hub_sock.getsockname()[1])
     hub_url = f"http://127.0.0.1:{hub_port}"
     core_state, tax_state = SimState(), SimState()
@@ -170,9 +179,18 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
         sims: dict[str, Any] = {}
         # Later partners: each ``start_*`` serves its simulators on ``stack``, keeps its
         # handles in ``sims`` and answers the settings pointing the hub at them.
-        await asyncio.to_thread(upgrade, db)
+        s = await start_prescription(stack, s, sims)  # F11 电子处方中心
+        s = await start_drugs(stack, s, sims)  # F11 药房ERP, 医保监管平台
+        s = await start_transfer(stack, s, sims)  # F9 转移接续
+        s = await start_finance(stack, s, sims)  # F10 用友 finance
+        if database_url is None:
+            await asyncio.to_thread(_fresh_sqlite, Path(f".run/{ns}.db"))
+        else:
+            await asyncio.to_thread(upgrade, db)
         hub = build_hub(s)
         try:
+            # On exit the hub stops first, then every simulator is told to stop at once.
+            stack.callback(exit_servers_since, mark)
             await stack.enter_async_context(serve_app(hub.api, sock=hub_sock))
             yield Stack(hub, hub_url, core_url, f"{tax_base}/tax/ws", core_state, tax_state,
                         store, s, channel_state, inbox, tax_application.state.tax,
@@ -184,6 +202,26 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
                 await stack.aclose()
                 routes = [r.name for r in hub.routes]
                 await delete_topology(s.amqp_url, hub.names, routes, s.delay_tiers_ms)
+
+
+_template: Path | None = None
+"""A migrated SQLite database, made once per process and copied for each stack."""
+
+
+def _fresh_sqlite(path: Path) -> None:
+    """``path`` as a freshly migrated database: a copy of the process's template (alembic
+    runs once per process, not once per stack)."""
+    global _template
+    from storage.migrate import upgrade
+
+    if _template is None or not _template.exists():
+        template = Path(f".run/template-{os.getpid()}.db")
+        template.unlink(missing_ok=True)
+        upgrade(f"sqlite+aiosqlite:///./{template}")
+        atexit.register(template.unlink, missing_ok=True)
+        _template = template
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_template, path)
 
 
 async def wait_until_settled(stack: Stack, expected: int, timeout: float,

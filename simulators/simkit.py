@@ -14,12 +14,16 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-__all__ = ["EffectLog", "Fault", "FaultKind", "SimState", "sim_router"]
+from contracts.signing import PARTNER_HEADERS, SignatureRefused, check_request, request_target
+
+__all__ = ["EffectLog", "Fault", "FaultKind", "SimState", "fault_response", "refused",
+           "signed_body", "sim_router"]
 
 FaultKind = Literal["timeout", "http_5xx", "soap_fault", "reject", "duplicate", "slow",
                     "http_4xx", "bad_signature"]
@@ -117,6 +121,53 @@ class SimState:
         with self._lock:
             self.faults.clear()
             self.log = EffectLog()
+
+
+class CountsRefusals(Protocol):
+    """A simulator's book: it counts the calls whose signature it refused."""
+
+    bad_signatures: int
+
+
+def refused(secret: str, request: Request, body: bytes,
+            book: CountsRefusals) -> JSONResponse | None:
+    """The 401 for a call the hub did not sign with ``secret`` (``X-Partner-*`` headers,
+    counted in ``book.bad_signatures``); None when the signature holds."""
+    lower = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        check_request(secret, method=request.method, target=request_target(request.scope),
+                      caller=lower.get((PARTNER_HEADERS.caller or "").lower(), ""),
+                      headers=lower, body=body, names=PARTNER_HEADERS)
+    except SignatureRefused as exc:
+        book.bad_signatures += 1
+        return JSONResponse({"detail": exc.reason}, status_code=401)
+    return None
+
+
+async def signed_body(request: Request, secret: str,
+                      book: CountsRefusals) -> bytes | JSONResponse:
+    """The request's body when the hub signed it with ``secret``, else the 401 to answer
+    (``refused``)."""
+    body = await request.body()
+    no = refused(secret, request, body, book)
+    return body if no is None else no
+
+
+def fault_response(fault: Fault | None, partner: str, *,
+                   reject_answers: bool = False) -> JSONResponse | None:
+    """The answer of a fault that acts before any effect, if it is one: ``http_5xx`` and
+    ``soap_fault`` 503 "<partner> unavailable (simulated)", ``http_4xx`` 400 with
+    ``fault.text``; ``reject`` 400 the same, or with ``reject_answers`` a 200
+    ``{"code": fault.code, "message": fault.text}``."""
+    if fault is None:
+        return None
+    if fault.kind in ("http_5xx", "soap_fault"):
+        return JSONResponse({"detail": f"{partner} unavailable (simulated)"}, status_code=503)
+    if fault.kind == "reject" and reject_answers:
+        return JSONResponse({"code": fault.code, "message": fault.text})
+    if fault.kind in ("http_4xx", "reject"):
+        return JSONResponse({"detail": fault.text}, status_code=400)
+    return None
 
 
 def sim_router(state: SimState) -> APIRouter:

@@ -131,6 +131,9 @@ class TaxBook:
     insutype, paid_amount, status 1 正常 / 2 欠缴 / 3 作废); when absent, derived."""
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     """op:business key -> the last accepted body, for inspection."""
+    arrivals: dict[str, int] = field(default_factory=dict)
+    """F10 退费: zjhm or shxydm -> the fen tax says arrived (QueryPerson/UnitArrivals);
+    0: nothing arrived (no record); when absent, derived (``base_of`` / 10)."""
 
     # ------------------------------------------------------------ facts
 
@@ -459,9 +462,11 @@ class TaxBook:
                 return [{**dict(f), "period_start": since, "period_end": max(since, month),
                          "arrears": owed, "arrears_months": max(1, owed // 100_000)}]
             case "QueryPersonArrivals" | "QueryUnitArrivals":
+                if self.arrivals.get(key) == 0:
+                    return []  # F10: tax has no 到账 of this payer
                 record = {**{k: v for k, v in f.items() if k in ("id_number", "unit_credit_code")},
                           "period_start": f["period_start"],
-                          "paid_amount": self.base_of(key) // 10,
+                          "paid_amount": self.arrivals.get(key, self.base_of(key) // 10),
                           "arrival_date": today.replace(day=1).isoformat()}
                 if op == "QueryUnitArrivals":
                     return [record]

@@ -33,7 +33,8 @@ __all__ = ["run_demo"]
 
 async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[str], bool]:
     """Catalogue, files, batches, channels and resends, after the enrollment wave settled."""
-    from tools.demo_difficulty import difficulty_round
+    from tools.demo_difficulty import assistance_round, difficulty_round
+    from tools.demo_drugs import drugs_round
     from tools.demo_fidelity import fidelity_round
     from tools.demo_more import (
         catalogue_round,
@@ -42,6 +43,8 @@ async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[
         resend_round,
         student_batch_round,
     )
+    from tools.demo_refunds import refunds_round
+    from tools.demo_transfer import transfer_round
     from tools.demo_union import union_round
     from tools.demo_warnings import warnings_round
 
@@ -55,8 +58,12 @@ async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[
             lines += got
             ok = ok and fine
         for number, department in ((7, difficulty_round(st, http)),
+                                   (7, assistance_round(st, http)),
                                    (8, warnings_round(st, http)),
-                                   (12, union_round(st, http))):
+                                   (12, union_round(st, http)),
+                                   (9, transfer_round(st, http)),
+                                   (10, refunds_round(st, http)),
+                                   (11, drugs_round(st, http))):
             got, flow = await department  # the departments (issue 11), counted at their sims
             lines += got
             flows.add(number, flow)

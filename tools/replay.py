@@ -17,6 +17,11 @@ every known kind). Kinds are recognised by ``<partner>/<folder>``:
                                   or its bad cells by column
     resend/flexible_gaps          灵活补发 detection: core's record and tax's answer give the
                                   difference and resend of ``.expected.json``
+    difficulty/lists, /files,     issue 11's department contracts, pure (``tools.fixtures.
+    /status_files, warnings/lists,  generate_departments``): F7 lists and files -> rows kept or
+    union/deadlines, union/cases  refused (row, field, reason), the status file back; F8
+                                  core's figures -> each department's records; F12 the
+                                  working-day clock across holidays, a case's images
     fixtures/catalogue            one ``X.json`` per catalogue operation: its payload passes
                                   the contract, core's wire form translates to it, its tax
                                   elements are ``to_wire`` of it, and ``X.xml`` equals the
@@ -75,7 +80,7 @@ __all__ = ["KINDS", "TAX_SENT_AT", "Fixture", "TaxTap", "discover", "run_replay"
            "xml_data", "xml_differences"]
 
 Kind = Literal["core", "core_invalid", "tax", "channel_rule", "catalogue", "resend_gap",
-               "rule"]
+               "rule", "department"]
 
 KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("core", "employee_enroll"): "core",
@@ -87,6 +92,12 @@ KINDS: Final[dict[tuple[str, str], Kind]] = {
     ("tax", "identity_confirmation"): "rule",
     ("channels", "review"): "rule",
     ("initial_load", "rows"): "rule",
+    ("difficulty", "lists"): "department",
+    ("difficulty", "files"): "department",
+    ("difficulty", "status_files"): "department",
+    ("warnings", "lists"): "department",
+    ("union", "deadlines"): "department",
+    ("union", "cases"): "department",
 }
 """(partner folder, fixture folder) -> how its fixtures are replayed."""
 
@@ -467,6 +478,12 @@ async def run_replay(settings: HubSettings, path: str) -> int:
             try:
                 results[fx.name] = replay_rule_fixture(fx.input.parent.name, fx.input,
                                                        fx.expected)
+            except Exception as exc:  # a broken fixture fails itself, not the run
+                results[fx.name] = _failure(exc)
+        if fx.kind == "department":
+            from tools.fixtures.generate_departments import replay_department_fixture
+            try:
+                results[fx.name] = replay_department_fixture(fx.input, fx.expected)
             except Exception as exc:  # a broken fixture fails itself, not the run
                 results[fx.name] = _failure(exc)
         if fx.kind == "resend_gap":

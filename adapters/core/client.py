@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from datetime import date
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,22 +25,34 @@ from adapters.core.translate import (
     INFNO_APPLICATION,
     INFNO_ARRIVALS,
     INFNO_DIFFICULTY,
+    INFNO_DRUG_CATALOGUE,
+    INFNO_DRUG_ELIGIBILITY,
     INFNO_EMPLOYEE_QUERY,
+    INFNO_EXPENSES,
+    INFNO_INSTITUTIONS,
     INFNO_RECORD_QUERY,
     INFNO_SELF_PAID,
+    INFNO_SETTLEMENTS,
     INFNO_SNAPSHOT,
     INFNO_SYNC_STATUS,
     INFNO_TRANSFER_CHECK,
+    INFNO_TRANSFER_RESULT,
     NOT_FOUND,
     RECORD_OPS,
     difficulty_to_input,
+    drug_catalogue_from_output,
+    drug_eligibility_from_output,
     employee_query_input,
     event_to_enrollment,
+    institutions_from_output,
     self_paid_from_output,
+    settlements_from_output,
     sync_status_to_input,
 )
 from adapters.http import bounded_client
+from contracts.assistance import Institution, Settlement, Totals
 from contracts.channels import TransferDestination
+from contracts.drugs import CatalogueDrug, Eligibility
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.errors import (
     BusinessRejected,
@@ -48,6 +61,7 @@ from contracts.errors import (
     PartnerUnavailable,
     ValidationFailed,
 )
+from contracts.finance import INFNO_STATUS as INFNO_REFUND_STATUS
 from contracts.national import (
     NationalRequest,
     NationalResponse,
@@ -57,10 +71,11 @@ from contracts.national import (
 )
 from contracts.returnfile import ReturnRecord
 from contracts.taxcat import canonical_to_core, core_to_canonical, op_for_infno
+from contracts.transfer import core_input
 from contracts.warnings import SelfPaid
 
 if TYPE_CHECKING:
-    from adapters.core.port import CorePort
+    from adapters.core.port import AssistanceCorePort, CorePort
 
 __all__ = ["HUB_PATH", "CoreClient"]
 
@@ -200,6 +215,65 @@ class CoreClient:
         """H4001 (F7): 进入/退出 of an assistance identity; core deduplicates on ``serial``."""
         await self._call(INFNO_DIFFICULTY, difficulty_to_input(payload) | {"serial": serial})
 
+    async def sync_transfer(self, payload: dict[str, Any], *, serial: str) -> None:
+        """H4201 (F9): a transfer's status change; core deduplicates on ``serial``."""
+        if not serial:
+            raise ValidationFailed([("serial", "required")], partner=PARTNER)
+        await self._call(INFNO_TRANSFER_RESULT, core_input(payload, serial=serial))
+
+    async def drug_eligibility(self, id_number: str) -> Eligibility:
+        """H6101 (F11 医保资格): a question; nothing changes at core."""
+        response = await self._call(INFNO_DRUG_ELIGIBILITY, {"data": {"certno": id_number}})
+        try:
+            return Eligibility(**drug_eligibility_from_output(response.output))
+        except ValidationFailed as exc:
+            raise PartnerUnavailable(exc.reason, partner=PARTNER) from None
+
+    async def drug_catalogue(self) -> list[CatalogueDrug]:
+        """H6102 (F11 处方药 flags): the whole catalogue (a real core would page)."""
+        response = await self._call(INFNO_DRUG_CATALOGUE, {})
+        try:
+            rows = drug_catalogue_from_output(response.output)
+        except ValidationFailed as exc:
+            raise PartnerUnavailable(exc.reason, partner=PARTNER) from None
+        out = []
+        for row in rows:
+            try:
+                out.append(CatalogueDrug.model_validate(row))
+            except ValidationError:
+                continue  # a malformed row is skipped, the rest kept (the sync reports it)
+        return out
+
+    async def expenses(self, id_number: str, start: date, end: date) -> list[Settlement]:
+        """H4002 (F7 医疗费用查询): one person's settlements in a period."""
+        response = await self._call(INFNO_EXPENSES, {"data": {
+            "certno": id_number, "begndate": start.isoformat(), "enddate": end.isoformat()}})
+        return settlements_from_output((response.output or {}).get("records"))
+
+    async def month_settlements(self, month: str, id_numbers: Sequence[str]
+                                ) -> tuple[Totals, list[Settlement]]:
+        """H4003 (F7 救助对象结算信息提取): the month's settlements of the listed persons and
+        core's header; a header that is not one is core misbehaving (retried)."""
+        response = await self._call(INFNO_SETTLEMENTS, {"data": {
+            "month": month, "certnos": list(id_numbers)}})
+        output = response.output or {}
+        header = output.get("header")
+        try:
+            totals = Totals.from_wire(header if isinstance(header, dict) else {})
+        except ValueError as exc:
+            raise PartnerUnavailable(f"core answered H4003 without a valid header: {exc}",
+                                     partner=PARTNER) from None
+        return totals, settlements_from_output(output.get("records"))
+
+    async def institutions(self) -> list[Institution]:
+        """H4004 (F7): core's 定点医疗机构 (a real core would page; one call here)."""
+        response = await self._call(INFNO_INSTITUTIONS, {"data": {}})
+        return institutions_from_output((response.output or {}).get("records"))
+
+    async def refund_status(self, payload: dict[str, Any], *, serial: str) -> None:
+        """H7101 (F10): a refund order's status; core deduplicates on ``serial``."""
+        await self._call(INFNO_REFUND_STATUS, {"data": dict(payload), "serial": serial})
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -251,3 +325,4 @@ class CoreClient:
 
 if TYPE_CHECKING:
     _conforms: type[CorePort] = CoreClient
+    _conforms_assistance: type[AssistanceCorePort] = CoreClient

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any, Protocol
 
+from contracts.assistance import Institution, Settlement, Totals
 from contracts.channels import TransferDestination
+from contracts.drugs import CatalogueDrug, Eligibility
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.returnfile import ReturnRecord
 from contracts.warnings import SelfPaid
 
-__all__ = ["CorePort"]
+__all__ = ["AssistanceCorePort", "CorePort"]
 
 
 class CorePort(Protocol):
@@ -70,4 +73,43 @@ class CorePort(Protocol):
         ``serial``."""
         ...
 
+    async def sync_transfer(self, payload: dict[str, Any], *, serial: str) -> None:
+        """F9: a transfer's status change (转移接续结果, H4201); ``payload`` is
+        ``contracts.transfer.status_payload``; idempotent on ``serial``."""
+        ...
+
+    async def drug_eligibility(self, id_number: str) -> Eligibility:
+        """F11 医保资格 (3280): insured and in a normal state at core (H6101)."""
+        ...
+
+    async def drug_catalogue(self) -> list[CatalogueDrug]:
+        """F11 处方药管理 (3270-3271): core's drug catalogue with the 处方药 flag (H6102)."""
+        ...
+
+    async def refund_status(self, payload: dict[str, Any], *, serial: str) -> None:
+        """F10: where a refund order stands (refunded with 已退费, failed, withdrawn,
+        refused; ``contracts.finance.core_status_message``) (H7101); idempotent on
+        ``serial``."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class AssistanceCorePort(Protocol):
+    """F7 医疗救助平台: what core tells the hub about recipients' settlements (1482, 1487,
+    1497). A port of its own (the ``CoreClient`` implements both): only the assistance
+    desk and the 阳光惠民 run use it. Raises only ``contracts.errors`` exceptions."""
+
+    async def expenses(self, id_number: str, start: date, end: date) -> list[Settlement]:
+        """医疗费用查询: the person's settlements settled from ``start`` to ``end`` (H4002)."""
+        ...
+
+    async def month_settlements(self, month: str, id_numbers: Sequence[str]
+                                ) -> tuple[Totals, list[Settlement]]:
+        """救助对象结算信息提取: the settlements of ``id_numbers`` in ``month`` (yyyyMM) and
+        core's header (count and sums) they must add up to (H4003)."""
+        ...
+
+    async def institutions(self) -> list[Institution]:
+        """定点医疗机构 (H4004), for 阳光惠民's 机构 table."""
+        ...

@@ -24,6 +24,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from contracts.assistance import (
+    Institution,
+    Settlement,
+    institution_from_wire,
+    settlement_from_wire,
+)
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate
 from contracts.errors import ValidationFailed
 from contracts.national import NationalRequest
@@ -36,12 +42,18 @@ __all__ = [
     "INFNO_APPLICATION",
     "INFNO_ARRIVALS",
     "INFNO_DIFFICULTY",
+    "INFNO_DRUG_CATALOGUE",
+    "INFNO_DRUG_ELIGIBILITY",
     "INFNO_EMPLOYEE_BATCH",
     "INFNO_EMPLOYEE_QUERY",
     "INFNO_ENROLL",
+    "INFNO_EXPENSES",
+    "INFNO_INSTITUTIONS",
     "INFNO_RECORD_QUERY",
     "INFNO_REVIEW",
     "INFNO_SELF_PAID",
+    "INFNO_SETTLEMENTS",
+    "INFNO_SETTLEMENT_EVENT",
     "INFNO_SNAPSHOT",
     "INFNO_SYNC_STATUS",
     "INFNO_TRANSFER_CHECK",
@@ -52,15 +64,19 @@ __all__ = [
     "SYNC_WIRE_FIELDS",
     "batch_items",
     "difficulty_to_input",
+    "drug_catalogue_from_output",
+    "drug_eligibility_from_output",
     "employee_query_input",
     "enrollment_to_event",
     "event_to_enrollment",
     "event_to_payload",
     "input_to_sync_status",
+    "institutions_from_output",
     "parse_national_request",
     "query_from_input",
     "self_paid_from_output",
     "self_paid_to_wire",
+    "settlements_from_output",
     "sync_status_to_input",
 ]
 
@@ -76,6 +92,16 @@ INFNO_EMPLOYEE_BATCH = "H2107"
 INFNO_TRANSFER_CHECK = "H1106"
 INFNO_DIFFICULTY = "H4001"
 """F7 困难人员: 进入/退出 of an assistance identity (``difficulty_to_input``)."""
+INFNO_EXPENSES = "H4002"
+"""F7 医疗费用查询 (1497): one person's settlements in a period (``settlements_from_output``)."""
+INFNO_SETTLEMENTS = "H4003"
+"""F7 救助对象结算信息提取 (1487): a month's settlements of listed persons, with core's header
+(count and sums) the rows must add up to."""
+INFNO_INSTITUTIONS = "H4004"
+"""F7 定点医疗机构 list (阳光惠民's 机构 table, 1497)."""
+INFNO_SETTLEMENT_EVENT = "H4005"
+"""F7 结算费用同步 (1497): core -> hub, one settlement of a person (``POST
+/partners/core/settlements``)."""
 INFNO_REVIEW = "H2502"
 INFNO_SELF_PAID = "H1107"
 """F8: yearly 个人自付 per person (after 基本医保 and 大病), with urban/rural and categories."""
@@ -408,3 +434,91 @@ def difficulty_to_input(payload: Mapping[str, Any]) -> dict[str, Any]:
     data["chg_type"] = "1" if payload.get("action") == "enter" else "2"
     data["trt_flag"] = "1" if payload.get("primary") else "0"
     return {"data": data}
+
+
+# -- F11 线上购药 (contracts/DRUG_SALES.md) -------------------------------------------------
+
+INFNO_DRUG_ELIGIBILITY = "H6101"
+"""F11 医保资格 (3280): is the person insured at core, in a normal state."""
+INFNO_DRUG_CATALOGUE = "H6102"
+"""F11 处方药管理 (3270-3271): core's drug catalogue with the 处方药 flag."""
+
+
+def drug_eligibility_from_output(output: Mapping[str, Any] | None) -> dict[str, Any]:
+    """H6101 ``output.data`` (``insured`` 1/0, ``psn_stas`` 1 正常, ``psn_type``, ``detail``)
+    -> ``contracts.drugs.Eligibility`` fields; ``ValidationFailed`` when it is not that."""
+    data = (output or {}).get("data")
+    if not isinstance(data, dict) or str(data.get("insured")) not in ("0", "1"):
+        raise ValidationFailed([("output.data.insured", "core answered H6101 without 1/0")],
+                               partner=PARTNER)
+    return {"insured": str(data["insured"]) == "1", "normal": str(data.get("psn_stas")) == "1",
+            "psn_type": str(data.get("psn_type") or ""),
+            "detail": str(data.get("detail") or "")[:200]}
+
+
+def drug_catalogue_from_output(output: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """H6102 ``output.drugs`` (``med_list_codg``, ``med_list_name``, ``rx_flag`` 1 处方药,
+    ``hi_flag`` 1 医保目录, ``lmt_qty``) -> ``contracts.drugs.CatalogueDrug`` fields."""
+    rows = (output or {}).get("drugs")
+    if not isinstance(rows, list):
+        raise ValidationFailed([("output.drugs", "core answered H6102 without a list")],
+                               partner=PARTNER)
+    out = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        limit = str(r.get("lmt_qty") or "")
+        out.append({"drug_code": str(r.get("med_list_codg") or ""),
+                    "name": str(r.get("med_list_name") or ""),
+                    "rx": str(r.get("rx_flag")) == "1", "insured": str(r.get("hi_flag")) != "0",
+                    "max_qty": int(limit) if limit.isdigit() and int(limit) else None})
+    return out
+
+
+# -- F7 医疗救助平台 (H4002-H4005; contracts/assistance.py) ---------------------------------
+
+def settlements_from_output(records: Any, where: str = "output.records") -> list[Settlement]:
+    """Core's settlements (H4002/H4003 ``output.records``) in canonical form; a bad record
+    names its index and core's field (``ValidationFailed``: core is misbehaving)."""
+    if not isinstance(records, list):
+        raise ValidationFailed([(where, "must be a list")], partner=PARTNER)
+    out: list[Settlement] = []
+    errors: list[tuple[str, str]] = []
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            errors.append((f"{where}[{i}]", "must be an object"))
+            continue
+        got = settlement_from_wire(r, f"{where}[{i}]")
+        if isinstance(got, list):
+            errors.extend(got)
+        else:
+            out.append(got)
+    if errors:
+        raise ValidationFailed(errors[:20], partner=PARTNER)
+    return out
+
+
+def institutions_from_output(records: Any) -> list[Institution]:
+    """Core's 定点医疗机构 (H4004 ``output.records``); a bad record names its index."""
+    if not isinstance(records, list):
+        raise ValidationFailed([("output.records", "must be a list")], partner=PARTNER)
+    out: list[Institution] = []
+    errors: list[tuple[str, str]] = []
+    for i, r in enumerate(records):
+        got = institution_from_wire(r, f"output.records[{i}]") if isinstance(r, dict) \
+            else [(f"output.records[{i}]", "must be an object")]
+        if isinstance(got, list):
+            errors.extend(got)
+        else:
+            out.append(got)
+    if errors:
+        raise ValidationFailed(errors[:20], partner=PARTNER)
+    return out
+
+
+# -- F9 转移接续 (contracts/TRANSFER.md) --------------------------------------------------
+
+INFNO_TRANSFER_RESULT = "H4201"
+"""F9 转移接续结果/状态: a transfer's status change (转出审核通过, 转出失败, 参保凭证已出具,
+转入受理...) to core; ``input`` is ``contracts.transfer.core_input``, deduplicated on
+``serial``."""

@@ -12,9 +12,11 @@ receiver drop a repeat. Errors are mapped here, at the boundary:
     other 4xx                            -> ClientError          (refused: not retried)
     a partner not configured             -> ClientError
 
-Paths: the platform takes ``POST <endpoint>/recipients``; a department takes its
-status at ``POST <endpoint>/status``; 阳光惠民 (``sunshine``) its table's pages at
-``POST <endpoint>/recipients``.
+Paths: the platform takes ``POST <endpoint>/recipients``, a recipient's settlement at
+``POST <endpoint>/settlements`` (结算费用同步) and a month's 医疗救助结算数据 in pages at
+``POST <endpoint>/settlement-data``; a department takes its status at ``POST
+<endpoint>/status``; 阳光惠民 (``sunshine``) its tables' pages at ``POST
+<endpoint>/recipients``, ``/fees`` (救助费用) and ``/institutions`` (机构).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from contracts.errors import ClientError, PartnerTimeout, PartnerUnavailable
 if TYPE_CHECKING:
     from adapters.difficulty.port import DifficultyPort
 
+from adapters.difficulty.port import SunshineTable
+
 __all__ = ["SIGNER", "DifficultyClient"]
 
 SIGNER = "hub"
@@ -50,8 +54,15 @@ class DifficultyClient:
     async def push_assistance(self, record: dict[str, Any], *, serial: str) -> None:
         await self._post(ASSISTANCE, "recipients", record, serial)
 
-    async def push_sunshine(self, page: dict[str, Any], *, serial: str) -> None:
-        await self._post(SUNSHINE, "recipients", page, serial)
+    async def push_sunshine(self, page: dict[str, Any], *, serial: str,
+                            table: SunshineTable = "recipients") -> None:
+        await self._post(SUNSHINE, table, page, serial)
+
+    async def push_settlement(self, record: dict[str, Any], *, serial: str) -> None:
+        await self._post(ASSISTANCE, "settlements", record, serial)
+
+    async def push_settlement_data(self, page: dict[str, Any], *, serial: str) -> None:
+        await self._post(ASSISTANCE, "settlement-data", page, serial)
 
     async def push_status(self, department: str, status: dict[str, Any], *,
                           serial: str) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from adapters.tax.student_batch import serial_for
 from contracts.channels import TransferDestination
+from contracts.drugs import CatalogueDrug, Eligibility
 from contracts.employee import EmployeeEnrollment, SyncStatusUpdate, TaxAck
 from contracts.envelope import HubMessage
 from contracts.errors import BusinessRejected, PartnerUnavailable
@@ -287,6 +288,30 @@ class FakeCore:
         """F8 (H1107): ``self_paid`` as set by the test."""
         self.asked.append(("H1107", {"year": year, "end_month": end_month}))
         return list(getattr(self, "self_paid", []))
+
+    async def sync_transfer(self, payload: dict[str, Any], *, serial: str) -> None:
+        """F9 H4201: kept in ``transfers``; ``error`` raises after recording the call."""
+        self.__dict__.setdefault("transfers", []).append((payload, serial))
+        if self.error:
+            raise self.error
+
+    async def refund_status(self, payload: dict[str, Any], *, serial: str) -> None:
+        """F10 H7101: kept in ``refunds``; ``error`` raises after recording the call."""
+        self.__dict__.setdefault("refunds", []).append((payload, serial))
+        if self.error:
+            raise self.error
+
+    async def drug_eligibility(self, id_number: str) -> Eligibility:
+        """F11 H6101: ``eligibility`` (id number -> answer) as set by the test; insured and
+        normal otherwise."""
+        self.asked.append(("H6101", {"id_number": id_number}))
+        known: dict[str, Eligibility] = getattr(self, "eligibility", {})
+        return known.get(id_number) or Eligibility(insured=True, normal=True)
+
+    async def drug_catalogue(self) -> list[CatalogueDrug]:
+        """F11 H6102: ``catalogue`` as set by the test."""
+        self.asked.append(("H6102", {}))
+        return list(getattr(self, "catalogue", []))
 
     @property
     def registered(self) -> int:

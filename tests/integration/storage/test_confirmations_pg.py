@@ -5,14 +5,10 @@ dropped afterwards."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from storage.confirmations import ConfirmationStore, NewCase, case_id_for
-from storage.journal import make_engine
-from storage.migrate import upgrade
-from tests.support.postgres import alembic_downgrade
+from tests.support.migrations import engine_at, pg_down_and_up
 
 pytestmark = pytest.mark.integration
 
@@ -20,11 +16,8 @@ ID = "32010219880928997X"
 
 
 async def test_cases_on_postgresql(pg_url: str) -> None:
-    await asyncio.to_thread(upgrade, pg_url)
-    await asyncio.to_thread(alembic_downgrade, pg_url, "0006")
-    await asyncio.to_thread(upgrade, pg_url)
-    engine = make_engine(pg_url)
-    try:
+    await pg_down_and_up(pg_url, "0006")
+    async with engine_at(pg_url) as engine:
         store = ConfirmationStore(engine)
         new = NewCase(correlation_id="corr-pg", type="tax.flexible.terminate",
                       business_key=ID, entity_key="psn:x", id_number=ID, name="王芳",
@@ -38,5 +31,3 @@ async def test_cases_on_postgresql(pg_url: str) -> None:
         assert (counts["open"], counts["confirmed"]) == (0, 1)
         stored = await store.get(case["id"])
         assert stored is not None and stored["created_at"].tzinfo is not None
-    finally:
-        await engine.dispose()

@@ -4,7 +4,6 @@ the 同步日志) works there (``asyncpg``). Needs PostgreSQL on 5433 (``make po
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import pytest
@@ -12,9 +11,7 @@ import pytest
 from contracts.difficulty import check_list
 from contracts.ids import make_id_number
 from storage.difficulty import DifficultyStore, NewList
-from storage.journal import make_engine
-from storage.migrate import upgrade
-from tests.support.postgres import alembic_downgrade
+from tests.support.migrations import engine_at, pg_down_and_up
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +35,8 @@ async def _approve(store: DifficultyStore, rid: str) -> bool:
 
 
 async def test_difficulty_tables_and_store_on_postgresql(pg_url: str) -> None:
-    await asyncio.to_thread(upgrade, pg_url)
-    await asyncio.to_thread(alembic_downgrade, pg_url, "0007")
-    await asyncio.to_thread(upgrade, pg_url)
-    engine = make_engine(pg_url)
-    try:
+    await pg_down_and_up(pg_url, "0007")
+    async with engine_at(pg_url) as engine:
         store = DifficultyStore(engine)
         _, a, created = await store.receive(_list("civil_affairs", "L1", [ROW, ROW]))
         assert created and len(a) == 1
@@ -61,5 +55,3 @@ async def test_difficulty_tables_and_store_on_postgresql(pg_url: str) -> None:
         await store.log_sync(c[0]["id"], target="core", action="exit", id_number=ID,
                              identity="01", ok=False, reason="core down")
         assert [e["alert"] for e in await store.sync_log(status="failed")] == [True]
-    finally:
-        await engine.dispose()

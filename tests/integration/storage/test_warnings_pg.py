@@ -4,16 +4,13 @@ on 5433 (``make postgres``); each test works in a database of its own, dropped a
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 
 from contracts.warnings import ExpenseWarning, SelfPaid
-from storage.journal import make_engine
-from storage.migrate import upgrade
 from storage.warnings import WarningStore
-from tests.support.postgres import alembic_downgrade
+from tests.support.migrations import engine_at, pg_down_and_up
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +25,8 @@ def _w(dept: str = "union") -> ExpenseWarning:
 
 
 async def test_warning_store_on_postgresql(pg_url: str) -> None:
-    await asyncio.to_thread(upgrade, pg_url)
-    await asyncio.to_thread(alembic_downgrade, pg_url, "0008")
-    await asyncio.to_thread(upgrade, pg_url)
-    engine = make_engine(pg_url)
-    try:
+    await pg_down_and_up(pg_url, "0008")
+    async with engine_at(pg_url) as engine:
         store = WarningStore(engine)
         await store.start_run("202611", "ops")
         await store.start_run("202611", "ops")
@@ -45,5 +39,3 @@ async def test_warning_store_on_postgresql(pg_url: str) -> None:
         assert await store.move(w.id, expect=("queued",), status="acknowledged", ack_no="A")
         summary = await store.summary("202611")
         assert summary["union"]["acknowledged"] == 1 and summary["civil_affairs"]["pending"] == 1
-    finally:
-        await engine.dispose()

@@ -31,8 +31,8 @@ def test_a_partner_secret_comes_from_the_environment() -> None:
 
 def test_a_partner_without_a_default_gets_no_secret(tmp_path: Path) -> None:
     toml = tmp_path / "hub.toml"
-    toml.write_text(TOML.read_text(encoding="utf-8") + '\n[partners.transfer]\n'
+    toml.write_text(TOML.read_text(encoding="utf-8") + '\n[partners.not_yet_a_partner]\n'
                     'protocol = "http-json"\nendpoint = "http://127.0.0.1:9"\n',
                     encoding="utf-8")
     s = load_settings(env={"HUB_SETTINGS_FILE": str(toml)})
-    assert s.partners["transfer"].secret.get_secret_value() == ""  # every call refused
+    assert s.partners["not_yet_a_partner"].secret.get_secret_value() == ""  # all refused

@@ -6,12 +6,20 @@ from pathlib import Path
 
 from adapters.core.translate import (
     CORE_EVENT_TYPES,
+    INFNO_DRUG_CATALOGUE,
+    INFNO_DRUG_ELIGIBILITY,
     INFNO_EMPLOYEE_QUERY,
     INFNO_ENROLL,
+    INFNO_EXPENSES,
+    INFNO_INSTITUTIONS,
+    INFNO_SETTLEMENT_EVENT,
+    INFNO_SETTLEMENTS,
     INFNO_SYNC_STATUS,
+    INFNO_TRANSFER_RESULT,
 )
 from adapters.tax.soap import OP_ENROLL, OP_FEEDBACK, OP_STOP
 from config.settings import load_settings
+from contracts import finance, transfer
 from contracts.taxcat import OPS
 from contracts.transactions import DOC_PATH, TRANSACTIONS, render_markdown
 from routes.lanes import ROUTES
@@ -54,7 +62,25 @@ def test_wire_operations_are_the_adapters() -> None:
         "POST <endpoint>/status", "POST /partners/assistance/queries/person",
         "FTP RETR", OP_FEEDBACK, "POST /channels/{channel}/applications", "POST callback_url",
         "PUT /partners/union/standards/{year}", "POST /partners/union/cases",
-        "POST /partners/union/cases/{case_no}/final", "POST /union/notices"}
+        "POST /partners/union/cases/{case_no}/final", "POST /union/notices",
+        # F7 医疗救助平台 and 阳光惠民
+        INFNO_EXPENSES, INFNO_SETTLEMENTS, INFNO_INSTITUTIONS, INFNO_SETTLEMENT_EVENT,
+        "POST /partners/assistance/queries/expenses", "POST <endpoint>/settlements",
+        "POST <endpoint>/settlement-data", "POST <endpoint>/fees",
+        "POST <endpoint>/institutions",
+        # F9 转移接续
+        transfer.INFNO_PULL, transfer.INFNO_STATUS, INFNO_TRANSFER_RESULT,
+        # F10 退费
+        finance.INFNO_APPROVED, finance.INFNO_WITHDRAW, finance.INFNO_CORRECTED,
+        finance.INFNO_STATUS, "POST <endpoint>/refund/orders",
+        "POST <endpoint>/refund/orders/{no}/withdraw", "POST <endpoint>/refund/closures",
+        "POST <endpoint>/refund/payments/query", "POST /partners/erp_finance/callback",
+        "POST /channels/online_hall/refunds/payments",
+        # F11 线上购药
+        INFNO_DRUG_ELIGIBILITY, INFNO_DRUG_CATALOGUE, "hospRxDetlQuery",
+        "POST /partners/drugs/orders", "POST /partners/pharmacy/events",
+        "POST /partners/pharmacy/stock", "GET <endpoint>/stock", "GET <endpoint>/reconciliation",
+        "POST <endpoint>/orders", "POST <endpoint>/refunds", "POST <endpoint>/records"}
     assert {OP_ENROLL, OP_STOP, INFNO_ENROLL} <= ops
     core_events = {t.operation: t.type for t in TRANSACTIONS
                    if t.partner == "core" and t.direction == "in"}

@@ -4,16 +4,10 @@ the table as the model says, down and up again; ``open`` finds instead of duplic
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
 
 from storage.confirmations import (
     ConfirmationStore,
@@ -23,55 +17,21 @@ from storage.confirmations import (
     confirm_no_for,
     masked_case,
 )
-from storage.journal import make_engine
-from storage.migrate import _ROOT
-from storage.models import Base
-from tests.support.ops import sqlite_url
+from tests.support.migrations import check_migration, engine_copy
 
 ID = "32010219880928997X"
 TABLE = IdentityCaseRow.__tablename__
 
 
-def _tables(path: Path) -> set[str]:
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            return set(inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_migration_0007_creates_the_table_the_model_describes(template_db: Path,
                                                                tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    shutil.copy(template_db, path)
-    assert TABLE in _tables(path)
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(
-                conn, opts={"compare_type": True}), Base.metadata)
-    finally:
-        engine.dispose()
-    assert [d for d in diffs if TABLE in repr(d)] == []
-    cfg = Config(str(_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(_ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", sqlite_url(path))
-    command.downgrade(cfg, "0006")
-    assert TABLE not in _tables(path)
-    command.upgrade(cfg, "head")
-    assert TABLE in _tables(path)
+    check_migration(template_db, tmp_path, tables={TABLE}, previous="0006")
 
 
 @pytest.fixture
 async def store(template_db: Path, tmp_path: Path) -> AsyncIterator[ConfirmationStore]:
-    path = tmp_path / "hub.db"
-    shutil.copy(template_db, path)
-    engine = make_engine(sqlite_url(path))
-    try:
+    async with engine_copy(template_db, tmp_path) as engine:
         yield ConfirmationStore(engine)
-    finally:
-        await engine.dispose()
 
 
 def _new(cid: str = "corr-1") -> NewCase:

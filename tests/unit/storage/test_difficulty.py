@@ -4,70 +4,30 @@ the hub holds, a list stored once, the two review steps, several identities per 
 from __future__ import annotations
 
 import random
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
 
 from contracts.difficulty import DifficultyRecord, check_list
 from contracts.ids import make_id_number
 from storage.difficulty import DifficultyStore, NewList, compare, masked
-from storage.journal import make_engine
-from storage.migrate import _ROOT
-from storage.models import Base
-from tests.support.ops import sqlite_url
+from tests.support.migrations import check_migration, engine_copy
 
 TABLES = {"difficulty_lists", "difficulty_records", "difficulty_identities",
           "difficulty_sync_log", "difficulty_cases"}
 ID = make_id_number(random.Random(21))
 
 
-def _tables(path: Path) -> set[str]:
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            return set(inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_migration_0008_matches_the_models_and_goes_down_and_up(template_db: Path,
                                                                 tmp_path: Path) -> None:
-    path = tmp_path / "hub.db"
-    shutil.copy(template_db, path)
-    assert TABLES <= _tables(path)
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(
-                conn, opts={"compare_type": True}), Base.metadata)
-    finally:
-        engine.dispose()
-    assert [d for d in diffs if "difficulty_" in repr(d)] == []
-    cfg = Config(str(_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(_ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", sqlite_url(path))
-    command.downgrade(cfg, "0007")
-    assert not TABLES & _tables(path)
-    command.upgrade(cfg, "head")
-    assert TABLES <= _tables(path)
+    check_migration(template_db, tmp_path, tables=TABLES, previous="0007", matches="difficulty_")
 
 
 @pytest.fixture
 async def store(template_db: Path, tmp_path: Path) -> AsyncIterator[DifficultyStore]:
-    path = tmp_path / "hub.db"
-    shutil.copy(template_db, path)
-    engine = make_engine(sqlite_url(path))
-    try:
+    async with engine_copy(template_db, tmp_path) as engine:
         yield DifficultyStore(engine)
-    finally:
-        await engine.dispose()
 
 
 def _rec(**kw: object) -> DifficultyRecord:

@@ -3,24 +3,15 @@ models say; ``add`` keeps rows already there; ``move`` is a compare-and-set; ans
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
 
 from contracts.warnings import ExpenseWarning, SelfPaid
-from storage.journal import make_engine
-from storage.migrate import _ROOT
-from storage.models import Base
 from storage.warnings import ExpenseWarningRow, WarningRunRow, WarningStore, masked_row
-from tests.support.ops import sqlite_url
+from tests.support.migrations import check_migration, engine_copy
 
 ID = "32010219880928997X"
 TABLES = {ExpenseWarningRow.__tablename__, WarningRunRow.__tablename__}
@@ -34,46 +25,15 @@ def _w(dept: str = "civil_affairs", month: str = "202611", paid: int = 90000,
                               insurance="employee", self_paid=Decimal(paid)))
 
 
-def _tables(path: Path) -> set[str]:
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            return set(inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
-
-
 def test_migration_0009_creates_the_tables_the_models_describe(template_db: Path,
                                                                 tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    shutil.copy(template_db, path)
-    assert _tables(path) >= TABLES
-    engine = create_engine(f"sqlite:///{path}")
-    try:
-        with engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(
-                conn, opts={"compare_type": True}), Base.metadata)
-    finally:
-        engine.dispose()
-    assert [d for d in diffs if any(t in repr(d) for t in TABLES)] == []
-    cfg = Config(str(_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(_ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", sqlite_url(path))
-    command.downgrade(cfg, "0008")
-    assert not TABLES & _tables(path)
-    command.upgrade(cfg, "head")
-    assert _tables(path) >= TABLES
+    check_migration(template_db, tmp_path, tables=TABLES, previous="0008")
 
 
 @pytest.fixture
 async def store(template_db: Path, tmp_path: Path) -> AsyncIterator[WarningStore]:
-    path = tmp_path / "hub.db"
-    shutil.copy(template_db, path)
-    engine = make_engine(sqlite_url(path))
-    try:
+    async with engine_copy(template_db, tmp_path) as engine:
         yield WarningStore(engine)
-    finally:
-        await engine.dispose()
 
 
 async def test_add_keeps_what_is_there_per_department_month_and_person(
