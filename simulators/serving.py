@@ -15,21 +15,69 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import uvicorn
 
-__all__ = ["reserve_port", "serve_app"]
+__all__ = ["exit_servers_since", "reserve_port", "serve_app", "server_mark"]
+
+_ids = itertools.count()
+_live: dict[int, uvicorn.Server] = {}
+"""The servers ``serve_app`` runs in this process, by start order."""
+
+
+def server_mark() -> int:
+    """A mark: ``exit_servers_since(mark)`` tells every server started after it to stop."""
+    return next(_ids)
+
+
+def exit_servers_since(mark: int) -> None:
+    """Tell every server started after ``mark`` to stop, all at once, without waiting.
+
+    Each ``serve_app`` block still waits for its own server on exit; a test stack's dozen
+    simulators then stop side by side (about 0.2 s) instead of one after the other."""
+    for sid, server in list(_live.items()):
+        if sid > mark:
+            server.should_exit = True
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without signal capture: the test runner owns Ctrl-C, not the server."""
+    """uvicorn without signal capture (the test runner owns Ctrl-C, not the server), which
+    stops as soon as it is told to.
+
+    uvicorn polls ``should_exit`` every 0.1 s, and a stop then takes two polls: with a
+    dozen simulators per test stack that was 2.4 s of every stack's teardown. Here
+    setting ``should_exit`` also wakes the loop through an event; the 0.1 s tick (the
+    Date header, limits) is unchanged."""
+
+    _wake: asyncio.Event | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit_requested
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_requested = value
+        if value and self._wake is not None:
+            self._wake.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def main_loop(self) -> None:
+        self._wake = asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
 
 
 def reserve_port(host: str = "127.0.0.1") -> socket.socket:
@@ -65,6 +113,8 @@ async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0,
             raise RuntimeError(f"uvicorn exited with {exc.code}") from None
 
     task = asyncio.create_task(run())
+    sid = next(_ids)
+    _live[sid] = server
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + startup_timeout_s
@@ -78,6 +128,7 @@ async def serve_app(app: Any, *, host: str = "127.0.0.1", port: int = 0,
         yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
+        _live.pop(sid, None)
         try:
             await asyncio.wait_for(task, timeout=graceful_timeout_s + 5.0)
         except (TimeoutError, RuntimeError):
