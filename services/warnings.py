@@ -96,12 +96,14 @@ class WarningRuns:
                 "published": published}
 
     async def _publish(self, rows: list[dict[str, Any]]) -> int:
-        n = 0
+        """Publish each pending row, then mark it queued; returns how many were published.
+
+        The lane may take a row (and move it past ``queued``) before the mark: the row was
+        published all the same, so it counts whether or not the mark applied."""
         for row in rows:
             await self.publisher.publish(message_of(row))
-            if await self.store.move(row["id"], expect=("pending",), status="queued"):
-                n += 1
-        return n
+            await self.store.move(row["id"], expect=("pending",), status="queued")
+        return len(rows)
 
     async def status(self, month: str, *, detail: bool = False,
                      department: str | None = None) -> dict[str, Any] | None:
