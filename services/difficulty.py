@@ -37,6 +37,7 @@ from contracts.clock import today_beijing
 from contracts.difficulty import (
     COLUMNS,
     DEPARTMENTS,
+    MAX_LIST_ROWS,
     RowRefusal,
     check_list,
     core_message,
@@ -163,6 +164,11 @@ class DifficultyDesk:
             except ValidationFailed as exc:
                 return {"accepted": False, "department": department, "month": month,
                         "refused": [{"row": 0, "field": f, "reason": r} for f, r in exc.errors]}
+        if len(rows) > MAX_LIST_ROWS:  # the file reader allows more than a list may hold
+            return {"accepted": False, "department": department, "month": month,
+                    "refused": [{"row": 0, "field": "文件", "reason":
+                                 f"{len(rows)} rows: a list holds at most {MAX_LIST_ROWS}; "
+                                 "split the file"}]}
         ref = "file-" + hashlib.sha256(raw).hexdigest()[:24]
         return await self.receive(department, month, rows, channel="file", list_ref=ref,
                                   actor=actor, row_numbers=numbers)

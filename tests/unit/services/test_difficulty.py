@@ -63,6 +63,16 @@ async def test_a_gbk_csv_is_read_and_bad_rows_named_by_file_row(desk: Difficulty
     assert again["duplicate"] and again["list_id"] == got["list_id"]
 
 
+async def test_a_file_longer_than_a_list_may_be_is_refused_whole(
+        desk: DifficultyDesk, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.difficulty.MAX_LIST_ROWS", 2)
+    raw = gbk_csv(make_records(random.Random(4), "civil_affairs", 3))
+    got = await desk.import_file("civil_affairs", "2026-11", "mz.csv", raw, "a")
+    assert not got["accepted"] and got["refused"][0]["row"] == 0
+    assert got["refused"][0]["field"] == "文件" and "at most 2" in got["refused"][0]["reason"]
+    assert (await desk.store.counts()) == {} or sum((await desk.store.counts()).values()) == 0
+
+
 async def test_an_xlsx_with_a_title_row_and_a_file_without_a_column(desk: DifficultyDesk) -> None:
     rows = make_records(random.Random(2), "veterans", 2)
     got = await desk.import_file("veterans", "2026-11", "v.xlsx", _xlsx(rows), "a")
