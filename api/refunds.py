@@ -14,6 +14,9 @@
     POST /admin/refunds/imports?filename=x.csv   the 1918 template as CSV/XLSX (caseworker)
     GET  /admin/refunds/imports/{import_id}      an import's report (any role)
     GET  /admin/refunds/orders/{order_no}        an order, masked (any role)
+    POST /admin/refunds/orders/{order_no}/resend  补发 of the order's current final status
+                                                 to core (H7101; caseworker; audited as
+                                                 refund.resend); never a payment to finance
     GET  /admin/refunds                          orders per status (any role)
 
 Core's and finance's doors use the one partner HMAC scheme (``api.callers``); their
@@ -28,7 +31,7 @@ from typing import IO, Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.channels.auth import ChannelAuthError, verify_request
 from adapters.core.translate import parse_national_request
@@ -262,6 +265,26 @@ async def order(order_no: Annotated[str, Path(max_length=40)], principal: Reader
     if row is None:
         return JSONResponse({"detail": f"no order {order_no}"}, status_code=404)
     return JSONResponse(row)
+
+
+class Resend(BaseModel):
+    """补发 of an order's final status to core: why, and the caller's id of this 补发."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=200)
+    resend_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
+                                  description="the caller's id of this 补发: the same id "
+                                  "again is a retry of it, not a new delivery")
+
+
+@router.post("/admin/refunds/orders/{order_no}/resend",
+             summary="补发 of a refund order's final status to core (never to finance)")
+async def resend(order_no: Annotated[str, Path(min_length=1, max_length=40)], body: Resend,
+                 principal: Caseworker, desk: Desk) -> JSONResponse:
+    status, answer = await desk.resend(order_no, reason=body.reason,
+                                       actor=principal or ANONYMOUS, resend_id=body.resend_id)
+    return JSONResponse(answer, status_code=status)
 
 
 @router.get("/admin/refunds", summary="Refund orders per status")

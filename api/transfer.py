@@ -8,6 +8,9 @@
     GET  /admin/transfers/{application_no}/certificate
                                                    the 参保凭证 PDF of an offline transfer
                                                    (caseworker; audited)
+    POST /admin/transfers/{application_no}/resend  补发 of a decided transfer's current
+                                                   status to the platform and/or core
+                                                   (caseworker; audited as transfer.resend)
 
 A refused application or a bad or unknown application number is answered with the field
 and the reason (422 / 404); nothing is stored for a refused entry. The work is
@@ -20,12 +23,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal
 from api.deps import Caseworker, Reader, State, require
 from contracts.transfer import check_application_no
 from services.resender import ANONYMOUS
-from services.transfer import TransferDesk
+from services.transfer import ResendTarget, TransferDesk
 from storage.transfer import TransferStore
 
 __all__ = ["router"]
@@ -99,3 +103,29 @@ async def certificate(application_no: str, principal: Caseworker, desk: Desk) ->
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{application_no}.pdf"',
         "X-Content-SHA256": digest})
+
+
+class Resend(BaseModel):
+    """补发 of a transfer's current status: to whom (default: wherever it goes), why, and
+    the caller's id of this 补发 (its retry sends the same id: the same delivery)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(min_length=1, max_length=200)
+    resend_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$",
+                                  description="the caller's id of this 补发: the same id "
+                                  "again is a retry of it, not a new delivery")
+    targets: list[ResendTarget] | None = Field(default=None, min_length=1, max_length=2)
+
+
+@router.post("/admin/transfers/{application_no}/resend",
+             summary="补发 of a transfer's current status to the platform and/or core")
+async def resend(application_no: str, body: Resend, principal: Caseworker,
+                 desk: Desk) -> JSONResponse:
+    if (bad := _bad_number(application_no)) is not None:
+        return bad
+    targets = tuple(dict.fromkeys(body.targets)) if body.targets else None
+    status, answer = await desk.resend(application_no, reason=body.reason,
+                                       actor=principal or ANONYMOUS, targets=targets,
+                                       resend_id=body.resend_id)
+    return JSONResponse(answer, status_code=status)

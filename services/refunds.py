@@ -13,6 +13,8 @@
     import        the 1918 template, per-row report, 到账 asked per row, good rows stored
                   in one transaction
     payments      网办大厅's question about finance's payments to a unit (2576, 2596)
+    resend        补发 of an order's current final status to core (H7101), salted by the
+                  caller's ``resend_id``; never a payment order to finance (issue 12)
 
 Every answer to core or finance is given only after what it caused was published with
 a broker confirm; a repeat of the same event re-publishes the same messages (same
@@ -26,6 +28,7 @@ import contextlib
 import hashlib
 import logging
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -38,9 +41,10 @@ from pydantic import ValidationError
 from adapters.finance.port import FinancePort
 from adapters.tax.port import TaxPort
 from contracts.clock import today_beijing
-from contracts.envelope import new_id
+from contracts.envelope import HubMessage, idempotency_key, new_id
 from contracts.errors import ValidationFailed, field_errors
 from contracts.finance import (
+    CORE_STATUS,
     FINAL_STATUSES,
     IMPORT_COLUMNS,
     INFNO_APPROVED,
@@ -76,11 +80,12 @@ from contracts.student_batch import cell_text, match_headers
 from contracts.taxcat import model_for, op
 from jobs.student_batch import read_table
 from kernel.deps import Publisher
+from services.audit import Actor
 from storage.audit import AuditLog
 from storage.journal import Journal, LogEntry, TxnUpdate
 from storage.refunds import RefundStore, masked_order
 
-__all__ = ["CLOSURE_CHECK_S", "CallbackRefused", "RefundDesk"]
+__all__ = ["CLOSURE_CHECK_S", "RESENDABLE", "CallbackRefused", "RefundDesk"]
 
 log = logging.getLogger("hub.refunds")
 
@@ -88,6 +93,9 @@ CLOSURE_CHECK_S: Final = 3600.0
 """How often the hub looks for an ended 旬/month whose 销号 batch is not done."""
 IMPORT_CONCURRENCY: Final = 8
 WRITE_OFF: Final = "RefundWriteOff"
+RESENDABLE: Final = FINAL_STATUSES | {"failed"}
+"""The states core has been told and that stay until core acts: refunded, withdrawn,
+refused, and failed (final for its version: only core's 账户更正 moves it on)."""
 
 
 class CallbackRefused(Exception):
@@ -465,6 +473,52 @@ class RefundDesk:
 
         return list(await asyncio.gather(*(one(n, r) for n, r in good)))
 
+    # ------------------------------------------------------------ 补发 (issue 12)
+
+    async def resend(self, order_no: str, *, reason: str, actor: Actor,
+                     resend_id: str | None = None) -> tuple[int, dict[str, Any]]:
+        """补发 of an order's CURRENT final status (``RESENDABLE``) to core: H7101 on lane
+        ``refund.core``, for a core that lost it or a dead-lettered status.
+
+        Only the status to core, never the payment order to finance: an order is paid on
+        finance's 已退费 flag, so re-sending it could pay twice or pay a withdrawn order;
+        finance gets an order again only through core's 退费账户更正 (a new version). An
+        order still on its way (received, queued, sent, withdrawing) is 409: its status
+        is not final, core hears it when it is. The message is salted with ``resend_id``
+        (generated when absent): a new 补发 is a new delivery with a new serial, the same
+        ``resend_id`` again (the caller's retry) is the same delivery. 404 unknown.
+        Audited as ``refund.resend``."""
+        resend_id = resend_id or uuid.uuid4().hex
+        detail: dict[str, Any] = {"reason": mask_text(reason)[:200], "resend_id": resend_id}
+        target = mask_text(order_no)
+        row = await self.store.get(order_no)
+        if row is None:
+            await self._audit(actor, "refund.resend", target, detail, "not_found")
+            return 404, _resend_refused(order_no, "order_no", f"no order {order_no}")
+        status, version = str(row["status"]), int(row["version"])
+        if status not in RESENDABLE:
+            await self._audit(actor, "refund.resend", target, detail | {"status": status},
+                              "conflict")
+            return 409, _resend_refused(order_no, "order_no", (
+                f"order {order_no} is {status}, not final: nothing to resend (core hears "
+                "its status when it is final; a payment order is never re-sent to finance)"))
+        paid_at = row.get("paid_at")
+        msg = core_status_message(
+            order_no, version, status, reason_field=str(row.get("reason_field") or ""),
+            reason=str(row.get("reason") or ""), amount=str(row.get("amount") or ""),
+            finance_no=str(row.get("finance_no") or ""),
+            at=paid_at.isoformat() if paid_at is not None else "", correlation_id=order_no)
+        await self.publisher.publish(_salted(msg, resend_id))
+        await self._audit(actor, "refund.resend", target, detail | {
+            "status": status, "version": version}, "accepted")
+        return 200, {"order_no": order_no, "resend_id": resend_id, "status": status,
+                     "version": version, "sent": ["core"]}
+
+    async def _audit(self, actor: Actor, action: str, target: str, detail: dict[str, Any],
+                     outcome: str) -> None:
+        if self.audit is not None:
+            await self.audit.record(actor.user, actor.role, action, target, detail, outcome)
+
     # ------------------------------------------------------------ views
 
     async def order(self, order_no: str) -> dict[str, Any] | None:
@@ -481,6 +535,21 @@ class RefundDesk:
             raise ValidationFailed([("unit_credit_code", "this hub has no finance client")])
         answer = await self.finance.payments(query)
         return answer.model_dump(mode="json")
+
+
+def _resend_refused(order_no: str, field_: str, reason: str) -> dict[str, Any]:
+    return {"order_no": order_no, "accepted": False,
+            "refused": [{"field": field_, "reason": mask_text(reason)}]}
+
+
+def _salted(msg: HubMessage, resend_id: str) -> HubMessage:
+    """H7101 as a 补发: ``resend_id`` in the payload and in the idempotency key (hence a
+    new serial at core, ``contracts.messages.partner_serial``)."""
+    p = msg.payload
+    key = idempotency_key(CORE_STATUS, f"{p['order_no']}:{p['version']}:{p['status']}", {},
+                          f"resend:{resend_id}")
+    return msg.model_copy(update={"idempotency_key": key,
+                                  "payload": p | {"resend_id": resend_id}})
 
 
 def _read(filename: str, suffix: str, raw: bytes) -> tuple[list[dict[str, object]], list[int]]:

@@ -8,6 +8,8 @@ caseworker's view by application number.
               the hub's ticker (``settings.transfer.pull_s``) and on demand.
     enter     a caseworker's window (offline) application (1839).
     get       one transfer by application number with its history, masked.
+    resend    补发 of a decided transfer's current status to the platform and/or core,
+              salted by the caller's ``resend_id`` (issue 12).
 
 我的南京's ``transfer_out`` comes in through the channel door (F1) and is handed to the same
 lane by the channel intake (``routes.channels``). Seed lines: ``contracts/TRANSFER.md``.
@@ -15,36 +17,45 @@ lane by the channel intake (``routes.channels``). Seed lines: ``contracts/TRANSF
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from adapters.transfer.port import TransferPlatformPort
 from config.transfer import TransferSettings
 from contracts.clock import today_beijing
+from contracts.envelope import HubMessage, idempotency_key
 from contracts.errors import HubError
 from contracts.masking import mask_text
 from contracts.transfer import (
     Refusal,
+    TransferApplication,
     check_application,
     check_application_no,
+    core_status_message,
     from_wire,
     intake_message,
     platform_status_message,
     status_payload,
+    to_wire,
 )
 from kernel.deps import Publisher
 from services.audit import Actor, Audit, Caller
 from storage.transfer import TransferStore, masked
 
-__all__ = ["SCHEDULER", "PullResult", "TransferDesk"]
+__all__ = ["RESEND_TARGETS", "SCHEDULER", "PullResult", "ResendTarget", "TransferDesk"]
 
 log = logging.getLogger("hub.transfer")
 
 SCHEDULER: Final = Caller("scheduler", "system")
 """The actor of the scheduled pull in the audit log."""
+
+ResendTarget = Literal["platform", "core"]
+RESEND_TARGETS: Final[tuple[ResendTarget, ...]] = ("platform", "core")
+"""Where a 补发 can go: the national platform (T2402) and core (H4201)."""
 
 
 @dataclass
@@ -198,7 +209,123 @@ class TransferDesk:
                           "ok" if got else "not_found")
         return got
 
+    # ------------------------------------------------------------ 补发 (issue 12)
+
+    async def resend(self, application_no: str, *, reason: str, actor: Actor,
+                     targets: tuple[ResendTarget, ...] | None = None,
+                     resend_id: str | None = None) -> tuple[int, dict[str, Any]]:
+        """补发 of a decided transfer's CURRENT status (the stored row, not the first
+        message) to the platform (lane ``transfer.platform``) and/or core
+        (``core.transfer``): for a partner that lost or refused it, or a dead-lettered push.
+
+        Only where the decision itself would have sent it (``routes.transfer.
+        decision_outputs``): core when the application was usable, the platform for its
+        own applications and for an approved local one (filed with the application), never
+        for a 未联网地区. ``targets`` None means every one of those; a named target that
+        the transfer never goes to is 409 (field ``targets``). The messages are salted with
+        ``resend_id`` (generated when absent): a new 补发 is a new delivery with a new
+        serial, the same ``resend_id`` again (the caller's retry) is the same delivery.
+        404 unknown, 409 while still being checked (``received``: nothing decided to send
+        yet). Audited as ``transfer.resend`` (ID numbers masked in the target)."""
+        resend_id = resend_id or uuid.uuid4().hex
+        target_text = mask_text(application_no)
+        detail: dict[str, Any] = {"reason": mask_text(reason)[:200], "resend_id": resend_id}
+        row = await self.store.get(application_no)
+        if row is None:
+            await self._audit(actor, "transfer.resend", target_text, detail, "not_found")
+            return 404, _resend_refused(application_no, "application_no",
+                                        f"no transfer {application_no}")
+        status = str(row["status"])
+        if status == "received":
+            await self._audit(actor, "transfer.resend", target_text, detail | {
+                "status": status}, "conflict")
+            return 409, _resend_refused(application_no, "application_no", (
+                f"transfer {application_no} is not decided yet (still being checked): "
+                "nothing to resend"))
+        app = _stored_application(row)
+        due = _resend_messages(row, app, status, await self._certificate_digest(
+            application_no, status))
+        wanted = targets or tuple(t for t in RESEND_TARGETS if t in due)
+        missing = [t for t in wanted if t not in due]
+        if missing or not wanted:
+            why = _not_due(row, app, missing[0] if missing else "")
+            await self._audit(actor, "transfer.resend", target_text, detail | {
+                "status": status, "targets": list(wanted)}, "conflict")
+            return 409, _resend_refused(application_no, "targets", why)
+        for t in wanted:
+            await self.publisher.publish(_salted(due[t], resend_id))
+        await self.store.log(application_no, "resend", status, True,
+                             f"补发 {resend_id} to {', '.join(wanted)} by {actor.user}: "
+                             f"{reason}")
+        await self._audit(actor, "transfer.resend", target_text, detail | {
+            "status": status, "targets": list(wanted)}, "accepted")
+        return 200, {"application_no": application_no, "resend_id": resend_id,
+                     "status": status, "sent": list(wanted)}
+
+    async def _certificate_digest(self, application_no: str, status: str) -> str:
+        if status != "offline_issued":
+            return ""
+        got = await self.store.certificate(application_no)
+        return "" if got is None else got[1]
+
     async def _audit(self, actor: Actor, action: str, target: str, detail: dict[str, Any],
                      outcome: str) -> None:
         if self.audit is not None:
             await self.audit.record(actor.user, actor.role, action, target, detail, outcome)
+
+
+# ------------------------------------------------------------ 补发 helpers
+
+def _resend_refused(application_no: str, field_: str, reason: str) -> dict[str, Any]:
+    return {"application_no": application_no, "accepted": False,
+            "refused": [{"field": field_, "reason": mask_text(reason)}]}
+
+
+def _stored_application(row: Mapping[str, Any]) -> TransferApplication | None:
+    """The application as stored (unmasked for a usable one); None for one refused as bad
+    (kept masked, so it does not pass the checks again: core never heard of it)."""
+    try:
+        raw = json.loads(str(row.get("application") or "{}"))
+    except ValueError:
+        return None
+    got = check_application(raw) if isinstance(raw, dict) else []
+    return None if isinstance(got, list) else got
+
+
+def _resend_messages(row: Mapping[str, Any], app: TransferApplication | None, status: str,
+                     certificate: str) -> dict[ResendTarget, HubMessage]:
+    """The current status per target it goes to (unsalted), by the decision's rules."""
+    facts = app.as_dict() if app is not None else dict(row)
+    payload = status_payload(facts, status, reason_code=str(row.get("reason_code") or ""),
+                             reason_field=str(row.get("reason_field") or ""),
+                             reason=str(row.get("reason") or ""), source=str(row["source"]),
+                             certificate=certificate)
+    out: dict[ResendTarget, HubMessage] = {}
+    if app is not None:
+        out["core"] = core_status_message(payload)
+    online = not row.get("offline")
+    if online and row["source"] == "platform":
+        out["platform"] = platform_status_message(payload)
+    elif online and app is not None and status in ("out_approved", "in_accepted"):
+        out["platform"] = platform_status_message(payload, application=to_wire(app))
+    return out
+
+
+def _not_due(row: Mapping[str, Any], app: TransferApplication | None, target: str) -> str:
+    no = row["application_no"]
+    if target == "core" or (not target and app is None):
+        return f"transfer {no} was refused as a bad application: core never heard of it"
+    if row.get("offline"):
+        return f"transfer {no} is offline (未联网地区): nothing goes to the platform"
+    return (f"transfer {no} ({row['source']}, {row['status']}) was never sent to the "
+            "platform: only its own applications and approved local ones are")
+
+
+def _salted(msg: HubMessage, resend_id: str) -> HubMessage:
+    """The message as a 补发: ``resend_id`` in the payload and in the idempotency key (hence
+    a new partner serial, ``contracts.messages.partner_serial``)."""
+    p = msg.payload
+    key = idempotency_key(msg.type, f"{p['application_no']}:{p['status']}",
+                          {"status": p["status"]}, f"resend:{resend_id}")
+    return msg.model_copy(update={"idempotency_key": key,
+                                  "payload": p | {"resend_id": resend_id}})

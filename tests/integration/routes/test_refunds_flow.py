@@ -186,6 +186,24 @@ async def test_orders_through_every_state_with_races() -> None:
         await asyncio.sleep(0.5)
         assert st.core_state.log.effects["H7101:TF-DUP-1:1:refunded"] == 1
         assert all(n == 1 for k, n in fin.state.log.effects.items() if k.startswith("pay:"))
+        # 补发 (issue 12): a final status again to core is one new effect, the caller's
+        # retry (same resend_id) none; an order on its way 409, nothing to finance
+        before, fin_before = st.core_state.log.snapshot(), fin.state.log.snapshot()
+        body = {"reason": "核心未收到", "resend_id": "resend-tf-ok-1"}
+        for _ in range(2):
+            r = await http.post(f"{st.hub_url}/admin/refunds/orders/TF-OK-1/resend",
+                                json=body, headers=CASEWORKER)
+            assert r.status_code == 200 and r.json()["status"] == "refunded", r.text
+        assert await wait_for(lambda: bool(st.core_state.log.since(before, "H7101:")), 10)
+        r = await http.post(f"{st.hub_url}/admin/refunds/orders/TF-TAX-1/resend",
+                            json={"reason": "r"}, headers=CASEWORKER)
+        assert r.status_code == 409 and r.json()["refused"][0]["field"] == "order_no", r.text
+        r = await http.post(f"{st.hub_url}/admin/refunds/orders/NOPE-1/resend",
+                            json={"reason": "r"}, headers=CASEWORKER)
+        assert r.status_code == 404
+        await asyncio.sleep(0.5)
+        assert st.core_state.log.since(before, "H7101:") == {"H7101:TF-OK-1:1:refunded": 1}
+        assert fin.state.log.since(fin_before, ("order:", "pay:")) == {}
 
 
 async def wait_for_final(st: Stack, order_no: str) -> str:

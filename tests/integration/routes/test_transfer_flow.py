@@ -5,6 +5,7 @@ simulators (platform, core, 我的南京)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import date
 from typing import Any
@@ -103,7 +104,7 @@ async def test_one_flow_for_the_platform_the_window_and_my_nanjing() -> None:
         assert book.status_of("CK20261120A1") is None  # not on the platform: offline
 
         # -- bad input: field and reason, nothing stored
-        good = window["id_number"]
+        good = str(window["id_number"])
         bad_id = good[:17] + ("0" if good[17] != "0" else "1")  # a wrong check character
         for change, field in (({"id_number": bad_id}, "id_number"),
                               ({"target_division": "999999"}, "target_division"),
@@ -144,6 +145,27 @@ async def test_one_flow_for_the_platform_the_window_and_my_nanjing() -> None:
         assert set(core.values()) == {1} and len(core) == 5  # 3 platform + window + 我的南京
         assert st.channel_state.log.summary()["effects"] == 1
         assert book.bad_signatures == 0
+
+        # -- 补发 (issue 12): the current status again is one new effect at the platform and
+        # at core; the caller's retry (same resend_id) adds none
+        p_before, c_before = sims.state.log.snapshot(), st.core_state.log.snapshot()
+        body = {"reason": "平台未收到", "resend_id": "resend-zy-0001"}
+        for _ in range(2):
+            r = await http.post(f"{st.hub_url}/admin/transfers/{ready}/resend", json=body,
+                                headers=CASEWORKER)
+            assert r.status_code == 200 and r.json()["sent"] == ["platform", "core"], r.text
+        assert await wait_for(lambda: bool(sims.state.log.since(p_before, "status:"))
+                              and bool(st.core_state.log.since(c_before, "H4201:")), 20)
+        r = await http.post(f"{st.hub_url}/admin/transfers/CK20261120A1/resend",
+                            json={"reason": "r", "targets": ["platform"]}, headers=CASEWORKER)
+        assert r.status_code == 409 and r.json()["refused"][0]["field"] == "targets", r.text
+        r = await http.post(f"{st.hub_url}/admin/transfers/CK20261120B1/resend",
+                            json={"reason": "r"}, headers=CASEWORKER)
+        assert r.status_code == 404
+        await asyncio.sleep(0.5)
+        assert sims.state.log.since(p_before, "status:") == {f"status:{ready}:11": 1}
+        assert st.core_state.log.since(c_before, "H4201:") == {f"H4201:{ready}:11": 1}
+        assert book.statuses[ready][-1]["stas"] == "11"
 
 
 async def test_the_demo_round_adds_up() -> None:
