@@ -74,19 +74,26 @@ def _core_error(exc: HubError) -> JSONResponse:
                         status_code=503 if isinstance(exc, TransientError) else 502)
 
 
+async def platform_body(request: Request, state: State) -> bytes:
+    """The body of a query the 医疗救助平台 signed (``partners.assistance``); a hub without
+    the platform's secret takes none (401). Raises ``BodyRefused`` or ``CallerRefused``."""
+    door = "assistance queries"
+    body = await read_body(request, state.deps.settings.max_body_bytes)
+    config = state.deps.settings.partners.get(ASSISTANCE)
+    if config is None or not config.secret.get_secret_value():
+        raise note(door, request, CallerRefused(
+            401, "UNAUTHORIZED", "partner", "this hub takes no queries from the "
+            "platform (partners.assistance with a secret)"))
+    await authenticate_partner(state, request, body, door=door, allowed=(ASSISTANCE,))
+    return body
+
+
 @router.post("/partners/assistance/queries/expenses", openapi_extra={
     "parameters": PARTNER_PARAMETERS},
     summary="医疗费用查询 for the 医疗救助平台: a recognised 困难人员's expenses in a period")
 async def expenses(request: Request, state: State, desk: Desk) -> JSONResponse:
-    door = "assistance queries"
     try:
-        body = await read_body(request, state.deps.settings.max_body_bytes)
-        config = state.deps.settings.partners.get(ASSISTANCE)
-        if config is None or not config.secret.get_secret_value():
-            raise note(door, request, CallerRefused(
-                401, "UNAUTHORIZED", "partner", "this hub takes no queries from the "
-                "platform (partners.assistance with a secret)"))
-        await authenticate_partner(state, request, body, door=door, allowed=(ASSISTANCE,))
+        body = await platform_body(request, state)
     except (BodyRefused, CallerRefused) as exc:
         return JSONResponse({"code": exc.code, "field": exc.field, "reason": exc.reason},
                             status_code=exc.status)

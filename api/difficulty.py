@@ -40,11 +40,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api.assistance import platform_body
 from api.batches import receive_upload
 from api.body import BodyRefused, read_body
 from api.callers import PARTNER_PARAMETERS, CallerRefused, authenticate_partner, note
 from api.deps import Caseworker, Reader, State
-from contracts.difficulty import ASSISTANCE, DEPARTMENTS, DepartmentList, partner_of
+from contracts.difficulty import DEPARTMENTS, DepartmentList, partner_of
 from contracts.ids import validate_id_number
 from contracts.masking import mask_text
 from services.difficulty import DifficultyDesk
@@ -266,15 +267,8 @@ class PersonQuery(BaseModel):
     "parameters": PARTNER_PARAMETERS},
     summary="人员认定 for the 医疗救助平台: recognised 困难人员? which identities, since when")
 async def person_query(request: Request, state: State, desk: Desk) -> JSONResponse:
-    door = "assistance queries"
     try:
-        body = await read_body(request, state.deps.settings.max_body_bytes)
-        config = state.deps.settings.partners.get(ASSISTANCE)
-        if config is None or not config.secret.get_secret_value():
-            raise note(door, request, CallerRefused(
-                401, "UNAUTHORIZED", "partner", "this hub takes no queries from the "
-                "platform (partners.assistance with a secret)"))
-        await authenticate_partner(state, request, body, door=door, allowed=(ASSISTANCE,))
+        body = await platform_body(request, state)
     except (BodyRefused, CallerRefused) as exc:
         return JSONResponse({"code": exc.code, "field": exc.field, "reason": exc.reason},
                             status_code=exc.status)
