@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -269,17 +270,20 @@ def create_app(secret: str, state: SimState | None = None,
             sun.table(table, day)[ref] = row
         return JSONResponse({"status": "ok", "rows": len(page.get("rows") or [])})
 
-    @app.post("/assistance/settlements")
-    async def settlements(request: Request) -> JSONResponse:
-        """结算费用同步: one recipient's settlement (its ``ref``)."""
+    async def take_once(request: Request, operation: str, match: Callable[[dict[str, Any]], str],
+                        take: Callable[[dict[str, Any]], None]
+                        ) -> tuple[dict[str, Any], JSONResponse | None]:
+        """What every platform door does: check the hub's signature, draw a fault (matched on
+        ``match(payload)``), then ``take`` the payload once per ``X-Hub-Serial`` (a repeat is
+        a replay); ``timeout`` takes it and answers late. Returns the payload, and the
+        refusal to answer instead when there is one."""
         body = await signed_body(request, secret, kept)
         if isinstance(body, JSONResponse):
-            return body
+            return {}, body
         payload = json.loads(body)
-        ref = str(payload.get("ref") or "")
-        fault = sim.draw(ref, "settlements")
+        fault = sim.draw(match(payload), operation)
         if (early := fault_response(fault, "platform")) is not None:
-            return early
+            return payload, early
         if fault is not None and fault.kind == "slow":
             await sim.sleep_for(fault)
         serial = request.headers.get("x-hub-serial", "")
@@ -287,31 +291,31 @@ def create_app(secret: str, state: SimState | None = None,
             sim.log.replays += 1
         else:
             kept.serials.add(serial)
+            take(payload)
+        if fault is not None and fault.kind == "timeout":  # took it, the answer is late
+            await sim.sleep_for(fault)
+        return payload, None
+
+    @app.post("/assistance/settlements")
+    async def settlements(request: Request) -> JSONResponse:
+        """结算费用同步: one recipient's settlement (its ``ref``)."""
+
+        def take(payload: dict[str, Any]) -> None:
+            ref = str(payload.get("ref") or "")
             sim.log.record(key=f"settlement:{ref}", entity=str(payload.get("id_number") or ""),
                            value=payload.get("setl_id"))
             kept.settlements[ref] = payload
-        if fault is not None and fault.kind == "timeout":  # took it, the answer is late
-            await sim.sleep_for(fault)
-        return JSONResponse({"status": "ok", "ref": ref})
+
+        payload, refused = await take_once(request, "settlements",
+                                           lambda p: str(p.get("ref") or ""), take)
+        return refused or JSONResponse({"status": "ok", "ref": str(payload.get("ref") or "")})
 
     @app.post("/assistance/settlement-data")
     async def settlement_data(request: Request) -> JSONResponse:
         """A page of a month's 医疗救助结算数据, with the month's header."""
-        body = await signed_body(request, secret, kept)
-        if isinstance(body, JSONResponse):
-            return body
-        page = json.loads(body)
-        month = str(page.get("month") or "")
-        fault = sim.draw(f"data:{month}", "settlement-data")
-        if (early := fault_response(fault, "platform")) is not None:
-            return early
-        if fault is not None and fault.kind == "slow":
-            await sim.sleep_for(fault)
-        serial = request.headers.get("x-hub-serial", "")
-        if serial and serial in kept.serials:
-            sim.log.replays += 1
-        else:
-            kept.serials.add(serial)
+
+        def take(page: dict[str, Any]) -> None:
+            month = str(page.get("month") or "")
             kept.data_pages += 1
             kept.headers[month] = dict(page.get("header") or {})
             for row in page.get("rows") or []:
@@ -319,34 +323,28 @@ def create_app(secret: str, state: SimState | None = None,
                 sim.log.record(key=f"data:{month}:{ref}", entity=str(row.get("id_number")),
                                value=month)
                 kept.data.setdefault(month, {})[ref] = row
-        if fault is not None and fault.kind == "timeout":
-            await sim.sleep_for(fault)
+
+        page, refused = await take_once(request, "settlement-data",
+                                        lambda p: f"data:{p.get('month') or ''}", take)
+        if refused is not None:
+            return refused
+        month = str(page.get("month") or "")
         return JSONResponse({"status": "ok", "month": month,
                              "check": kept.month_check(month)})
 
     @app.post("/assistance/recipients")
     async def recipients(request: Request) -> JSONResponse:
-        body = await signed_body(request, secret, kept)
-        if isinstance(body, JSONResponse):
-            return body
-        payload = json.loads(body)
-        rid = str(payload.get("record_id") or "")
-        fault = sim.draw(rid, "recipients")
-        if (early := fault_response(fault, "platform")) is not None:
-            return early
-        if fault is not None and fault.kind == "slow":
-            await sim.sleep_for(fault)
-        serial = request.headers.get("x-hub-serial", "")
-        if serial and serial in kept.serials:
-            sim.log.replays += 1
-        else:
-            kept.serials.add(serial)
+
+        def take(payload: dict[str, Any]) -> None:
+            rid = str(payload.get("record_id") or "")
             sim.log.record(key=f"push:{rid}:{payload.get('action')}",
                            entity=str(payload.get("id_number") or ""), value=payload.get("action"))
             kept.records[rid] = payload
-        if fault is not None and fault.kind == "timeout":  # took it, the answer is late
-            await sim.sleep_for(fault)
-        return JSONResponse({"status": "ok", "record_id": rid})
+
+        payload, refused = await take_once(request, "recipients",
+                                           lambda p: str(p.get("record_id") or ""), take)
+        return refused or JSONResponse({"status": "ok",
+                                        "record_id": str(payload.get("record_id") or "")})
 
     return app
 
