@@ -35,5 +35,5 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/
  && chown -R hub:hub /app/.run
 USER hub
 
-EXPOSE 8000 8101 8102
+EXPOSE 8000 8101 8102 8103 8104 8105 8106 8107 8110 8120 8122 8123 8130 8199 2121
 CMD ["python", "main.py", "run"]

@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # Packages that are linted and type-checked (tests are not); missing ones are skipped.
-LINT_PATHS := $(wildcard adapters api bootstrap broker config contracts jobs kernel retry routes services simulators storage tools bench main.py)
+LINT_PATHS := $(wildcard adapters api bootstrap broker cli config contracts jobs kernel retry routes services simulators storage tools bench main.py)
 
 .PHONY: help venv lock services postgres demo test test-unit bench lint run simulate migrate \
 	stop compose-config clean distclean
@@ -52,6 +52,7 @@ demo: venv services
 # PostgreSQL too: the database-restart fault test and the PostgreSQL path run on it.
 test: venv services
 	@bash scripts/postgres.sh >/dev/null
+	@bash scripts/browser.sh  # chromium + chromium-driver for tests/browser (the console)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: venv

@@ -19,11 +19,50 @@ connection would be.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-__all__ = ["BoundedTransport", "bounded_client"]
+__all__ = ["BoundedTransport", "CallObserver", "before_calls", "bounded_client", "observe_calls"]
+
+CallObserver = Callable[[httpx.Request, float, int | None], None]
+"""Told of every partner call when it ends: (request, seconds from admission until the
+response body is closed, HTTP status or None when the call raised). ``kernel.metrics``
+turns these into ``hub_partner_call_seconds``; an observer must be quick and not raise."""
+_OBSERVERS: list[CallObserver] = []
+
+
+def observe_calls(observer: CallObserver) -> Callable[[], None]:
+    """Register ``observer`` for every ``BoundedTransport`` of this process (each hub
+    started subscribes its metrics); returns the call that unsubscribes it."""
+    _OBSERVERS.append(observer)
+
+    def off() -> None:
+        if observer in _OBSERVERS:
+            _OBSERVERS.remove(observer)
+
+    return off
+
+
+def _tell(request: httpx.Request, t0: float, status: int | None) -> None:
+    elapsed = time.perf_counter() - t0
+    for observer in tuple(_OBSERVERS):
+        with contextlib.suppress(Exception):  # metrics never break a partner call
+            observer(request, elapsed, status)
+
+
+RequestHook = Callable[[httpx.Request], None]
+_BEFORE: list[RequestHook] = []
+
+
+def before_calls(hook: RequestHook) -> None:
+    """Run ``hook`` on every request of every ``BoundedTransport`` of this process before it
+    is sent (``kernel.tracing`` writes the ``traceparent`` header); a hook must be quick and
+    a failing one never stops the call."""
+    if hook not in _BEFORE:
+        _BEFORE.append(hook)
 
 
 class _Releasing(httpx.AsyncByteStream):
@@ -66,23 +105,34 @@ class BoundedTransport(httpx.AsyncBaseTransport):
         return self._limit - self._slots._value
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for hook in _BEFORE:  # trace context (kernel.tracing)
+            with contextlib.suppress(Exception):
+                hook(request)
         try:
             async with asyncio.timeout(self._wait_s):
                 await self._slots.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout(f"all {self._limit} connections busy for "
                                     f"{self._wait_s:g} s", request=request) from None
+        t0 = time.perf_counter()
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException:
             self._slots.release()
+            _tell(request, t0, None)
             raise
         if response.is_closed:  # read in full already (a test's canned answer): nothing held
             self._slots.release()
+            _tell(request, t0, response.status_code)
             return response
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
-        response.stream = _Releasing(stream, self._slots.release)
+
+        def release(status: int = response.status_code) -> None:
+            self._slots.release()
+            _tell(request, t0, status)
+
+        response.stream = _Releasing(stream, release)
         return response
 
     async def aclose(self) -> None:

@@ -3,9 +3,10 @@
 Routers are module-level (one per file in ``api/``); what their endpoints need
 comes from ``api.deps`` providers reading the one ``ApiState`` kept on the app.
 
-App-wide: a request FastAPI cannot parse is answered 422 with the fields and
-what is wrong with them (``loc``, ``msg``, ``type``), masked, never the submitted
-values (FastAPI's default echoes ``input``: ID numbers, names).
+App-wide: every error the hub defines is an RFC 7807 ``application/problem+json``
+document (``api.problems``): a request FastAPI cannot parse is answered 422 with the
+fields and what is wrong with them (``loc``, ``field``, ``msg``, ``type``), masked, never
+the submitted values (FastAPI's default echoes ``input``: ID numbers, names).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from api import (
     admin,
     assistance,
+    asyncapi,
     batches,
     channels,
     confirmations,
@@ -35,11 +35,16 @@ from api import (
     transfer,
     union,
     warnings,
+    worklists,
 )
+from api import jobs as jobs_api
+from api import metrics as api_metrics
+from api.access_log import install_access_log
 from api.auth import Authenticator, load_principals
+from api.console import router as console_router
 from api.deps import ApiState, install
+from api.problems import install_problem_handlers, validation_errors
 from config.settings import ConfigError
-from contracts.masking import mask_text
 from services.deps import Deps
 from storage.audit import AuditLog
 from storage.deadletters import DeadLetterStore
@@ -67,27 +72,10 @@ def hub_state(deps: Deps, *, health: Check | None = None,
                     auth=Authenticator(principals, audit), health=health, readiness=readiness)
 
 
-def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    """Where and what, without the submitted values: ``loc``, ``msg`` and ``type`` of each
-    error, masked (a message or a dict key may quote an ID number); ``input`` and
-    ``ctx`` (which carry the values) are dropped."""
-    out = []
-    for e in exc.errors():
-        loc = [mask_text(p) if isinstance(p, str) else p for p in e.get("loc", ())]
-        out.append({"loc": loc, "msg": mask_text(str(e.get("msg", ""))),
-                    "type": str(e.get("type", ""))})
-    return out
-
-
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestValidationError):
-        raise exc
-    return JSONResponse(status_code=422, content={"detail": validation_errors(exc)})
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """The app-wide 422 without echoed input (``validation_errors``)."""
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    """One error shape: RFC 7807 problem documents (``api.problems``), masked, never the
+    submitted values."""
+    install_problem_handlers(app)
 
 
 def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
@@ -97,6 +85,7 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
                   lifespan=lifespan)
     install(app, state)
     install_error_handlers(app)
+    install_access_log(app, state.deps.settings)  # access log + HTTP tracing
     app.include_router(ingress.router)
     app.include_router(queries.router)
     if state.deps.applications is not None and state.deps.nonces is not None:
@@ -120,6 +109,11 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     if state.deps.refunds is not None:
         app.include_router(refunds.router)
     app.include_router(ops.router)
+    app.include_router(asyncapi.router)
+    app.include_router(worklists.router)
+    app.include_router(jobs_api.router)  # durable jobs: /admin/jobs, dead-letter retry jobs
+    app.include_router(console_router)  # the web console (/console): api/console
+    api_metrics.install(app)  # GET /metrics, /admin/live, hub_http_requests_total
     return app
 
 

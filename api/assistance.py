@@ -29,6 +29,7 @@ from api.auth import Principal
 from api.body import BodyRefused, read_body
 from api.callers import PARTNER_PARAMETERS, CallerRefused, authenticate_partner, note
 from api.deps import Reader, State, require
+from api.problems import answer, hub_problem
 from contracts.assistance import ExpenseQuery, parse_run_month
 from contracts.difficulty import ASSISTANCE
 from contracts.errors import HubError, PermanentError, TransientError, ValidationFailed
@@ -150,13 +151,12 @@ async def run_month(body: RunRequest, principal: RunRole, desk: Desk) -> JSONRes
     try:
         got = await desk.run_month(body.month, principal)
     except ValidationFailed as exc:
-        if exc.partner == "core":
-            return _core_error(exc)
-        return JSONResponse({"detail": [{"loc": ["body", f], "msg": r}
-                                        for f, r in exc.errors]}, status_code=422)
+        if exc.partner == "core":  # core answered what cannot be used
+            return hub_problem(exc, 502)
+        return hub_problem(exc, 422)
     except (PermanentError, TransientError) as exc:
-        return _core_error(exc)
-    return JSONResponse(got, status_code=200 if got["complete"] else 502)
+        return hub_problem(exc, 503 if isinstance(exc, TransientError) else 502)
+    return answer(200 if got["complete"] else 502, got)
 
 
 @router.get("/admin/assistance/settlement-runs", summary="The months' 医疗救助结算数据 runs")

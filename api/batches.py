@@ -5,8 +5,9 @@
     GET  /admin/batches/{job_id}/files/{name}         a report: invalid.*, success.*,
                                                       failure.*, difficulty.*
 
-The job is ``services.student_batches`` (run in this process, kept in memory,
-reports on disk). Role ``caseworker``; each finished job is audited.
+The job is ``services.student_batches`` (a durable job, kind ``batch.students``:
+listed and cancelled at ``/admin/jobs``; reports on disk). Role ``caseworker``; each
+finished job is audited.
 
 The body is never held whole: a ``Content-Length`` over the limit is a 413 before a
 byte is read, and the body is streamed into a spooled temp file (in memory up to
@@ -26,6 +27,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from api.deps import Caseworker, State
+from api.problems import field_error, problem
 from contracts.errors import ValidationFailed
 from services.student_batches import FILENAME, BatchJobs
 from storage.difficulty import DifficultyStore
@@ -43,14 +45,24 @@ class _TooLarge(Exception):
 
 
 async def _jobs(state: State) -> BatchJobs:
-    return state.batch_jobs
+    """The app's batch jobs, on the hub's durable runner (``Deps.jobs``, the handler bound at
+    wiring) when it has one."""
+    own, runner = state.batch_jobs, state.deps.jobs
+    if runner is None:
+        return own
+    return BatchJobs(own.root, max_upload_bytes=own.max_upload_bytes, runner=runner)
 
 
 Jobs = Annotated[BatchJobs, Depends(_jobs)]
 
 
+_WHERE: Final = {"filename": "query"}
+
+
 def _refuse(field: str, reason: str, status: int) -> JSONResponse:
-    return JSONResponse({"detail": {"field": field, "reason": reason}}, status)
+    code = {400: "BAD_REQUEST", 413: "TOO_LARGE"}.get(status, "VALIDATION")
+    return problem(status, f"{field}: {reason}", code=code,
+                   errors=[field_error(field, reason, where=_WHERE.get(field))])
 
 
 @router.post("/admin/batches/students/{op}", status_code=202,
@@ -59,7 +71,7 @@ async def upload(op: Literal["enroll", "stop"], filename: str, request: Request,
                  principal: Caseworker, jobs: Jobs, state: State) -> JSONResponse:
     async def start(spool: IO[bytes]) -> JSONResponse:
         store = state.deps.difficulty  # F7's 困难人员库, when this hub has one (1816)
-        job = await jobs.start(op, filename, spool, getattr(principal, "user", "anonymous"),
+        job = await jobs.start(op, filename, spool, principal or "anonymous",
                                tax=state.deps.settings.partner("tax"), audit=state.audit,
                                held=store.held_active if isinstance(store, DifficultyStore)
                                else None)
@@ -112,16 +124,16 @@ async def _receive(request: Request, spool: Any, limit: int) -> int:
 
 @router.get("/admin/batches/{job_id}", summary="Progress and counts of a student batch")
 async def status(job_id: str, principal: Caseworker, jobs: Jobs) -> JSONResponse:
-    job = jobs.get(job_id)
+    job = await jobs.get(job_id[:64])
     if job is None:
-        return JSONResponse({"detail": f"no batch {job_id}"}, 404)
+        return problem(404, f"no batch {job_id}")
     return JSONResponse(job.view())
 
 
 @router.get("/admin/batches/{job_id}/files/{name}", summary="Download a batch report")
 async def download(job_id: str, name: str, principal: Caseworker, jobs: Jobs) -> Any:
-    job = jobs.get(job_id)
+    job = await jobs.get(job_id[:64])
     path = job.report(name) if job else None
     if path is None:
-        return JSONResponse({"detail": f"no report {name} for batch {job_id}"}, 404)
+        return problem(404, f"no report {name} for batch {job_id}")
     return FileResponse(path, filename=f"{job_id[:8]}-{name}")

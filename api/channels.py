@@ -17,8 +17,8 @@ and reason (``api.callers.refusals``) and never journaled, so an anonymous flood
 grows neither; a refusal of an authenticated channel is journaled. The signature
 covers the request's method and target, so a signed submission or status request
 cannot be pointed at another channel or application id. JSON nested deeper than
-``api.body.MAX_JSON_DEPTH`` is refused 422 naming ``body``. Errors are
-``{"detail": {"code", "reason", "errors": [{"field", "reason"}]}}``.
+``api.body.MAX_JSON_DEPTH`` is refused 422 naming ``body``. Errors are RFC 7807 problem
+documents (``api.problems``): ``code``, ``detail`` and ``errors`` ``[{loc, field, msg, type}]``.
 
 An accepted application is answered 202; a repeat of a request already handed
 on 200 with the first application's id and status; a ``request_id`` reused
@@ -46,6 +46,7 @@ from adapters.channels.auth import (
 from api.body import BodyRefused, parse_json, read_body
 from api.callers import refusals, who_knocks
 from api.deps import Intake, State
+from api.problems import ProblemDocument, field_errors_of, problem
 from config.settings import ChannelConfig
 from contracts.channels import APPLICATION_TYPES, ApplicationRequest
 from contracts.errors import TransientError, field_errors
@@ -81,20 +82,11 @@ class ApplicationView(BaseModel):
     completed_at: datetime | None
 
 
-class ErrorItem(BaseModel):
-    field: str
-    reason: str
+class ErrorBody(ProblemDocument):
+    """A refusal: an RFC 7807 problem (``api.problems``), with the application's id when one
+    was kept (409, 503)."""
 
-
-class ErrorDetail(BaseModel):
-    code: str
-    reason: str
-    errors: list[ErrorItem] = Field(default_factory=list)
     application_id: str | None = None
-
-
-class ErrorBody(BaseModel):
-    detail: ErrorDetail
 
 
 _AUTH_PARAMETERS: Final = [
@@ -194,7 +186,8 @@ async def _refused(exc: Refused, intake: Intake, channel: str,
                          field, reason)
     else:
         await intake.refused(exc, channel, request.method)
-    return JSONResponse({"detail": exc.detail()}, status_code=exc.status)
+    return problem(exc.status, "; ".join(f"{f}: {r}" for f, r in exc.errors) or exc.code,
+                   code=exc.code, errors=field_errors_of(exc.errors), application_id=exc.app_id)
 
 
 @router.post("/channels/{channel}/applications", status_code=202,

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import Caseworker, Reader, State
+from api.problems import problem
 from services.confirmations import CaseAction, ConfirmationDesk
 from services.resender import ANONYMOUS
 from storage.confirmations import ConfirmationStore
@@ -56,7 +57,7 @@ async def list_cases(principal: Reader, desk: Desk,
 async def get_case(case_id: CaseId, principal: Reader, desk: Desk) -> JSONResponse:
     case = await desk.get(case_id)
     if case is None:
-        return JSONResponse({"detail": f"no identity case {case_id}"}, status_code=404)
+        return problem(404, f"no identity case {case_id}")
     return JSONResponse(case)
 
 
@@ -66,8 +67,7 @@ async def act_on_case(case_id: CaseId, body: CaseAction, principal: Caseworker,
                       desk: Desk) -> JSONResponse:
     result = await desk.act(case_id, body, principal or ANONYMOUS)
     if result.outcome != "ok":
-        return JSONResponse({"detail": {"code": result.outcome.upper(),
-                                        "reason": result.detail}, "case": result.case},
-                            status_code=_STATUS[result.outcome])
+        return problem(_STATUS[result.outcome], result.detail, code=result.outcome.upper(),
+                       case=result.case)
     return JSONResponse({"case": result.case, "detail": result.detail, "serial": result.serial},
                         status_code=202 if body.action == "confirm" else 200)

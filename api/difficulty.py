@@ -45,6 +45,7 @@ from api.batches import receive_upload
 from api.body import BodyRefused, read_body
 from api.callers import PARTNER_PARAMETERS, CallerRefused, authenticate_partner, note
 from api.deps import Caseworker, Reader, State
+from api.problems import answer, field_error, problem
 from contracts.difficulty import DEPARTMENTS, DepartmentList, partner_of
 from contracts.ids import validate_id_number
 from contracts.masking import mask_text
@@ -138,7 +139,7 @@ async def upload_list(dept: Department, month: Month, filename: str, request: Re
         if receipt.get("accepted"):  # kept for the status file back (1532)
             await files.keep(receipt, filename=filename, raw=raw)
             receipt["status_file"] = f"/admin/difficulty/lists/{receipt['list_id']}/status-file"
-        return _answer(receipt)
+        return answer(200 if receipt.get("accepted") else 422, receipt)
 
     return await receive_upload(request, filename, MAX_FILE_BYTES, start)
 
@@ -157,7 +158,8 @@ class Entry(BaseModel):
 @router.post("/admin/difficulty/records", summary="A caseworker's single record")
 async def enter_record(body: Entry, principal: Caseworker, desk: Desk) -> JSONResponse:
     who = getattr(principal, "user", ANONYMOUS.user)
-    return _answer(await desk.enter(body.department, body.month, body.record, who))
+    receipt = await desk.enter(body.department, body.month, body.record, who)
+    return answer(200 if receipt.get("accepted") else 422, receipt)
 
 
 @router.get("/admin/difficulty/reviews", summary="Records waiting for 初审 (first) or 复核")
@@ -180,8 +182,8 @@ class Review(BaseModel):
              summary="初审 or 复核 of records (复核 by another caseworker than 初审)")
 async def review(body: Review, principal: Caseworker, desk: Desk) -> JSONResponse:
     if body.decision == "reject" and not body.reason:
-        return JSONResponse({"detail": [{"loc": ["body", "reason"],
-                                         "msg": "a rejection needs a reason"}]}, status_code=422)
+        return problem(422, "reason: a rejection needs a reason", code="VALIDATION",
+                       errors=[field_error("reason", "a rejection needs a reason")])
     results = await desk.review(body.record_ids, approve=body.decision == "approve",
                                 reason=body.reason, actor=principal or ANONYMOUS)
     return JSONResponse({"results": [r.as_dict() for r in results]})
@@ -191,7 +193,7 @@ async def review(body: Review, principal: Caseworker, desk: Desk) -> JSONRespons
 async def get_record(record_id: Id32, principal: Reader, desk: Desk) -> JSONResponse:
     rec = await desk.record(record_id)
     if rec is None:
-        return JSONResponse({"detail": f"no record {record_id}"}, status_code=404)
+        return problem(404, f"no record {record_id}")
     return JSONResponse(rec)
 
 
@@ -216,8 +218,7 @@ _CHOICE_STATUS: Final = {"ok": 200, "not_found": 404, "conflict": 409, "invalid"
 async def choose(case_id: Id32, body: Choice, principal: Caseworker,
                  desk: Desk) -> JSONResponse:
     outcome, case = await desk.choose(case_id, body.identity, principal or ANONYMOUS)
-    return JSONResponse({"outcome": outcome, "case": case},
-                        status_code=_CHOICE_STATUS[outcome])
+    return answer(_CHOICE_STATUS[outcome], {"outcome": outcome, "case": case})
 
 
 @router.get("/admin/difficulty/sync-log", summary="同步日志; status=failed lists the alerts")
@@ -246,13 +247,12 @@ class Resend(BaseModel):
              summary="补发 of the 救助待遇标识同步情况 to a department (a month, or one person)")
 async def resend(body: Resend, principal: Caseworker, desk: Desk) -> JSONResponse:
     if body.dept not in DEPARTMENTS:
-        return JSONResponse({"detail": [{"loc": ["body", "dept"], "msg": f"{body.dept} is not "
-                                         "a department (" + ", ".join(DEPARTMENTS) + ")"}]},
-                            status_code=422)
+        why = f"{body.dept} is not a department (" + ", ".join(DEPARTMENTS) + ")"
+        return problem(422, f"dept: {why}", code="VALIDATION", errors=[field_error("dept", why)])
     got = await desk.resend(body.dept, body.month, id_number=body.id_number,
                             reason=body.reason, actor=principal or ANONYMOUS,
                             resend_id=body.resend_id)
-    return JSONResponse(got, status_code=200 if got["found"] else 404)
+    return answer(200 if got["found"] else 404, got)
 
 
 class PersonQuery(BaseModel):
@@ -291,7 +291,7 @@ async def person_query(request: Request, state: State, desk: Desk) -> JSONRespon
              summary="Push today's 救助人员 table to 阳光惠民 (what today has not pushed yet)")
 async def sunshine_run(principal: Caseworker, desk: Desk) -> JSONResponse:
     got = await desk.run_sunshine(principal or ANONYMOUS)
-    return JSONResponse(got, status_code=200 if got["complete"] else 502)
+    return answer(200 if got["complete"] else 502, got)
 
 
 @router.get("/admin/difficulty/lists/{list_id}/status-file",
@@ -305,11 +305,11 @@ async def status_file(list_id: Id32, principal: Caseworker, files: Files,
     personal data in the file is the department's own and is not masked."""
     got = await files.download(list_id, principal or ANONYMOUS)
     if got is None:
-        return JSONResponse({"detail": f"no list {list_id}"}, status_code=404)
+        return problem(404, f"no list {list_id}")
     if not got.settled and not partial:
-        return JSONResponse({"detail": "not every row is settled yet (初审, 复核 or core); "
-                             "?partial=true for the file as it stands", **got.counts},
-                            status_code=409)
+        return answer(409, {"code": "NOT_SETTLED", "detail": "not every row is settled yet "
+                            "(初审, 复核 or core); ?partial=true for the file as it stands",
+                            **got.counts})
     ascii_name = f"status_{list_id[:8]}.{got.format}"
     return Response(got.data, media_type=got.media_type, headers={
         "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; "

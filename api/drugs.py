@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from api import problems
 from api.body import BodyRefused, read_body
 from api.callers import PARTNER_PARAMETERS, CallerRefused, authenticate_partner, note
 from api.deps import Caseworker, Operator, Reader, State
@@ -76,6 +77,11 @@ Desk = Annotated[DrugDesk, Depends(_desk)]
 
 def _answer(a: Answer) -> JSONResponse:
     return JSONResponse(json.loads(json.dumps(a.body, default=str)), status_code=a.status)
+
+
+def _desk_answer(a: Answer) -> JSONResponse:
+    """The desk's answers are the hub's own: an error is a problem document."""
+    return problems.answer(a.status, json.loads(json.dumps(a.body, default=str)))
 
 
 async def _signed(request: Request, state: State, partner: str, door: str,
@@ -178,7 +184,7 @@ async def pharmacy_stock(request: Request, state: State, desk: Desk) -> JSONResp
 
 @router.post("/admin/drugs/catalogue/sync", summary="Pull core's catalogue (处方药 flags) now")
 async def catalogue_sync(principal: Caseworker, desk: Desk) -> JSONResponse:
-    return _answer(await desk.sync_catalogue(principal or ANONYMOUS))
+    return _desk_answer(await desk.sync_catalogue(principal or ANONYMOUS))
 
 
 @router.get("/admin/drugs/catalogue", summary="The catalogue the sale gate uses")
@@ -197,7 +203,7 @@ async def stock(pharmacy_code: Pharmacy, principal: Reader, desk: Desk) -> JSONR
 @router.post("/admin/drugs/stock/{pharmacy_code}/pull", summary="Ask the ERP for its stock")
 async def stock_pull(pharmacy_code: Pharmacy, principal: Caseworker,
                      desk: Desk) -> JSONResponse:
-    return _answer(await desk.pull_stock(pharmacy_code, principal or ANONYMOUS))
+    return _desk_answer(await desk.pull_stock(pharmacy_code, principal or ANONYMOUS))
 
 
 @router.get("/admin/drugs/orders", summary="Orders, by status or pharmacy")
@@ -206,11 +212,11 @@ async def orders(principal: Reader, desk: Desk, status: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                  offset: Annotated[int, Query(ge=0, le=2**31)] = 0) -> JSONResponse:
     if status is not None and status not in ORDER_STATUSES:
-        return JSONResponse({"refused": [{"field": "status", "reason": "one of "
-                                          + ", ".join(ORDER_STATUSES)}]}, status_code=422)
+        return problems.answer(422, {"refused": [{"field": "status", "reason": "one of "
+                                                  + ", ".join(ORDER_STATUSES)}]})
     rows = await desk.store.orders(status=status, pharmacy_code=pharmacy_code, limit=limit,
                                    offset=offset)
-    return _answer(Answer(200, {"counts": await desk.store.counts(),
+    return _desk_answer(Answer(200, {"counts": await desk.store.counts(),
                                 "orders": [masked(r) for r in rows]}))
 
 
@@ -219,7 +225,7 @@ async def one_order(order_no: OrderNo, principal: Reader, desk: Desk) -> JSONRes
     got = await desk.order(order_no)
     if got.status == 200:
         got.body["events"] = [masked(e) for e in await desk.store.events(order_no)]
-    return _answer(got)
+    return _desk_answer(got)
 
 
 class Resend(BaseModel):
@@ -233,7 +239,7 @@ class Resend(BaseModel):
              summary="补发 of an order to the pharmacy ERP or the supervision platform")
 async def resend(order_no: OrderNo, body: Resend, principal: Caseworker,
                  desk: Desk) -> JSONResponse:
-    return _answer(await desk.resend(order_no, body.target, body.reason,
+    return _desk_answer(await desk.resend(order_no, body.target, body.reason,
                                      principal or ANONYMOUS))
 
 
@@ -247,7 +253,7 @@ class Reconcile(BaseModel):
 @router.post("/admin/drugs/reconciliations", summary="药店订单对账 of one pharmacy's day")
 async def run_reconciliation(body: Reconcile, principal: Caseworker,
                              desk: Desk) -> JSONResponse:
-    return _answer(await desk.reconcile(body.pharmacy_code, body.day,
+    return _desk_answer(await desk.reconcile(body.pharmacy_code, body.day,
                                         principal or ANONYMOUS))
 
 
@@ -257,9 +263,8 @@ async def reconciliation(pharmacy_code: Pharmacy, day: date, principal: Reader,
                          desk: Desk) -> JSONResponse:
     row = await desk.store.reconciliation(pharmacy_code, day)
     if row is None:
-        return JSONResponse({"refused": [{"field": "day", "reason": "not reconciled"}]},
-                            status_code=404)
-    return _answer(Answer(200, masked(row)))
+        return problems.answer(404, {"refused": [{"field": "day", "reason": "not reconciled"}]})
+    return _desk_answer(Answer(200, masked(row)))
 
 
 @router.post("/admin/drugs/clock", summary="One round of the F11 clock now (收货, 对账, 目录)")

@@ -6,8 +6,9 @@
                                                      chunks done), counts, report names
     GET  /admin/initial-loads/{job_id}/files/{name}  a report: invalid.*, success.*, failure.*
 
-The job is ``services.initial_loads`` (run in this process, reports and the manifest on
-disk in a folder named after the file). Uploading the same file of the same kind again
+The job is ``services.initial_loads`` (a durable job, kind ``initial_load``: listed and
+cancelled at ``/admin/jobs``, resumed after a restart; reports and the manifest on disk
+in a folder named after the file). Uploading the same file of the same kind again
 continues an interrupted job; while that file is still running it is a 409. Roles
 ``caseworker`` and ``operations`` (and ``admin``); each finished job is audited. The
 body is bounded and spooled exactly like the student batch upload (``api.batches``).
@@ -23,6 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from api.auth import Principal
 from api.batches import receive_upload
 from api.deps import State, require
+from api.problems import problem
 from contracts.initial_load import LoadKind
 from services.initial_loads import InitialLoadJobs, LoadBusy
 
@@ -47,11 +49,10 @@ async def upload(kind: LoadKind, filename: str, request: Request, principal: Loa
                  jobs: Jobs, state: State) -> JSONResponse:
     async def start(spool: IO[bytes]) -> JSONResponse:
         try:
-            job = await jobs.start(kind, filename, spool,
-                                   getattr(principal, "user", "anonymous"),
+            job = await jobs.start(kind, filename, spool, principal or "anonymous",
                                    tax=state.deps.settings.partner("tax"), audit=state.audit)
         except LoadBusy as exc:
-            return JSONResponse({"detail": str(exc), "job_id": exc.job_id}, 409)
+            return problem(409, str(exc), code="BUSY", job_id=exc.job_id)
         return JSONResponse({"job_id": job.job_id, "state": job.state}, status_code=202)
 
     return await receive_upload(request, filename, jobs.max_upload_bytes, start)
@@ -59,17 +60,17 @@ async def upload(kind: LoadKind, filename: str, request: Request, principal: Loa
 
 @router.get("/admin/initial-loads/{job_id}", summary="Progress and counts of an initial load")
 async def status(job_id: str, principal: Loader, jobs: Jobs) -> JSONResponse:
-    job = jobs.get(job_id)
+    job = await jobs.get(job_id[:64])
     if job is None:
-        return JSONResponse({"detail": f"no initial load {job_id}"}, 404)
+        return problem(404, f"no initial load {job_id[:64]}")
     return JSONResponse(job.view())
 
 
 @router.get("/admin/initial-loads/{job_id}/files/{name}",
             summary="Download an initial-load report")
 async def download(job_id: str, name: str, principal: Loader, jobs: Jobs) -> Any:
-    job = jobs.get(job_id)
+    job = await jobs.get(job_id[:64])
     path = job.report(name) if job else None
     if path is None:
-        return JSONResponse({"detail": f"no report {name} for initial load {job_id}"}, 404)
+        return problem(404, f"no report {name} for initial load {job_id}")
     return FileResponse(path, filename=f"{job_id[:8]}-{name}")

@@ -36,6 +36,7 @@ from api.callers import (
     who_knocks,
 )
 from api.deps import Queries, State
+from api.problems import field_errors_of, problem
 from contracts.errors import ValidationFailed
 from contracts.taxcat import Op, model_for
 from services.queries import QUERIES
@@ -50,10 +51,9 @@ _DOC = {"parameters": [p | {"required": False} for p in PARTNER_PARAMETERS]}
 def _error(status: int, code: str, reason: str,
            errors: list[tuple[str, str]] | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "reason": reason}
-    if errors:
-        body["errors"] = [{"field": f, "reason": r} for f, r in errors]
-    return JSONResponse({"detail": body}, status_code=status, headers=headers)
+    """A problem document (``api.problems``)."""
+    return problem(status, reason, code=code, errors=field_errors_of(errors) if errors else None,
+                   headers=headers)
 
 
 def _params(o: Op, body: bytes) -> BaseModel:

@@ -46,6 +46,7 @@ from api.callers import (
     who_knocks,
 )
 from api.deps import Caseworker, Reader, State, require
+from api.problems import answer, field_errors_of, hub_problem, problem
 from contracts.errors import (
     HubError,
     PermanentError,
@@ -103,11 +104,7 @@ Desk = Annotated[RefundDesk, Depends(_desk)]
 
 
 def _error(exc: HubError) -> JSONResponse:
-    errors = getattr(exc, "errors", None) or [("", exc.public_text)]
-    status = 503 if isinstance(exc, TransientError) else 422
-    return JSONResponse({"detail": {"code": exc.public_code, "reason": exc.public_text,
-                                    "errors": [{"field": f, "reason": r} for f, r in errors]}},
-                        status_code=status)
+    return hub_problem(exc, 503 if isinstance(exc, TransientError) else 422)
 
 
 # ------------------------------------------------------------------ core
@@ -182,22 +179,21 @@ async def hall_payments(request: Request, state: State, desk: Desk) -> JSONRespo
                              method=request.method, target=request_target(request.scope),
                              now=state.clock() if state.clock else None)
     except BodyRefused as exc:
-        return JSONResponse({"detail": {"code": exc.code, "errors": [
-            {"field": exc.field, "reason": exc.reason}]}}, status_code=exc.status)
+        return problem(exc.status, f"{exc.field}: {exc.reason}", code=exc.code,
+                       errors=field_errors_of([(exc.field, exc.reason)]))
     except ChannelAuthError as exc:
         field, reason = exc.errors[0] if exc.errors else ("request", exc.code)
         refusals.refused("hall payments", who_knocks(request), exc.status, field, reason)
-        return JSONResponse({"detail": {"code": exc.code, "errors": [
-            {"field": f, "reason": r} for f, r in exc.errors]}}, status_code=exc.status)
+        return problem(exc.status, "; ".join(f"{f}: {r}" for f, r in exc.errors) or exc.code,
+                       code=exc.code, errors=field_errors_of(exc.errors))
     except TransientError as exc:
-        return JSONResponse({"detail": {"code": "UNAVAILABLE", "reason": exc.public_text}},
-                            status_code=503)
+        return problem(503, exc.public_text, code="UNAVAILABLE")
     try:
         query = PaymentQuery.model_validate_json(body)
     except ValidationError as exc:
-        return JSONResponse({"detail": {"code": "VALIDATION", "errors": [
-            {"field": f, "reason": r} for f, r in field_errors(exc, default="body")]}},
-            status_code=422)
+        pairs = field_errors(exc, default="body")
+        return problem(422, "; ".join(f"{f}: {r}" for f, r in pairs), code="VALIDATION",
+                       errors=field_errors_of(pairs))
     try:
         return JSONResponse(await desk.payments(query))
     except (PermanentError, TransientError) as exc:
@@ -222,7 +218,7 @@ async def closure_status(target: Annotated[str, Path(pattern="^(finance|tax)$")]
     assert target in TARGETS
     row = await desk.store.closure(f"{target}:{period}")
     if row is None:
-        return JSONResponse({"detail": f"no 销号 batch {target} {period}"}, status_code=404)
+        return problem(404, f"no 销号 batch {target} {period}")
     items = await desk.store.items(row["id"])
     by: dict[str, int] = {}
     for i in items:
@@ -242,8 +238,8 @@ async def import_file(filename: str, request: Request, principal: Caseworker,
         except TransientError as exc:
             return _error(exc)
         except ValidationFailed as exc:  # the whole file: unreadable, no header, too long
-            return JSONResponse({"accepted": 0, "refused": [
-                {"row": 0, "field": f, "reason": r} for f, r in exc.errors]}, status_code=422)
+            return answer(422, {"code": "VALIDATION", "accepted": 0, "refused": [
+                {"row": 0, "field": f, "reason": r} for f, r in exc.errors]})
         return JSONResponse(report, status_code=200 if report.get("duplicate") else 201)
 
     return await receive_upload(request, filename, MAX_FILE_BYTES, start)
@@ -254,7 +250,7 @@ async def import_report(import_id: Annotated[str, Path(max_length=40)], principa
                         desk: Desk) -> JSONResponse:
     report = await desk.store.import_report(import_id)
     if report is None:
-        return JSONResponse({"detail": f"no import {import_id}"}, status_code=404)
+        return problem(404, f"no import {import_id}")
     return JSONResponse(report)
 
 
@@ -263,7 +259,7 @@ async def order(order_no: Annotated[str, Path(max_length=40)], principal: Reader
                 desk: Desk) -> JSONResponse:
     row = await desk.order(order_no)
     if row is None:
-        return JSONResponse({"detail": f"no order {order_no}"}, status_code=404)
+        return problem(404, f"no order {order_no}")
     return JSONResponse(row)
 
 
@@ -282,9 +278,9 @@ class Resend(BaseModel):
              summary="补发 of a refund order's final status to core (never to finance)")
 async def resend(order_no: Annotated[str, Path(min_length=1, max_length=40)], body: Resend,
                  principal: Caseworker, desk: Desk) -> JSONResponse:
-    status, answer = await desk.resend(order_no, reason=body.reason,
-                                       actor=principal or ANONYMOUS, resend_id=body.resend_id)
-    return JSONResponse(answer, status_code=status)
+    status, got = await desk.resend(order_no, reason=body.reason,
+                                    actor=principal or ANONYMOUS, resend_id=body.resend_id)
+    return answer(status, got)
 
 
 @router.get("/admin/refunds", summary="Refund orders per status")

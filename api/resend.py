@@ -10,10 +10,11 @@
                                       resident) -> 202 + job; records another running
                                       job holds are left to it (``in_other_job``)
     GET  /admin/resend/jobs/{job_id}  a bulk job's progress: total, done, failed, pending
+                                      (also GET /admin/jobs/{id}, cancel: api.jobs)
 
 Every endpoint needs role ``caseworker``; the principal names the actor. The
 work is ``services.resender`` (one audited resend) and
-``services.resend_jobs`` (bulk jobs, in this process's memory); the selection
+``services.resend_jobs`` (bulk jobs, durable: ``services.job_runner``); the selection
 rule is ``services.resend_targets``.
 """
 
@@ -27,6 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caseworker, ResendService, State
+from api.problems import hub_problem, problem
 from contracts.clock import today_beijing
 from contracts.employee import ResendRequest
 from contracts.errors import BusinessRejected, HubError, PermanentError, ValidationFailed
@@ -43,7 +45,12 @@ router = APIRouter(tags=["admin: resend"])
 
 
 async def _jobs(state: State) -> ResendJobs:
-    return state.resend_jobs
+    """The hub's durable jobs (``Deps.jobs``, the handler bound at wiring), else the app's
+    own (``ApiState.resend_jobs``: an app built without a runner)."""
+    runner = state.deps.jobs
+    if runner is None:
+        return state.resend_jobs
+    return ResendJobs(state.deps.resend_claims, runner=runner)
 
 
 Jobs = Annotated[ResendJobs, Depends(_jobs)]
@@ -59,7 +66,7 @@ async def _answer(resender: Resender, body: AnyResend, actor: Actor) -> JSONResp
     try:
         out = await resender.resend(body, actor)
     except HubError as exc:
-        return JSONResponse({"detail": error_detail(exc)}, status_code=_status_for(exc))
+        return hub_problem(exc, _status_for(exc))
     msg = out.message
     answer: dict[str, Any] = {"resend_id": out.resend_id, "correlation_id": msg.correlation_id,
                               "serial": partner_serial(msg), "type": msg.type}
@@ -92,10 +99,9 @@ async def resend_bulk(body: BulkResendRequest, principal: Caseworker, resender: 
                                engine=state.deps.journal.engine,
                                claims=state.deps.resend_claims)
     except Busy as exc:
-        return JSONResponse({"detail": {"code": "BUSY", "reason": str(exc)}}, status_code=429)
+        return problem(429, str(exc), code="BUSY")
     except ClaimsUnavailable as exc:
-        return JSONResponse({"detail": {"code": "UNAVAILABLE", "reason": str(exc)}},
-                            status_code=503)
+        return problem(503, str(exc), code="UNAVAILABLE")
     return JSONResponse({"job_id": job.job_id, "total": job.total,
                          "in_other_job": job.in_other_job, "state": job.state},
                         status_code=202)
@@ -122,7 +128,7 @@ async def detect_flexible(body: FlexibleDetectRequest, principal: Caseworker,
     try:
         checked, gaps = await find_gaps(resender.core, state.deps.tax, limit=body.limit)
     except HubError as exc:
-        return JSONResponse({"detail": error_detail(exc)}, status_code=_status_for(exc))
+        return hub_problem(exc, _status_for(exc))
     resent: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for g in gaps:
@@ -144,8 +150,7 @@ async def detect_flexible(body: FlexibleDetectRequest, principal: Caseworker,
 
 @router.get("/admin/resend/jobs/{job_id}", summary="Progress of a bulk resend job")
 async def resend_job(job_id: str, principal: Caseworker, jobs: Jobs) -> JSONResponse:
-    job = jobs.get(job_id)
+    job = await jobs.get(job_id[:64])
     if job is None:
-        return JSONResponse({"detail": f"no resend job {job_id} (jobs are kept in memory "
-                                       "of the process that ran them)"}, status_code=404)
+        return problem(404, f"no resend job {job_id[:64]}")
     return JSONResponse(job.view())

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal
 from api.deps import Caseworker, Reader, State, require
+from api.problems import answer
 from contracts.transfer import check_application_no
 from services.resender import ANONYMOUS
 from services.transfer import ResendTarget, TransferDesk
@@ -55,28 +56,27 @@ def _bad_number(application_no: str) -> JSONResponse | None:
     reason = check_application_no(application_no)
     if reason is None:
         return None
-    return JSONResponse({"accepted": False, "refused": [
-        {"field": "application_no", "reason": reason}]}, status_code=422)
+    return answer(422, {"accepted": False, "refused": [
+        {"field": "application_no", "reason": reason}]})
 
 
 def _unknown(application_no: str) -> JSONResponse:
-    return JSONResponse({"accepted": False, "refused": [
-        {"field": "application_no", "reason": f"no transfer {application_no}"}]},
-        status_code=404)
+    return answer(404, {"accepted": False, "refused": [
+        {"field": "application_no", "reason": f"no transfer {application_no}"}]})
 
 
 @router.post("/admin/transfers", summary="A window (offline) transfer application")
 async def enter(principal: Caseworker, desk: Desk,
                 body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
-    status, answer = await desk.enter(body, principal or ANONYMOUS)
-    return JSONResponse(answer, status_code=status)
+    status, got = await desk.enter(body, principal or ANONYMOUS)
+    return answer(status, got)
 
 
 @router.post("/admin/transfers/pull", summary="Pull the national platform's applications now")
 async def pull(principal: Puller, desk: Desk) -> JSONResponse:
     result = await desk.pull(principal)
     failed = bool(result.error) and not result.items
-    return JSONResponse(result.as_dict(), status_code=502 if failed else 200)
+    return answer(502 if failed else 200, result.as_dict())
 
 
 @router.get("/admin/transfers/{application_no}", summary="One transfer by application number")
@@ -95,10 +95,10 @@ async def certificate(application_no: str, principal: Caseworker, desk: Desk) ->
     got = await desk.certificate(application_no, principal or ANONYMOUS)
     if got is None:
         return _unknown(application_no) if await desk.get(application_no) is None else \
-            JSONResponse({"accepted": False, "refused": [
+            answer(404, {"accepted": False, "refused": [
                 {"field": "application_no",
                  "reason": f"transfer {application_no} has no 参保凭证 (not offline, or "
-                           "not issued yet)"}]}, status_code=404)
+                           "not issued yet)"}]})
     pdf, digest = got
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'inline; filename="{application_no}.pdf"',
@@ -125,7 +125,7 @@ async def resend(application_no: str, body: Resend, principal: Caseworker,
     if (bad := _bad_number(application_no)) is not None:
         return bad
     targets = tuple(dict.fromkeys(body.targets)) if body.targets else None
-    status, answer = await desk.resend(application_no, reason=body.reason,
-                                       actor=principal or ANONYMOUS, targets=targets,
-                                       resend_id=body.resend_id)
-    return JSONResponse(answer, status_code=status)
+    status, got = await desk.resend(application_no, reason=body.reason,
+                                    actor=principal or ANONYMOUS, targets=targets,
+                                    resend_id=body.resend_id)
+    return answer(status, got)

@@ -42,6 +42,7 @@ from api.callers import (
     who_knocks,
 )
 from api.deps import Caseworker, Reader, State
+from api.problems import problem
 from contracts.errors import field_errors
 from contracts.masking import mask_text
 from contracts.union import CASE_NO, CaseApplication, FinalNotice, UnionStandards
@@ -74,7 +75,7 @@ Desk = Annotated[UnionDesk | None, Depends(_desk)]
 
 
 def _no_desk() -> JSONResponse:
-    return JSONResponse({"detail": "this hub keeps no union cases"}, 503)
+    return problem(503, "this hub keeps no union cases", code="UNAVAILABLE")
 
 
 def _errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -195,7 +196,7 @@ async def get_case(case_id: CaseId, principal: Reader, desk: Desk) -> JSONRespon
         return _no_desk()
     case = await desk.get(case_id)
     if case is None:
-        return JSONResponse({"detail": f"no union case {case_id}"}, status_code=404)
+        return problem(404, f"no union case {case_id}")
     return JSONResponse(case)
 
 
@@ -206,9 +207,8 @@ async def act_on_case(case_id: CaseId, body: CaseAction, principal: Caseworker,
         return _no_desk()
     result = await desk.act(case_id, body, principal or ANONYMOUS)
     if result.outcome != "ok":
-        return JSONResponse({"detail": {"code": result.outcome.upper(),
-                                        "reason": result.detail}, "case": result.case},
-                            status_code=_STATUS[result.outcome])
+        return problem(_STATUS[result.outcome], result.detail, code=result.outcome.upper(),
+                       case=result.case)
     return JSONResponse({"detail": result.detail, "case": result.case},
                         status_code=202 if body.action in ("close", "archive", "resend")
                         else 200)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import Principal
 from api.deps import Caseworker, Reader, State, require
+from api.problems import hub_problem, problem
 from contracts.errors import PermanentError, TransientError
 from contracts.warnings import MONTH_RE, RunRequest
 from services.resender import ANONYMOUS
@@ -59,11 +60,9 @@ Runs = Annotated[WarningRuns, Depends(_runs)]
 
 def _error(exc: Exception) -> JSONResponse:
     if isinstance(exc, TransientError):
-        return JSONResponse({"detail": {"code": exc.public_code, "reason": exc.public_text}},
-                            status_code=_BUSY)
+        return hub_problem(exc, _BUSY)
     assert isinstance(exc, PermanentError)
-    return JSONResponse({"detail": {"code": exc.public_code, "reason": exc.public_text}},
-                        status_code=422)
+    return hub_problem(exc, 422)
 
 
 @router.post("/admin/warnings/runs", summary="Run a month's high-expense warnings (F8)")
@@ -82,7 +81,7 @@ async def run_status(month: Month, principal: Reader, runs: Runs,
                      department: Annotated[Department | None, Query()] = None) -> JSONResponse:
     status = await runs.status(month, detail=detail, department=department)
     if status is None:
-        return JSONResponse({"detail": f"no warning run for {month}"}, status_code=404)
+        return problem(404, f"no warning run for {month}")
     return JSONResponse(status)
 
 

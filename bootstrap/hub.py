@@ -25,6 +25,7 @@ from config.settings import HubSettings
 from jobs.returnfiles import ReturnFileService
 from kernel.runtime import Route
 from services.deps import Deps
+from services.live_state import instrument
 from storage.deadletters import DeadLetterStore
 
 __all__ = ["READY_TIMEOUT_S", "Hub", "within"]
@@ -77,11 +78,13 @@ class Hub:
     _poller: asyncio.Task[None] | None = None
     _poller_stop: asyncio.Event = field(default_factory=asyncio.Event)
     _lost: bool = False
+    _metrics_off: Callable[[], None] = lambda: None
     api: FastAPI = field(init=False)
     """The HTTP API whose lifespan starts and stops this hub (set by ``build_hub``)."""
     PUBLISH_FAILURES_LIMIT = 20
 
     async def start(self) -> None:
+        self._metrics_off = instrument(self.deps)  # hub_partner_call_seconds
         await self.deps.journal.start()
         await self._start_broker()
         self._watchdog = asyncio.create_task(self._watch(), name="broker-watchdog")
@@ -89,8 +92,11 @@ class Hub:
             self._poller_stop.clear()
             self._poller = asyncio.create_task(self.returnfiles.run_poller(
                 self.settings.returnfiles.poll_s, stop=self._poller_stop), name="returnfiles")
-        self._ticks = [asyncio.create_task(_tick(check, every), name=name)
+        self._ticks = [asyncio.create_task(_tick(self.deps.metrics.ticked(name, every, check),
+                                                 every), name=name)  # last run: kernel.metrics
                        for name, every, check in self.tickers]
+        if self.deps.jobs is not None:  # resume durable jobs left running or queued
+            await self.deps.jobs.open()
 
     async def _start_broker(self) -> None:
         s = self.settings
@@ -153,6 +159,10 @@ class Hub:
                 log.warning("reconnect failed: %s", exc)
 
     async def stop(self) -> None:
+        if self.deps.jobs is not None:  # progress kept, leases let go: the next start resumes
+            await self.deps.jobs.close()
+        self._metrics_off()
+        await self.deps.live.aclose()
         for task in self._ticks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -194,13 +204,14 @@ class Hub:
         await self.deps.journal.engine.dispose()
 
     async def health(self) -> dict[str, Any]:
-        broker_ok = bool(self._broker and await self._broker.ping(timeout=2.0))
-        try:
-            redis_ok = bool(await self.redis.ping())
-        except Exception:
-            redis_ok = False
-        ok = broker_ok and redis_ok
-        return {"status": "ok" if ok else "degraded", "broker": broker_ok, "redis": redis_ok}
+        """Liveness that names what is degraded: ``/health`` stays 200 while the process
+        serves (a restart would not help), but says ``degraded`` and lists in ``down`` the
+        broker, Redis or database that does not answer (the readiness checks), never a
+        bare "ok" then."""
+        checks = await self.readiness()
+        down = [name for name, ok in checks.items() if not ok]
+        return {"status": "degraded" if down else "ok", **checks,
+                **({"down": down} if down else {})}
 
     async def readiness(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, bool]:
         """Can this hub do its work: the broker (a live, not lost, client that answers a

@@ -44,19 +44,25 @@ from retry.breaker import BreakerPolicy, Breakers
 from retry.idempotency import RedisIdempotencyStore
 from retry.ordering import RedisGate
 from routes.lanes import ROUTES
+from services.dead_letters import RETRY_KIND, DeadLetterDesk, RetryJobRequest
 from services.deps import Deps
 from services.difficulty import SUNSHINE_CHECK_S, DifficultyDesk
 from services.difficulty_files import DirShelf, StatusFiles
 from services.drugs import DrugDesk
 from services.initial_loads import InitialLoadJobs
+from services.job_runner import JobRunner
 from services.refunds import CLOSURE_CHECK_S, RefundDesk
 from services.resend_claims import RedisResendClaims
+from services.resend_jobs import ResendJobs
+from services.resender import Resender
+from services.student_batches import BatchJobs
 from services.transfer import TransferDesk
 from services.union import UnionDesk
 from storage.applications import ApplicationStore
 from storage.assistance import AssistanceStore
 from storage.audit import AuditLog
 from storage.confirmations import ConfirmationStore
+from storage.deadletters import DeadLetterStore
 from storage.difficulty import DifficultyStore
 from storage.drugs import DrugStore
 from storage.journal import Journal, make_engine
@@ -87,7 +93,8 @@ def build_hub(settings: HubSettings) -> Hub:
     tax = settings.partner("tax")
     core_cfg = settings.partner("core")
     names = Names(settings.namespace)
-    journal = Journal(make_engine(settings.database_url), flush_ms=settings.log_flush_ms)
+    journal = Journal(make_engine(settings.database_url), flush_ms=settings.log_flush_ms,
+                      subject_key=settings.subject_hash_key.get_secret_value().encode())
     core = CoreClient(core_cfg.endpoint, timeout=core_cfg.timeout_s)
     tax_ftp = ftp_source(settings)
     returnfiles = build_returnfiles(settings, journal.engine, core, tax_ftp)
@@ -129,7 +136,9 @@ def build_hub(settings: HubSettings) -> Hub:
         prescription=prescription_client(settings, redis),
         refunds=RefundStore(journal.engine),  # F10
         finance=finance_client(settings),
+        jobs=JobRunner(journal.engine),  # durable jobs (issue 15 item 8): register_jobs
     )
+    register_jobs(deps)
 
     def channel_door(broker: Any) -> None:
         """Channels may submit over AMQP: each message goes through the HTTP door in process."""
@@ -239,3 +248,26 @@ def build_returnfiles(settings: HubSettings, engine: AsyncEngine, core: CorePort
     return ReturnFileService(source or ftp_source(settings), ReturnFileStore(engine), core,
                              spool_dir=Path(rf.spool_dir), chunk_size=rf.chunk_size,
                              batch_size=rf.batch_size)
+
+
+def register_jobs(deps: Deps) -> None:
+    """The kinds of durable jobs this hub runs and resumes (``services.job_runner``):
+    ``dlq.retry`` (``services.dead_letters``), ``resend.bulk`` (``services.resend_jobs``),
+    ``batch.students`` (``services.student_batches``), ``initial_load``
+    (``services.initial_loads``)."""
+    jobs, engine = deps.jobs, deps.journal.engine
+    if jobs is None:
+        return
+    desk = DeadLetterDesk(store=DeadLetterStore(engine), audit=AuditLog(engine), idem=deps.idem,
+                          names=deps.names, send=deps.publisher.requeue)
+    jobs.register(RETRY_KIND, desk.retry_job,
+                  check=lambda p: RetryJobRequest.model_validate(dict(p)).model_dump(
+                      mode="json", exclude_none=True))
+    ResendJobs(deps.resend_claims, runner=jobs).bind(  # resend.bulk
+        Resender(core=deps.core, publisher=deps.publisher, journal=deps.journal,
+                 audit=AuditLog(engine)), engine)
+    held = deps.difficulty.held_active if isinstance(deps.difficulty, DifficultyStore) else None
+    BatchJobs(runner=jobs).bind(tax=deps.settings.partner("tax"), audit=AuditLog(engine),
+                                held=held)  # batch.students
+    deps.initial_loads.bind(tax=deps.settings.partner("tax"), audit=AuditLog(engine),
+                            runner=jobs)  # initial_load

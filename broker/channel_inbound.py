@@ -223,8 +223,9 @@ def attach_channel_inbound(broker: RabbitBroker, names: Names, app: Any, *,
             answer = {"status": r.status_code, "body": r.json()}
         except Exception as exc:  # the endpoint answers everything; this is a last resort
             log.exception("channel AMQP submission from %s failed", channel)
-            answer = {"status": 503, "body": {"detail": {"code": "UNAVAILABLE",
-                                                         "reason": type(exc).__name__}}}
+            answer = {"status": 503, "body": {  # an RFC 7807 problem, as the endpoint's
+                "type": "urn:nanjing-hub:problem:unavailable", "title": "Service Unavailable",
+                "status": 503, "detail": type(exc).__name__, "code": "UNAVAILABLE"}}
         if raw.reply_to:
             try:
                 await broker.publish(json.dumps(answer, ensure_ascii=False).encode(),

@@ -15,6 +15,7 @@ from broker.topology import DELAY_HEADER, Names
 from contracts.envelope import HubMessage
 from kernel.deps import KernelDeps
 from kernel.runtime import Delivery, Route, process
+from kernel.tracing import inject as inject_trace
 
 __all__ = ["BrokerGone", "RabbitPublisher", "attach_routes", "make_broker"]
 
@@ -56,6 +57,8 @@ class RabbitPublisher:
         try:
             if self._b is None:
                 raise BrokerGone("no broker client (starting or reconnecting)")
+            # W3C trace context in the message headers; one already there is kept
+            kw["headers"] = inject_trace(dict(kw.get("headers") or {}))
             await self._b.publish(body, persist=True, content_type="application/json", **kw)
         except Exception:
             self.consecutive_failures += 1

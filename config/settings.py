@@ -232,6 +232,13 @@ class HubSettings(BaseSettings):
     breaker_open_s: float = Field(default=5.0, gt=0, description="wait before a probe")
     log_flush_ms: int = Field(default=20, ge=1, le=5000)
     log_level: str = "WARNING"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="HUB_LOG_FORMAT: one JSON object per line, masked "
+        "(kernel.logs), or text for a human at a terminal")
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="HUB_OTEL_EXPORTER: where OpenTelemetry spans go "
+        "(kernel.tracing): nowhere (the trace ids still reach logs and partners), printed "
+        "(console), or OTLP (only with opentelemetry-exporter-otlp installed)")
     env: Literal["development", "production"] = Field(
         default="production", description="HUB_ENV. ``development`` only by explicit choice "
         "(make run/simulate/demo, the test harness): the dev admin tokens and the built-in "
@@ -240,6 +247,19 @@ class HubSettings(BaseSettings):
     admin_tokens: SecretStr = Field(
         default=SecretStr(""), description="admin API tokens, token:user:role,... "
         "(api/auth.py); unset: the dev tokens in development mode, else none")
+    console_secret: SecretStr = Field(
+        default=SecretStr("dev-console-secret"), description="HUB_CONSOLE_SECRET: signs the "
+        "web console's session cookies (api/console); its development default is refused "
+        "outside development mode; changing it signs everybody out")
+    subject_hash_key: SecretStr = Field(
+        default=SecretStr("dev-subject-hash-key"), description="HMAC-SHA256 key of the "
+        "transactions' subject hashes (ID numbers, credit codes: contracts/subjects.py), for "
+        "the search by person or unit; changing it makes earlier transactions unfindable "
+        "by subject")
+    metrics_token: SecretStr = Field(
+        default=SecretStr("dev-metrics-token"), description="bearer token Prometheus scrapes "
+        "GET /metrics with (api/metrics.py; any admin API token of any role works too); "
+        "the development default is refused outside development mode")
     partners: dict[str, PartnerConfig] = Field(default_factory=_default_partners)
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
     returnfiles: ReturnFileSettings = Field(default_factory=ReturnFileSettings)
@@ -258,6 +278,12 @@ class HubSettings(BaseSettings):
                                      description="make simulate: F7 医疗救助平台 + 阳光惠民")
     sim_warnings_port: int = Field(default=8107, ge=1, le=65535,
                                    description="make simulate: F8 departments (warnings)")
+    sim_control_port: int = Field(default=8199, ge=1, le=65535,
+                                  description="make simulate: the traffic control door "
+                                  "(simulators/traffic.py; `hub traffic ...`)")
+    sim_control_token: SecretStr = Field(
+        default=SecretStr(""), description="X-Sim-Token of the simulators' traffic door; "
+        "empty: dev-sim-control in development mode, else the door refuses every call")
     difficulty_files: DifficultyFileSettings = Field(
         default_factory=DifficultyFileSettings,
         description="F7 status back by file: where imported lists and their status files "

@@ -44,6 +44,9 @@ from contracts.envelope import HEADER_ATTEMPT, HEADER_FIRST_SEEN, HEADER_HISTORY
 from contracts.errors import HubError, PermanentError, TransientError, ValidationFailed
 from kernel.deps import KernelDeps
 from kernel.health import StoreDown
+from kernel.logs import bind as bind_log_context
+from kernel.metrics import counted
+from kernel.tracing import traced
 from retry.breaker import Breaker
 from retry.idempotency import BeginState
 from retry.policy import RetryPolicy, delay_for, exhausted, tier_for
@@ -179,6 +182,8 @@ def _log(msg: HubMessage, route: Route, outcome: str, attempt: int, t0: float,
                     duration_ms=int((time.perf_counter() - t0) * 1000), detail=detail)
 
 
+@counted  # hub_messages_total{route,outcome} (kernel.metrics)
+@traced  # consumer span from the message's traceparent + log context (kernel.tracing)
 async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
     """Handle one delivery to exactly one outcome; returns the outcome's name."""
     t0 = time.perf_counter()
@@ -186,6 +191,7 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
         msg = parse_envelope(d.body, deps.settings.max_body_bytes)
     except ValidationFailed as exc:
         return await _unreadable(route, d, deps, exc)
+    bind_log_context(message_id=msg.message_id, correlation_id=msg.correlation_id)
 
     attempt = _attempt(d.headers, msg.attempt)
     policy = route.policy(deps, msg.type)

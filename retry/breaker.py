@@ -112,6 +112,13 @@ class Breaker:
         if self.state is State.HALF_OPEN and self._probe_out:
             self._reopen(self.clock())
 
+    def reset(self) -> None:
+        """An operator's manual reset (``POST /admin/breakers/{partner}/reset``): closed, its
+        failure count cleared, any probe forgotten; the next call goes to the partner. A
+        probe still out reports later as an ordinary call (a failure counts afresh)."""
+        self.state, self._probe_out = State.CLOSED, False
+        self._failures.clear()
+
     def _open(self, now: float) -> None:
         self._reopen(now)
         self.opened_count += 1
@@ -140,3 +147,13 @@ class Breakers:
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [b.snapshot() for b in self._by_partner.values()]
+
+    def reset(self, partner: str) -> dict[str, Any] | None:
+        """Close ``partner``'s breaker (``Breaker.reset``) and return its state before; None
+        when the partner has no breaker yet (never called: nothing to reset)."""
+        breaker = self._by_partner.get(partner)
+        if breaker is None:
+            return None
+        before = breaker.snapshot()
+        breaker.reset()
+        return before

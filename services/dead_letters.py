@@ -18,7 +18,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -29,11 +30,13 @@ from contracts.masking import mask_text
 from kernel.names import QueueNames
 from retry.idempotency import IdempotencyStore
 from services.audit import Actor, Audit
+from services.jobs import JobContext
 from storage.deadletters import DeadLetter, DeadLetterFilter, DeadLetterStore, Status
 
-__all__ = ["CHUNK", "HEADER_EDITED_BY", "ActionResult", "ArchiveRequest", "DeadLetterDesk",
-           "EditRefused", "EditRetryRequest", "EditRetryResult", "GroupSelector", "Problem",
-           "Requeue", "RetryRequest", "Selection", "envelope_errors", "merge_patch"]
+__all__ = ["CHUNK", "HEADER_EDITED_BY", "RETRY_KIND", "ActionResult", "ArchiveRequest",
+           "DeadLetterDesk", "EditRefused", "EditRetryRequest", "EditRetryResult", "GroupSelector",
+           "Problem", "Requeue", "RetryJobRequest", "RetryRequest", "Selection", "envelope_errors",
+           "merge_patch"]
 
 log = logging.getLogger("hub.admin")
 
@@ -41,6 +44,10 @@ Requeue = Callable[[bytes, str, dict[str, Any]], Awaitable[None]]
 """Sends a body to a work queue with headers (``Publisher.requeue``)."""
 
 CHUNK = 100
+RETRY_KIND: Final = "dlq.retry"
+"""The durable job (``services.job_runner``) retrying a selection or a group, paced."""
+SHOWN: Final = 100
+"""Of a retry job's skipped and failed letters, how many its report names."""
 HEADER_EDITED_BY = "x-edited-by"
 _DEAD: tuple[Status, ...] = ("dead",)
 _RETRIED: tuple[Status, ...] = ("retried",)
@@ -98,6 +105,16 @@ class Selection(BaseModel):
 class RetryRequest(Selection):
     rate_per_s: float = Field(default=50.0, gt=0, le=1000,
                               description="messages sent back per second, at most")
+
+
+class RetryJobRequest(RetryRequest):
+    """The params of a ``dlq.retry`` job: ids, a group or all, as ``Selection``; a group
+    or all takes the letters dead when the job first ran (not those dying meanwhile)."""
+
+    reason: str = Field(default="dead-letter retry job", min_length=1, max_length=500,
+                        description="why; kept in the audit log")
+    limit: int = Field(default=10_000, ge=1, le=100_000,
+                       description="at most this many letters in this job")
 
 
 class ArchiveRequest(Selection):
@@ -230,6 +247,107 @@ class DeadLetterDesk:
         return ActionResult(action="retry", selected=seen, done=done, skipped=skipped,
                             failed=failed, remaining=remaining, audit_id=audit_id)
 
+    async def retry_job(self, ctx: JobContext) -> dict[str, Any]:
+        """The ``dlq.retry`` job (``RetryJobRequest`` params): one letter at a time at
+        ``rate_per_s``; progress counts letters sent back (done), skipped (not dead any
+        more, unreadable, no such id) and failed. The checkpoint is the last id handled, so
+        a resumed job goes on after it; once cancelled it stops before the next letter.
+        Audited at its end as ``dead_letter.retry`` with the job's id."""
+        sel = RetryJobRequest.model_validate(dict(ctx.params))
+        cp: dict[str, Any] = dict(ctx.checkpoint)
+        if "until" not in cp:  # the first run: what "the group" means is fixed now
+            until = datetime.now(UTC)
+            total = len(set(sel.ids)) if sel.ids is not None else \
+                await self.store.count(replace(sel.dead_filter(), until=until))
+            cp = {"after": 0, "until": until.isoformat(), "seen": 0, "ids": [],
+                  "failed": [], "skipped": []}
+            await ctx.set_total(min(total, sel.limit))
+        until = datetime.fromisoformat(cp["until"])
+
+        def note(kind: str, problem: Problem) -> None:
+            if len(cp[kind]) < SHOWN:
+                cp[kind].append(problem.model_dump())
+
+        if (inflight := cp.pop("inflight", None)) is not None and inflight > int(cp["after"]):
+            await self._resend_inflight(ctx, cp, int(inflight), note)
+        after = int(cp["after"])
+        part = sel if sel.ids is None else \
+            sel.model_copy(update={"ids": sorted({i for i in sel.ids if i > after})})
+        pacer = _Pacer(sel.rate_per_s)
+        missing: list[Problem] = []
+        cancelled = False
+        async for rows in self._batches(part, missing, after=after,
+                                        until=until if sel.ids is None else None):
+            for m in missing:
+                note("skipped", m)
+                await ctx.advance(skipped=1, checkpoint=cp)
+            missing.clear()
+            for d in rows:
+                if cp["seen"] >= sel.limit:
+                    break
+                if await ctx.cancelled():
+                    cancelled = True
+                    break
+                cp["inflight"] = d.id  # a run resumed after a crash here re-sends it
+                await ctx.advance(checkpoint=cp)
+                await ctx.save()
+                problem = await self._retry_one(d, pacer)
+                del cp["inflight"]
+                cp["seen"], cp["after"] = cp["seen"] + 1, d.id
+                if problem is None:
+                    if len(cp["ids"]) < 1000:
+                        cp["ids"].append(d.id)
+                    await ctx.advance(done=1, checkpoint=cp)
+                    await ctx.save()  # sent: a resumed run must not send it again
+                elif problem[0] == "skip":
+                    note("skipped", Problem(id=d.id, reason=problem[1]))
+                    await ctx.advance(skipped=1, checkpoint=cp)
+                else:
+                    note("failed", Problem(id=d.id, reason=problem[1]))
+                    await ctx.advance(failed=1, checkpoint=cp)
+            if cancelled or cp["seen"] >= sel.limit:
+                break
+        counts = {"done": len(cp["ids"]), "failed": len(cp["failed"]),
+                  "skipped": len(cp["skipped"])}
+        if cancelled:
+            outcome = "cancelled"
+        elif counts["failed"] or counts["skipped"]:
+            outcome = "partial" if counts["done"] else "failed"
+        else:
+            outcome = "ok"
+        who = ctx.actor
+        audit_id = await asyncio.shield(self.audit.record(
+            who.user, who.role, "dead_letter.retry", sel.target(),
+            {"job": ctx.job_id, "reason": sel.reason, "rate_per_s": sel.rate_per_s,
+             **counts, "ids": cp["ids"]}, outcome))
+        return {"selected": cp["seen"], "retried": cp["ids"], "failed": cp["failed"],
+                "skipped": cp["skipped"], "cancelled": cancelled, "audit_id": audit_id}
+
+    async def _resend_inflight(self, ctx: JobContext, cp: dict[str, Any], id: int,
+                               note: Callable[[str, Problem], None]) -> None:
+        """A resumed ``dlq.retry`` job: the letter the dead run had in flight. Still dead:
+        the loop takes it. Marked retried by that run: sent again (it may have died before
+        the send). Were it sent and worked already, the copy is worked again: the window
+        is one letter, and partners deduplicate on the message id."""
+        d = await self.store.get(id)
+        if d is None or d.status != "retried":
+            return
+        cp["seen"], cp["after"] = cp["seen"] + 1, max(int(cp["after"]), id)
+        try:
+            msg = HubMessage.model_validate_json(d.body)
+            await self.idem.forget(msg.idempotency_key)
+            await self.send(d.body, self.names.queue(d.route),
+                            retry_headers(d.headers, retry_of=d.id))
+        except Exception as exc:
+            await self.store.mark([d.id], "dead", only_from=_RETRIED)
+            note("failed", Problem(id=d.id, reason=f"{type(exc).__name__}: "
+                                                   f"{mask_text(str(exc))[:300]}"))
+            await ctx.advance(failed=1, checkpoint=cp)
+            return
+        if len(cp["ids"]) < 1000:
+            cp["ids"].append(d.id)
+        await ctx.advance(done=1, checkpoint=cp)
+
     async def archive(self, sel: ArchiveRequest, who: Actor) -> ActionResult:
         """Mark the selected dead letters archived: no retry is intended."""
         done: list[int] = []
@@ -304,9 +422,10 @@ class DeadLetterDesk:
 
     # -- the parts ------------------------------------------------------------------------
 
-    async def _batches(self, sel: Selection,
-                       missing: list[Problem]) -> AsyncIterator[list[DeadLetter]]:
-        """The selection in id order, ``CHUNK`` rows at a time (ids first, then filters)."""
+    async def _batches(self, sel: Selection, missing: list[Problem], *, after: int = 0,
+                       until: datetime | None = None) -> AsyncIterator[list[DeadLetter]]:
+        """The selection in id order, ``CHUNK`` rows at a time (ids first, then filters);
+        for filters, from id ``after`` on and of letters dead before ``until``."""
         if sel.ids is not None:
             wanted = list(dict.fromkeys(sel.ids))
             for i in range(0, len(wanted), CHUNK):
@@ -318,7 +437,7 @@ class DeadLetterDesk:
                                for n in part if n not in found)
                 yield rows
             return
-        flt, after = sel.dead_filter(), 0
+        flt = replace(sel.dead_filter(), until=until)
         while True:
             rows = await self.store.list(replace(flt, after_id=after), limit=CHUNK,
                                          oldest_first=True)

@@ -27,6 +27,7 @@ from adapters.warnings.port import DepartmentPort
 from config.settings import HubSettings
 from kernel.deps import KernelDeps, Publisher
 from kernel.health import StoreHealth
+from kernel.metrics import HubMetrics
 from kernel.names import QueueNames
 from retry.breaker import Breakers
 from retry.idempotency import IdempotencyStore
@@ -52,6 +53,8 @@ from routes.transfer import TransferDeps, TransferRecords
 from routes.union import UnionNotifyDeps
 from routes.warnings import WarningDeps
 from services.initial_loads import InitialLoadJobs
+from services.job_runner import JobRunner
+from services.live_state import LiveState
 from services.resend_claims import MemoryResendClaims, ResendClaims
 from storage.assistance import AssistanceStore
 from storage.drugs import DrugStore
@@ -130,6 +133,15 @@ class Deps:
     """F10 退费 orders, 销号 batches, imports (``storage.refunds``); None: no refund doors."""
     finance: FinancePort | None = None
     """F10: 用友 finance (``adapters.finance``); None: ``partners.erp_finance`` not configured."""
+
+    metrics: HubMetrics = field(default_factory=HubMetrics)
+    """This hub's Prometheus registry and counters (``kernel.metrics``; ``/metrics``)."""
+    live: LiveState = field(default_factory=LiveState)
+    """Queues, rates, breakers, tickers, deadlines read on demand (``services.live_state``;
+    ``/metrics``, ``GET /admin/live``)."""
+    jobs: JobRunner | None = None
+    """Durable background jobs in SQL (``services.job_runner``, contract ``services.jobs``):
+    bulk 补发, dead-letter retry, batches, imports; None: a hub part without them."""
 
     @property
     def spool_dir(self) -> Path:

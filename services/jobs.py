@@ -79,6 +79,11 @@ class JobContext(Protocol):
     @property
     def checkpoint(self) -> Mapping[str, Any]: ...
 
+    async def save(self) -> None:
+        """Write counts and checkpoint now, not throttled (H4: before an effect a resumed
+        run must know about, e.g. the letter about to be sent)."""
+        ...
+
     async def cancelled(self) -> bool:
         """True once someone asked to cancel: the handler stops at the next item."""
         ...

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -395,6 +395,13 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
     app.state.sim = sim
     app.state.store = core
     app.include_router(sim_router(sim))
+    traceparents: deque[str] = deque(maxlen=1000)
+    """The W3C ``traceparent`` header of each national call, newest last ("" when absent):
+    a test follows one trace from a hub door to here (``GET /_sim/traceparents``)."""
+
+    @app.get("/_sim/traceparents")
+    async def seen_traceparents() -> list[str]:
+        return list(traceparents)
 
     def refmsgid() -> str:
         return make_refmsgid(_AREA, now_cst(), next(serials))
@@ -765,6 +772,7 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
 
     @app.post("/fsi/api/hub")
     async def hub(request: Request) -> JSONResponse:
+        traceparents.append(request.headers.get("traceparent", ""))
         try:
             req = parse_national_request(await request.body(), known_infnos=handlers)
         except ValidationFailed as exc:

@@ -72,6 +72,8 @@ async def run_simulators(settings: HubSettings) -> None:
             print(f"simulators: {line}")
         print(f"simulators: F10 用友 finance {finance}/finance/refund/<path> "
               f"(pay: POST {finance}/_sim/finance/pay)")
+        control = await start_traffic_at(stack, settings, host)  # `hub traffic ...`
+        print(f"simulators: traffic control {control}/traffic (X-Sim-Token)")
         await asyncio.Event().wait()
 
 
@@ -105,6 +107,17 @@ async def start_drugs_at(stack: AsyncExitStack, settings: HubSettings,
         _secret(settings, SUPERVISION)), host=host, port=urlsplit(sup_end).port or 8123))
     return [f"F11 药房ERP {erp}/erp/<orders|refunds|stock|reconciliation>",
             f"F11 医保监管平台 {sup}/supervision/records"]
+
+
+async def start_traffic_at(stack: AsyncExitStack, settings: HubSettings, host: str) -> str:
+    """The traffic door (``simulators.traffic``) on ``sim_control_port``: core, channels, tax
+    and departments send on request, fault switches by name (``hub traffic``)."""
+    from simulators.traffic import create_app as traffic_app
+    from simulators.traffic import targets_from_settings
+
+    return str(await stack.enter_async_context(serve_app(
+        traffic_app(targets_from_settings(settings, host=host)), host=host,
+        port=settings.sim_control_port)))
 
 
 def _secret(settings: HubSettings, partner: str) -> str:

@@ -16,16 +16,43 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, bindparam, event, func, insert, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import Mapped, mapped_column
 
 from contracts.errors import is_infrastructure
 from contracts.masking import mask_text, mask_value
-from storage.models import InteractionLog, PartnerRequest, Transaction
+from contracts.subjects import SubjectKind, subject_hash, subject_hashes
+from storage.models import Base, InteractionLog, PartnerRequest, Transaction
 from storage.times import utc_now
 
-__all__ = ["Journal", "LogEntry", "RequestRecord", "TxnUpdate", "make_engine"]
+__all__ = ["Journal", "LogEntry", "RequestRecord", "TransactionSubject", "TxnUpdate",
+           "make_engine"]
+
+
+class TransactionSubject(Base):
+    """Who a transaction is about: keyed hashes of the ID numbers and credit codes in its
+    business key (``contracts.subjects``), so a person's transactions are found by hash.
+    Alembic revision 0015 creates the table; kept here, next to the only writer."""
+
+    __tablename__ = "transaction_subjects"
+
+    correlation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,9 @@ class TxnUpdate:
     at: datetime = field(default_factory=utc_now)
     only_if_new: bool = False
     only_if_exists: bool = False
+    subjects: tuple[str, ...] = ()
+    """More text to find ID numbers / credit codes in (e.g. from the payload) besides the
+    business key, for the subject hashes (``TransactionSubject``); never stored itself."""
 
 
 @dataclass(frozen=True)
@@ -124,11 +154,19 @@ def make_engine(url: str, *, connect_timeout_s: float = 5.0,
 
 
 RECENT_REQUESTS = 50_000
+SUBJECTS_SEEN = 50_000
+"""Transactions whose subjects this process has recorded (bounded): a transaction's
+later steps carry the same business key, and need not be hashed and written again."""
 
 
 class Journal:
-    def __init__(self, engine: AsyncEngine, *, flush_ms: int = 20, max_batch: int = 1000) -> None:
+    def __init__(self, engine: AsyncEngine, *, flush_ms: int = 20, max_batch: int = 1000,
+                 subject_key: bytes | None = None) -> None:
+        """``subject_key``: the HMAC key of the subject hashes (``subject_hash_key``); None
+        (tools, the benchmark) records no subjects."""
         self.engine = engine
+        self._subject_key = subject_key
+        self._subjects_seen: OrderedDict[str, None] = OrderedDict()
         self._flush_s = flush_ms / 1000
         self._max_batch = max_batch
         self._pending: list[tuple[Sequence[Item], asyncio.Future[None]]] = []
@@ -284,6 +322,10 @@ class Journal:
                           "updated_at": ex.updated_at},
                     where=or_(Transaction.status.not_in(TERMINAL),
                               ex.status.in_(TERMINAL))))
+            subjects = self._subject_rows([*fresh.values(), *txns.values()])
+            if subjects:
+                await conn.execute(self._insert(TransactionSubject).values(
+                    subjects).on_conflict_do_nothing())
             if known:
                 await conn.execute(
                     update(Transaction)
@@ -303,6 +345,25 @@ class Journal:
                 await conn.execute(rstmt.on_conflict_do_update(
                     index_elements=["serial"],
                     set_={"accept_no": rstmt.excluded.accept_no}))
+        for row in subjects:
+            self._subjects_seen[row["correlation_id"]] = None
+        while len(self._subjects_seen) > SUBJECTS_SEEN:
+            self._subjects_seen.popitem(last=False)
+
+    def _subject_rows(self, updates: Sequence[TxnUpdate]) -> list[dict[str, Any]]:
+        """Subject rows of transactions this process has not recorded yet (an insert that
+        keeps existing rows: another process may have written them)."""
+        if self._subject_key is None:
+            return []
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for t in updates:
+            if t.correlation_id in self._subjects_seen:
+                continue
+            for kind, digest in subject_hashes(self._subject_key, t.business_key, *t.subjects):
+                rows[(t.correlation_id, digest)] = {
+                    "correlation_id": t.correlation_id, "subject_hash": digest,
+                    "kind": kind, "created_at": t.at}
+        return list(rows.values())
 
     # -- reads (admin API, feedback correlation, demo summary) --------------------------
 
@@ -357,6 +418,26 @@ class Journal:
              .order_by(func.count().desc()).limit(limit))
         async with self.engine.connect() as conn:
             return [(c, r, n) for c, r, n in (await conn.execute(q)).all()]
+
+    def subject_hash(self, kind: SubjectKind, value: str) -> str:
+        """The hash a subject is stored under (``contracts.subjects.subject_hash``)."""
+        if self._subject_key is None:
+            raise RuntimeError("this journal has no subject_hash_key: it records no subjects")
+        return subject_hash(self._subject_key, kind, value)
+
+    async def by_subject(self, kind: SubjectKind, digest: str, *, limit: int = 50,
+                         offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The transactions about one subject (by its hash), newest first, and how many."""
+        s, t = TransactionSubject, Transaction
+        where = (s.subject_hash == digest, s.kind == kind)
+        q = (select(t).join(s, s.correlation_id == t.correlation_id).where(*where)
+             .order_by(t.updated_at.desc(), t.correlation_id).limit(limit).offset(offset))
+        n = select(func.count()).select_from(s).join(
+            t, s.correlation_id == t.correlation_id).where(*where)
+        async with self.engine.connect() as conn:
+            rows = [dict(r) for r in (await conn.execute(q)).mappings().all()]
+            total = int((await conn.execute(n)).scalar_one())
+        return rows, total
 
     async def log_for(self, correlation_id: str) -> list[dict[str, Any]]:
         q = (select(InteractionLog).where(InteractionLog.correlation_id == correlation_id)

@@ -1,7 +1,8 @@
 """Liveness and readiness of a running hub (real RabbitMQ, Redis, SQL, simulators):
 ``/health/ready`` is 200 while the broker, Redis and the database answer and 503 while
 one does not, and back to 200 when it returns; ``/health`` stays 200 throughout (the
-process serves: a restart would not help)."""
+process serves: a restart would not help) but says ``degraded`` and names the part ``down``.
+The broker is reached through a proxy the test cuts: the shared RabbitMQ is not touched."""
 
 from __future__ import annotations
 
@@ -52,13 +53,42 @@ async def _until(http: httpx.AsyncClient, url: str, status: int, timeout: float 
         await asyncio.sleep(0.2)
 
 
-async def test_a_healthy_hub_is_ready_and_alive() -> None:
-    async with running_stack(load_settings()) as st, httpx.AsyncClient(timeout=10) as http:
-        r = await http.get(f"{st.hub_url}/health/ready")
-        assert r.status_code == 200
-        assert r.json() == {"status": "ready", "broker": True, "redis": True, "database": True}
-        assert (await http.get(f"{st.hub_url}/health")).status_code == 200
-        assert (await http.get(f"{st.hub_url}/health/live")).json() == {"status": "alive"}
+# -- the broker behind the same kind of proxy, cut and restored ----------------------------
+
+async def test_a_hub_is_ready_and_alive_and_unready_while_its_broker_is_unreachable() -> None:
+    """Healthy: ready, alive, ``ok``. Broker cut: readiness 503 naming the broker, liveness
+    still 200 but ``degraded`` with the broker in ``down`` (never a bare "ok" while
+    degraded). Broker back: ready again. (One stack: the hub reaches RabbitMQ through a
+    proxy the test cuts; the shared broker is not touched.)"""
+    from urllib.parse import urlsplit
+
+    s = load_settings()
+    amqp = urlsplit(s.amqp_url)
+    proxy = CuttableProxy(amqp.port or 5672)
+    await proxy.restore()
+    url = f"{amqp.scheme}://{amqp.username}:{amqp.password}@127.0.0.1:{proxy.port}{amqp.path}"
+    try:
+        async with running_stack(s, overrides={"amqp_url": url}) as st, \
+                httpx.AsyncClient(timeout=10) as http:
+            ready = f"{st.hub_url}/health/ready"
+            r = await http.get(ready)
+            assert r.status_code == 200
+            assert r.json() == {"status": "ready", "broker": True, "redis": True,
+                                "database": True}
+            assert (await http.get(f"{st.hub_url}/health")).json() == {
+                "status": "ok", "broker": True, "redis": True, "database": True}
+            assert (await http.get(f"{st.hub_url}/health/live")).json() == {"status": "alive"}
+            await proxy.cut()
+            got = await _until(http, ready, 503)
+            assert got == {"status": "unavailable", "broker": False, "redis": True,
+                           "database": True}
+            alive = await http.get(f"{st.hub_url}/health")
+            assert alive.status_code == 200
+            assert alive.json()["status"] == "degraded" and alive.json()["down"] == ["broker"]
+            await proxy.restore()
+            assert (await _until(http, ready, 200, timeout=40))["broker"] is True
+    finally:
+        await proxy.cut()
 
 
 # -- Redis of the test's own, stopped and started again ------------------------------------
@@ -79,6 +109,7 @@ async def test_a_stopped_redis_makes_the_hub_unready_until_it_is_back() -> None:
             assert got == {"status": "unavailable", "broker": True, "redis": False,
                            "database": True}
             assert (await http.get(f"{st.hub_url}/health")).status_code == 200  # alive
+            assert (await http.get(f"{st.hub_url}/health")).json()["down"] == ["redis"]
             assert (await http.get(f"{st.hub_url}/health/live")).status_code == 200
             await asyncio.to_thread(redis.start)
             assert (await _until(http, ready, 200))["redis"] is True
@@ -171,8 +202,10 @@ async def test_an_unreachable_database_makes_the_hub_unready_until_it_is_back() 
                 assert got == {"status": "unavailable", "broker": True, "redis": True,
                                "database": False}
                 assert time.monotonic() - t0 < 10  # a short timeout, not the pool's
-                assert (await http.get(f"{st.hub_url}/health")).status_code == 200
+                alive = await http.get(f"{st.hub_url}/health")
+                assert alive.status_code == 200 and alive.json()["down"] == ["database"]
                 await proxy.restore()
                 assert (await _until(http, ready, 200))["database"] is True
         finally:
             await proxy.cut()
+

@@ -67,7 +67,7 @@ def at_tax(st: Any, operation: str, id_number: str) -> dict[str, str]:
 
 
 def refused_fields(r: httpx.Response) -> dict[str, str]:
-    return {e["field"]: e["reason"] for e in r.json()["detail"]["errors"]}
+    return {e["field"]: e["msg"] for e in r.json()["errors"]}
 
 
 # ---------------------------------------------------------------- 出生一件事 (seed 2555)

@@ -129,11 +129,11 @@ async def test_every_f4_query_is_answered_and_slow_tax_times_out() -> None:
             "community"], "valid": "1"}]
         r = await http.post(f"{st.hub_url}/queries/tax/person_arrears",
                             json={"id_number": "320102199001011234"})
-        assert r.status_code == 422 and r.json()["detail"]["errors"][0]["field"] == "id_number"
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "id_number"
         st.tax_state.faults[:] = [Fault(kind="slow", delay_s=2.0, operation="QueryUnitArrears")]
         r = await http.post(f"{st.hub_url}/queries/tax/unit_arrears",
                             json=fixture("QueryUnitArrears")["payload"])
-        assert r.status_code == 504 and r.json()["detail"]["code"] == "TIMEOUT"
+        assert r.status_code == 504 and r.json()["code"] == "TIMEOUT"
         r = await http.post(f"{st.hub_url}/queries/tax/community",  # the lane is not stuck
                             json=fixture("QueryCommunity")["payload"])
         assert r.status_code == 200

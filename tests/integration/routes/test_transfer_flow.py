@@ -111,9 +111,9 @@ async def test_one_flow_for_the_platform_the_window_and_my_nanjing() -> None:
                               ({"target_division": "320105"}, "target_division")):
             r = await http.post(f"{st.hub_url}/admin/transfers", headers=CASEWORKER,
                                 json=window | {"application_no": "CK20261120B1"} | change)
-            assert r.status_code == 422 and r.json()["refused"][0]["field"] == field, r.text
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
         r = await http.get(f"{st.hub_url}/admin/transfers/CK20261120B1", headers=CASEWORKER)
-        assert r.status_code == 404 and r.json()["refused"][0]["field"] == "application_no"
+        assert r.status_code == 404 and r.json()["errors"][0]["field"] == "application_no"
         r = await http.get(f"{st.hub_url}/admin/transfers/a!", headers=CASEWORKER)
         assert r.status_code == 422
         r = await http.get(f"{st.hub_url}/admin/transfers/{ready}/certificate",
@@ -158,7 +158,7 @@ async def test_one_flow_for_the_platform_the_window_and_my_nanjing() -> None:
                               and bool(st.core_state.log.since(c_before, "H4201:")), 20)
         r = await http.post(f"{st.hub_url}/admin/transfers/CK20261120A1/resend",
                             json={"reason": "r", "targets": ["platform"]}, headers=CASEWORKER)
-        assert r.status_code == 409 and r.json()["refused"][0]["field"] == "targets", r.text
+        assert r.status_code == 409 and r.json()["errors"][0]["field"] == "targets", r.text
         r = await http.post(f"{st.hub_url}/admin/transfers/CK20261120B1/resend",
                             json={"reason": "r"}, headers=CASEWORKER)
         assert r.status_code == 404

@@ -41,7 +41,12 @@ PATHS = {
     "/transactions/{correlation_id}", "/admin/warnings/runs", "/admin/warnings/runs/{month}",
     "/admin/warnings/runs/{month}/resend", "/partners/union/standards/{year}",
     "/partners/union/cases", "/partners/union/cases/{case_no}/final", "/admin/union/cases",
-    "/admin/union/cases/{case_id}", "/admin/union/alerts"}
+    "/admin/union/cases/{case_id}", "/admin/union/alerts",
+    # issue 15: caseworker search and worklists, metrics, AsyncAPI, durable jobs
+    "/transactions", "/transactions/{correlation_id}/path", "/admin/breakers/{partner}/reset",
+    "/worklists", "/worklists/{name}", "/metrics", "/admin/live", "/asyncapi.json", "/asyncapi",
+    "/admin/jobs", "/admin/jobs/{job_id}", "/admin/jobs/{job_id}/cancel",
+    "/admin/dead-letters/retry-jobs"}
 CHANNEL_PATHS = {"/channels/{channel}/applications",
                  "/channels/{channel}/applications/{application_id}"}
 
@@ -241,7 +246,8 @@ async def test_a_422_names_the_fields_but_never_echoes_the_submitted_values(
                             headers=_bearer("dev-caseworker"))
     assert r.status_code == 422
     assert bad_id not in r.text and ID not in r.text and "张" not in r.text
-    errors = r.json()["detail"]
-    assert errors and all(set(e) == {"loc", "msg", "type"} for e in errors)
+    assert r.headers["content-type"].startswith("application/problem+json")
+    errors = r.json()["errors"]
+    assert errors and all(set(e) == {"loc", "field", "msg", "type"} for e in errors)
     assert ["body", "id_number"] in [e["loc"] for e in errors]
     assert ["body", "320102********0017"] in [e["loc"] for e in errors]  # the key, masked

@@ -52,8 +52,7 @@ async def upload(db: Db, tmp_path: Path) -> AsyncIterator[Upload]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://hub") as client:
         yield Upload(client, jobs, root, app)
-    for task in list(jobs._tasks):
-        task.cancel()
+    await jobs.runner.close()
 
 
 def _kept(u: Upload) -> list[Path]:
@@ -81,7 +80,7 @@ async def test_a_declared_length_over_the_limit_is_a_413_before_a_byte_is_read(
     assert sent[0]["status"] == 413
     assert read == []  # the body was never read
     assert b'"field":"body"' in sent[1]["body"] and str(10**12).encode() in sent[1]["body"]
-    assert _kept(upload) == [] and upload.jobs.jobs == {}
+    assert _kept(upload) == [] and await upload.jobs.runner.list() == []
 
 
 async def test_a_streamed_body_over_the_limit_is_a_413_and_the_rest_is_not_read(
@@ -95,9 +94,11 @@ async def test_a_streamed_body_over_the_limit_is_a_413_and_the_rest_is_not_read(
 
     r = await upload.client.post(URL, params={"filename": "s.csv"}, content=body())
     assert r.status_code == 413, r.text
-    assert r.json()["detail"] == {"field": "body", "reason": f"more than the {LIMIT} bytes limit"}
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [(e["field"], e["msg"]) for e in r.json()["errors"]] == \
+        [("body", f"more than the {LIMIT} bytes limit")]
     assert len(pieces) < 100
-    assert _kept(upload) == [] and upload.jobs.jobs == {}
+    assert _kept(upload) == [] and await upload.jobs.runner.list() == []
 
 
 async def test_a_bad_content_length_is_a_400(upload: Upload) -> None:
@@ -129,10 +130,10 @@ async def test_a_zip_bomb_is_a_422_naming_the_unzipped_size(upload: Upload,
     r = await upload.client.post(URL, params={"filename": "bomb.xlsx"},
                                  content=path.read_bytes())
     assert r.status_code == 422, r.text
-    detail = r.json()["detail"]
-    assert detail["field"] == "body" and "解压后" in detail["reason"]
-    assert str(MAX_XLSX_UNZIPPED_BYTES) in detail["reason"]
-    assert _kept(upload) == [] and upload.jobs.jobs == {}
+    [detail] = r.json()["errors"]
+    assert detail["field"] == "body" and "解压后" in detail["msg"]
+    assert str(MAX_XLSX_UNZIPPED_BYTES) in detail["msg"]
+    assert _kept(upload) == [] and await upload.jobs.runner.list() == []
 
 
 async def test_a_million_row_sheet_is_a_422_naming_the_row_limit(upload: Upload,
@@ -149,7 +150,7 @@ async def test_a_million_row_sheet_is_a_422_naming_the_row_limit(upload: Upload,
     r = await upload.client.post(URL, params={"filename": "long.xlsx"},
                                  content=path.read_bytes())
     assert r.status_code == 422, r.text
-    assert f"超过 {MAX_FILE_ROWS} 行的上限" in r.json()["detail"]["reason"]
+    assert f"超过 {MAX_FILE_ROWS} 行的上限" in r.json()["errors"][0]["msg"]
     assert _kept(upload) == []
 
 
@@ -164,4 +165,4 @@ async def test_a_good_file_under_the_limit_starts_a_job(upload: Upload, tmp_path
 
 async def test_an_empty_body_is_a_422(upload: Upload) -> None:
     r = await upload.client.post(URL, params={"filename": "s.csv"}, content=b"")
-    assert r.status_code == 422 and r.json()["detail"]["reason"] == "empty file"
+    assert r.status_code == 422 and r.json()["errors"][0]["msg"] == "empty file"

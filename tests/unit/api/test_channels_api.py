@@ -142,7 +142,8 @@ async def get(hub: Hub, channel: str, app_id: str,
 
 
 def fields(resp: httpx.Response) -> list[str]:
-    return [e["field"] for e in resp.json()["detail"]["errors"]]
+    assert resp.headers["content-type"] == "application/problem+json"
+    return [e["field"] for e in resp.json()["errors"]]
 
 
 # ---------------------------------------------------------------- bad inputs
@@ -273,10 +274,10 @@ async def test_a_bad_request_is_refused_with_its_field_and_leaves_nothing(
         assert await hub.nonces.seen(case.channel, headers[HEADER_NONCE], 600) is False
     resp = await post(hub, case.channel, body, headers=headers, content_type=case.content_type)
     assert resp.status_code == case.status, resp.text
-    detail = resp.json()["detail"]
+    detail = resp.json()
     assert case.field in fields(resp), detail
-    assert detail["code"] and detail["reason"]
-    assert all(e["reason"] for e in detail["errors"])
+    assert detail["code"] and detail["detail"] and detail["status"] == case.status
+    assert all(e["msg"] for e in detail["errors"])
     assert await hub.store.count() == 0
     assert hub.publisher.sent == []
     assert await hub.rejected_log_entries() == (1 if case.journalled else 0)
@@ -356,7 +357,7 @@ async def test_a_request_id_reused_for_another_payload_is_a_conflict(hub: Hub) -
     other = body_of("student_enroll", request_id=sample("resident_enroll")["request_id"])
     resp = await post(hub, "my_nanjing", other)
     assert resp.status_code == 409 and fields(resp) == ["request_id"]
-    assert resp.json()["detail"]["application_id"] == first.json()["application_id"]
+    assert resp.json()["application_id"] == first.json()["application_id"]
     assert len(hub.publisher.sent) == 1 and await hub.store.count() == 1
 
 
@@ -380,7 +381,7 @@ async def test_a_broker_failure_keeps_the_application_for_the_retry(hub: Hub) ->
     hub.publisher.fail = True
     resp = await post(hub, "my_nanjing", body_of())
     assert resp.status_code == 503 and fields(resp) == ["broker"]
-    app_id = resp.json()["detail"]["application_id"]
+    app_id = resp.json()["application_id"]
     row = await hub.store.get(app_id)
     assert row is not None and row["status"] == "received"
     hub.publisher.fail = False

@@ -53,6 +53,7 @@ async def rig(db: Db, tmp_path: Path) -> AsyncIterator[Rig]:
                                  base_url="http://hub") as http:
         yield Rig(http, jobs, desk, state)
     await jobs.wait()
+    await jobs.runner.close()
 
 
 def auth(role: str) -> dict[str, str]:
@@ -118,6 +119,6 @@ async def test_the_same_file_while_running_is_a_409_and_a_bad_file_a_422(
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(b"not a zip at all")
     refused = await upload(rig, "flexible", bad)
-    assert refused.status_code == 422 and "XLSX" in refused.json()["detail"]["reason"]
+    assert refused.status_code == 422 and "XLSX" in refused.json()["detail"]
     view = await finished(rig, first.json()["job_id"])
     assert view["counts"]["ok"] == 5 and rig.desk.effect_count("flexible") == 5

@@ -18,7 +18,8 @@ from config.settings import ConfigError, env_name, load_settings
 ROOT = Path(__file__).resolve().parents[3]
 SECRETS = ("channels.my_nanjing.secret", "channels.gov_office.secret",
            "channels.online_hall.secret", "channels.hrss.secret", "returnfiles.password",
-           "partners.core.secret", "partners.tax.secret")
+           "partners.core.secret", "partners.tax.secret", "subject_hash_key",
+           "console_secret", "metrics_token")
 
 
 def _own_secrets() -> dict[str, str]:

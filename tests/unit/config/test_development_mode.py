@@ -24,7 +24,8 @@ NO_FILE = "/nonexistent/hub.toml"
 HUB_TOML = str(REPO / "config/hub.toml")  # partners from a file: env secrets merge into them
 DEV_SECRETS = {"channels.my_nanjing.secret", "channels.gov_office.secret",
                "channels.online_hall.secret", "channels.hrss.secret", "returnfiles.password",
-               "partners.core.secret", "partners.tax.secret"}
+               "partners.core.secret", "partners.tax.secret", "subject_hash_key",
+               "console_secret", "metrics_token"}
 
 
 def _production_env() -> dict[str, str]:

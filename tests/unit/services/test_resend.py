@@ -282,7 +282,7 @@ async def test_not_in_core_is_422_with_the_reason_and_nothing_sent(api: Api) -> 
     stranger = person(99)
     r = await api.http.post("/admin/resend/employee", json=body(stranger))
     assert r.status_code == 422
-    assert r.json()["detail"]["code"] == "NOT_IN_CORE"
+    assert r.json()["code"] == "NOT_IN_CORE"
     assert not api.publisher.sent
     assert api.audit.rows[0][5] == "rejected"
 

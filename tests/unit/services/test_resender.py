@@ -15,7 +15,7 @@ from contracts.ids import make_credit_code
 from contracts.messages import ENROLL
 from contracts.resend import RecordResendRequest
 from services.audit import Caller
-from services.resend_jobs import MAX_RUNNING_JOBS, BulkResendRequest, Busy, ResendJob, ResendJobs
+from services.resend_jobs import KIND, MAX_RUNNING_JOBS, BulkResendRequest, Busy, ResendJobs
 from services.resend_targets import Target
 from services.resender import ANONYMOUS, Resender, error_detail, masked_target
 from tests.support.fakes import FakeAudit, FakeJournal, FakePublisher
@@ -130,10 +130,12 @@ def test_a_bulk_request_checks_its_subjects_rules() -> None:
 
 async def test_more_than_the_running_limit_is_busy() -> None:
     jobs = ResendJobs()
-    for i in range(MAX_RUNNING_JOBS):
-        jobs.add(ResendJob(job_id=f"j{i}", actor="x", role="caseworker", action="enroll",
-                           reason="r", filter={}, total=1))
+    for i in range(MAX_RUNNING_JOBS):  # queued or running, in any process: rows of the kind
+        await jobs.runner.list()
+        await jobs.runner.store.insert(id=f"j{i}", kind=KIND, started_by="x",
+                                       role="caseworker", params={}, resume={})
     svc, _, _ = resender(FakeCore())
     with pytest.raises(Busy, match=f"{MAX_RUNNING_JOBS} resend jobs are running"):
         await jobs.start(bulk(), WHO, resender=svc, engine=None)  # type: ignore[arg-type]
-    assert jobs.get("j0") is not None and jobs.get("nope") is None
+    assert await jobs.runner.get("j0") is not None and await jobs.get("nope") is None
+    await jobs.aclose()

@@ -24,7 +24,8 @@ async def test_a_bad_name_is_refused_before_anything_is_written(tmp_path: Path) 
     with pytest.raises(ValueError, match="not an upload name"):
         await jobs.start("enroll", "../escape.csv", b"x", "carl",
                          tax=load_settings(env={}).partner("tax"))
-    assert not list(tmp_path.iterdir()) and not jobs.jobs
+    assert not list(tmp_path.iterdir()) and await jobs.runner.list() == []
+    await jobs.runner.close()
 
 
 def test_a_report_is_offered_only_while_it_is_on_disk(tmp_path: Path) -> None:

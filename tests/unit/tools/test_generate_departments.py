@@ -19,7 +19,7 @@ from tools.fixtures.generate_departments import (
     main,
     replay_department_fixture,
 )
-from tools.replay import run_replay
+from tools.replay import replay
 
 
 def test_fixtures_are_current_and_every_kind_is_there() -> None:
@@ -55,7 +55,7 @@ async def test_main_replay_passes_the_committed_fixtures(
         folder: str, capsys: pytest.CaptureFixture[str]) -> None:
     root = FOLDERS["lists"].parents[1] / folder
     n = len(list(root.rglob("*.input.json")))
-    assert await run_replay(None, str(root)) == 0  # type: ignore[arg-type]  # no hub needed
+    assert await replay(root) == 0  # pure contracts: no hub needed
     out = capsys.readouterr().out
     assert f"replay: fixtures={n} passed={n} failed=0" in out and "FAIL" not in out
 
@@ -86,7 +86,7 @@ async def test_a_wrong_expectation_fails(tmp_path: Path, kind: str, name: str, e
     expected.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     diff = replay_department_fixture(folder / f"{name}.input.json", expected)
     assert any(line.startswith("+") and shows in line for line in diff), diff
-    assert await run_replay(None, str(tmp_path)) == 1  # type: ignore[arg-type]
+    assert await replay(tmp_path) == 1
     out = capsys.readouterr().out
     assert f"FAIL {src.parent.name}/{src.name}/{name}" in out
     assert "replay: fixtures=1 passed=0 failed=1" in out
