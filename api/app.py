@@ -43,6 +43,7 @@ from api.access_log import install_access_log
 from api.auth import Authenticator, load_principals
 from api.console import router as console_router
 from api.deps import ApiState, install
+from api.docs import install_docs
 from api.problems import install_problem_handlers, validation_errors
 from config.settings import ConfigError
 from services.deps import Deps
@@ -82,8 +83,9 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
     """Every router, on one app holding ``state``; the channel door only when the hub has
     an application store and a nonce store."""
     app = FastAPI(title="Nanjing medical-insurance integration hub", version="0.1.0",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # /docs: api.docs
     install(app, state)
+    install_docs(app)
     install_error_handlers(app)
     install_access_log(app, state.deps.settings)  # access log + HTTP tracing
     app.include_router(ingress.router)

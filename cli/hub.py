@@ -10,30 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 from typing import Any
 
 from config.settings import ConfigError, HubSettings, load_settings, refuse_default_secrets
-from contracts.masking import MaskingFilter
 
 __all__ = ["configure_logging", "fast_loop", "load", "poll_returnfiles_once", "serve"]
 
 
-def configure_logging(level: str) -> None:
-    """``kernel.logs.configure_logging`` (JSON lines, masked) when present; else masked
-    text lines on stderr."""
-    try:
-        from kernel.logs import configure_logging as configure
-    except ImportError:  # before kernel.logs: masked text lines
-        pass
-    else:
-        configure(level)
-        return
-    handler = logging.StreamHandler()
-    handler.addFilter(MaskingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+def configure_logging(level: str, fmt: str | None = None, *, access: bool = True) -> None:
+    """The process's logging: ``kernel.logs.configure_logging`` (JSON lines unless ``fmt``
+    or ``HUB_LOG_FORMAT`` says text; masked), the HTTP access log unless ``access`` is
+    false (the demo prints its own summary instead)."""
+    from kernel.logs import configure_logging as configure
+
+    configure(level, fmt, access=access)
 
 
 def load(*, settings_file: str | None = None, log_level: str | None = None,

@@ -83,10 +83,10 @@ def _settings(refuse_defaults: bool = False, **overrides: Any) -> Any:
         raise CliFailure(f"cannot start: {exc}", EXIT_USAGE) from None
 
 
-def _logging(settings: Any) -> None:
+def _logging(settings: Any, *, access: bool = True) -> None:
     from cli.hub import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, access=access)
 
 
 @app.command(help="Run the hub: route consumers, pollers and the HTTP API (admin API, "
@@ -133,7 +133,7 @@ def demo(count: Annotated[int, typer.Option(min=1, help="employee enrollments")]
     from tools.demo import run_demo
 
     settings = _settings()
-    _logging(settings)
+    _logging(settings, access=False)
     if settings.auto_migrate:
         upgrade(settings.database_url)
     raise typer.Exit(int(asyncio.run(run_demo(settings, count=count,

@@ -51,11 +51,14 @@ async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[
     lines: list[str] = []
     ok = True
     async with httpx.AsyncClient(timeout=30) as http:
-        for part in (catalogue_round(st, http, flows), files_round(st, http, ftp, flows),
-                     student_batch_round(st, http), channels_round(st, http, flows),
-                     resend_round(st, http, flows), fidelity_round(st, http)):
+        for name, part in (("catalogue", catalogue_round(st, http, flows)),
+                           ("files", files_round(st, http, ftp, flows)),
+                           ("student batch", student_batch_round(st, http)),
+                           ("channels", channels_round(st, http, flows)),
+                           ("resend", resend_round(st, http, flows)),
+                           ("fidelity", fidelity_round(st, http))):
             got, fine = await part
-            lines += got
+            lines += got if fine else [*got, f"  demo part {name}: did not add up"]
             ok = ok and fine
         for number, department in ((7, difficulty_round(st, http)),
                                    (7, assistance_round(st, http)),
