@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -60,10 +60,14 @@ def _when(value: datetime | str | None) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(BEIJING)
-    return value.strftime("%Y-%m-%d %H:%M:%S")
+        try:  # an ISO time read back as text (SQLite): shown like the others
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        value = parsed
+    if value.tzinfo is None:  # the stores keep UTC; SQLite gives it back without a zone
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _pretty(value: Any) -> str:
