@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Packages that are linted and type-checked (tests are not); missing ones are skipped.
 LINT_PATHS := $(wildcard adapters api bootstrap broker cli config contracts jobs kernel retry routes services simulators storage tools bench main.py)
 
-.PHONY: help venv lock services postgres demo test test-unit bench lint run simulate migrate \
+.PHONY: help venv lock services postgres demo test test-unit test-cluster bench lint run simulate migrate \
 	stop compose-config clean distclean
 
 help:
@@ -32,7 +32,7 @@ lock:
 	@test -x $(LOCK_VENV)/bin/pip-compile || { \
 	  $${PYTHON:-python3.11} -m venv $(LOCK_VENV) \
 	  && $(LOCK_VENV)/bin/python -m pip install -q "pip-tools>=7.4,<8"; }
-	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --extra dev \
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile -q --extra dev --extra bench \
 	  --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
 	  --output-file requirements.lock pyproject.toml
 	@bash scripts/venv.sh
@@ -54,6 +54,11 @@ test: venv services
 	@bash scripts/postgres.sh >/dev/null
 	@bash scripts/browser.sh  # chromium + chromium-driver for tests/browser (the console)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Two hub processes on a 3-node RabbitMQ cluster (scripts/rabbit_cluster.sh, ports 5681-5683,
+# apart from the shared broker on 5672); one node stops mid-batch. Stops the cluster after.
+test-cluster: venv services
+	$(PY) -m pytest -q -m cluster tests/cluster $(PYTEST_ARGS)
 
 test-unit: venv
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)

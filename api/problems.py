@@ -353,6 +353,12 @@ async def _on_hub_error(request: Request, exc: Exception) -> Response:
 
 
 def _unexpected(exc: BaseException, path: str) -> ProblemResponse:
+    if isinstance(exc, ConnectionError):  # e.g. the broker client being rebuilt (failover)
+        log.warning("answering %s: a server the hub needs is unreachable: %s",
+                    mask_text(path), mask_text(str(exc) or type(exc).__name__))
+        return problem(503, "a server the hub needs (broker, database) is unreachable right "
+                       "now; nothing was taken, send it again shortly", code="UNAVAILABLE",
+                       title="Service unavailable", instance=path, headers={"Retry-After": "5"})
     log.error("unexpected error answering %s: %s", mask_text(path),
               mask_text("".join(traceback.format_exception(exc))).rstrip())
     return problem(500, "the hub failed to answer this request; the failure is logged",

@@ -177,16 +177,166 @@ async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
     return len(bodies) / (t1 - t0)
 
 
+async def bench_handwritten(url: str, bodies: list[bytes], prefetch: int) -> float:
+    """The route written by hand on aio-pika: what the hub's framework costs on top.
+
+    Per message: envelope and payload validated by pydantic, Redis ``SET NX`` on the
+    idempotency key (a duplicate is acked without an effect), the SOAP translation, a
+    persistent publish to the sink awaited for its confirm, then the ack.
+    """
+    from redis.asyncio import Redis
+
+    tag = uuid.uuid4().hex[:8]
+    src, sink, prefix = f"bench.hand.{tag}.in", f"bench.hand.{tag}.sink", f"bench:{tag}:idem:"
+    redis = Redis.from_url(load_settings().redis_url)
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel()
+        await ch.declare_queue(src, durable=True, arguments={"x-queue-type": "quorum"})
+        await ch.declare_queue(sink, durable=True, arguments={"x-queue-type": "quorum"})
+        await _prefill(url, src, bodies)
+        cch = await conn.channel()  # publisher confirms are aio-pika's default
+        await cch.set_qos(prefetch_count=prefetch)
+        q = await cch.declare_queue(src, passive=True)
+
+        async def on_message(m: aio_pika.abc.AbstractIncomingMessage) -> None:
+            msg = HubMessage.model_validate_json(m.body)
+            req = EmployeeEnrollment.model_validate(msg.payload)
+            if await redis.set(prefix + msg.idempotency_key, "1", nx=True, ex=3600):
+                build_enroll_request(req, msg.message_id)
+                payload = {"accept_no": msg.message_id[:20]}
+                out = HubMessage(type=SINK_TYPE, source="hub", target="core",
+                                 correlation_id=msg.correlation_id,
+                                 causation_id=msg.message_id,
+                                 idempotency_key=idempotency_key(
+                                     SINK_TYPE, req.business_key, payload),
+                                 entity_key=msg.entity_key, payload=payload)
+                await cch.default_exchange.publish(
+                    aio_pika.Message(out.to_body(), delivery_mode=2,
+                                     message_id=out.message_id), routing_key=sink)
+            await m.ack()
+
+        t0 = time.perf_counter()
+        ctag = await q.consume(on_message)
+        t1 = await _wait_depth(url, sink, len(bodies))
+        await q.cancel(ctag)
+        await ch.queue_delete(src)
+        await ch.queue_delete(sink)
+    await _drop_keys(redis, prefix)
+    await redis.aclose()
+    return len(bodies) / (t1 - t0)
+
+
+async def _drop_keys(redis: Any, prefix: str) -> None:
+    async for keys in _batches(redis.scan_iter(match=prefix + "*", count=1000), 1000):
+        await redis.delete(*keys)
+
+
+async def _batches(it: Any, size: int) -> Any:
+    batch: list[Any] = []
+    async for item in it:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+CELERY_POOL = "solo"
+"""One process, one task at a time, consumer and task in the same process: the hub's
+single process (its concurrency is async I/O within one interpreter). prefork 1 would
+add a second process (the parent consumes, the child runs the task), i.e. more CPU than
+the hub gets; threads/gevent are not what a default Celery deployment runs."""
+
+
+def celery_missing() -> str | None:
+    """Why the Celery side cannot run here, or ``None``."""
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        return "celery is not installed (pip install '.[bench]')"
+    return None
+
+
+async def bench_celery(url: str, bodies: list[bytes], prefetch: int) -> float:
+    """The same work as a Celery 5 task (``bench/celery_app.py``): a ``solo`` worker started
+    as a subprocess on the same broker, ``acks_late``, quorum queue, confirmed persistent
+    task publishes; the clock runs from the first task sent until the sink holds N."""
+    import subprocess
+    import sys
+
+    tag = uuid.uuid4().hex[:8]
+    env = {**os.environ, "BENCH_CELERY_BROKER": url, "BENCH_CELERY_QUEUE": f"bench.cel.{tag}.in",
+           "BENCH_CELERY_SINK": f"bench.cel.{tag}.sink",
+           "BENCH_CELERY_REDIS": load_settings().redis_url,
+           "BENCH_CELERY_PREFIX": f"bench:{tag}:idem:", "BENCH_CELERY_PREFETCH": str(prefetch)}
+    sink = env["BENCH_CELERY_SINK"]
+    conn = await aio_pika.connect(url)
+    async with conn:
+        ch = await conn.channel()
+        sinkq = await ch.declare_queue(sink, durable=True,
+                                       arguments={"x-queue-type": "quorum"})
+        os.environ.update({k: v for k, v in env.items() if k.startswith("BENCH_CELERY_")})
+        import importlib
+
+        import bench.celery_app as capp
+        capp = importlib.reload(capp)  # this run's queue names
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bench.celery_app", "worker",
+             "--pool", CELERY_POOL, "--concurrency", "1", "--loglevel", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "--prefetch-multiplier", str(prefetch), "-Q", env["BENCH_CELERY_QUEUE"]],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            # warm-up: the worker is consuming once one task went through
+            await asyncio.to_thread(_send_celery, capp, [bodies[0]])
+            await _wait_depth(url, sink, 1, timeout=60)
+            await sinkq.purge()
+            t0 = time.perf_counter()
+            sender = asyncio.create_task(asyncio.to_thread(_send_celery, capp, bodies[1:]))
+            t1 = await _wait_depth(url, sink, len(bodies) - 1)
+            await sender
+        finally:
+            worker.terminate()
+            try:
+                await asyncio.to_thread(worker.wait, 30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            await ch.queue_delete(env["BENCH_CELERY_QUEUE"])
+            await ch.queue_delete(sink)
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(load_settings().redis_url)
+    await _drop_keys(redis, env["BENCH_CELERY_PREFIX"])
+    await redis.aclose()
+    return (len(bodies) - 1) / (t1 - t0)
+
+
+def _send_celery(capp: Any, bodies: list[bytes]) -> None:
+    """Confirmed persistent task publishes on one producer connection."""
+    with capp.app.producer_or_acquire() as producer:
+        for b in bodies:
+            capp.enroll.apply_async((b.decode(),), producer=producer)
+
+
 async def main_async(n: int, prefetch: int, rounds: int) -> dict[str, Any]:
     url = load_settings().amqp_url
-    hub_rates, raw_rates = [], []
+    no_celery = celery_missing()
+    rates: dict[str, list[float]] = {"raw": [], "hub": [], "handwritten": [], "celery": []}
     for r in range(rounds):
         bodies = make_messages(n, seed=int(time.time()) + r)
-        raw_rates.append(await bench_raw(url, bodies, prefetch))
-        hub_rates.append(await bench_hub(url, bodies, prefetch))
-        print(f"  round {r + 1}: raw={raw_rates[-1]:.0f}/s hub={hub_rates[-1]:.0f}/s")
-    hub, raw = max(hub_rates), max(raw_rates)
-    return {"hub": hub, "raw": raw, "ratio": hub / raw}
+        rates["raw"].append(await bench_raw(url, bodies, prefetch))
+        rates["hub"].append(await bench_hub(url, bodies, prefetch))
+        rates["handwritten"].append(await bench_handwritten(url, bodies, prefetch))
+        rates["celery"].append(0.0 if no_celery else await bench_celery(url, bodies, prefetch))
+        print(f"  round {r + 1}: " + " ".join(f"{k}={v[-1]:.0f}/s" for k, v in rates.items()),
+              flush=True)
+    best = {k: max(v) for k, v in rates.items()}
+    if no_celery:
+        print(f"  celery=0: {no_celery}")
+    return {**best, "ratio": best["hub"] / best["raw"],
+            "vs_celery": best["hub"] / best["celery"] if best["celery"] else 0.0}
 
 
 def main() -> None:
@@ -197,7 +347,9 @@ def main() -> None:
     a = p.parse_args()
     print(f"pipeline bench: {a.messages} messages, prefetch {a.prefetch}, best of {a.rounds}")
     res = asyncio.run(main_async(a.messages, a.prefetch, a.rounds))
-    print(f"pipeline: hub={res['hub']:.0f}/s raw={res['raw']:.0f}/s ratio={res['ratio']:.2f}")
+    print(f"pipeline: hub={res['hub']:.0f}/s raw={res['raw']:.0f}/s "
+          f"handwritten={res['handwritten']:.0f}/s celery={res['celery']:.0f}/s "
+          f"ratio={res['ratio']:.2f} vs_celery={res['vs_celery']:.2f}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from broker.dlq import attach_dlq_archiver
+from broker.failover import reachable_node
 from broker.rabbit import RabbitPublisher, attach_routes, make_broker
 from broker.topology import Names, declare_topology
 from config.settings import HubSettings
@@ -100,7 +101,8 @@ class Hub:
 
     async def _start_broker(self) -> None:
         s = self.settings
-        broker = make_broker(s.amqp_url, on_reconnected=self._on_reconnected)
+        node = await reachable_node(s.amqp_url, s.amqp_failover_urls)  # a cluster's live node
+        broker = make_broker(node, on_reconnected=self._on_reconnected)
         self._broker = broker
         self.publisher.bind(broker)
         await broker.connect()

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import sys
 from typing import Any
 
 from config.settings import ConfigError, HubSettings, load_settings, refuse_default_secrets
 
-__all__ = ["configure_logging", "fast_loop", "load", "poll_returnfiles_once", "serve"]
+__all__ = ["configure_logging", "fast_loop", "load", "poll_returnfiles_once", "serve",
+           "serve_workers"]
 
 
 def configure_logging(level: str, fmt: str | None = None, *, access: bool = True) -> None:
@@ -49,15 +51,36 @@ def fast_loop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def serve(settings: HubSettings) -> None:
+async def serve(settings: HubSettings, *, worker: int = 0,
+                sock: socket.socket | None = None) -> None:
+    """One hub process: routes, pollers, the HTTP API. With ``sock`` (``hub run
+    --workers N``) the API serves on that shared ``SO_REUSEPORT`` socket, and only worker
+    0 runs the tickers and the return-file poller (``bootstrap.workers``: they are not
+    leased, N copies would do their work N times)."""
     import uvicorn
 
     from bootstrap import build_hub
 
     hub = build_hub(settings)
+    if worker != 0:
+        hub.tickers = ()
+        hub.returnfiles = None
     config = uvicorn.Config(hub.api, host=settings.http_host, port=settings.http_port,
                             log_level="warning", lifespan="on")
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=[sock] if sock is not None else None)
+
+
+def serve_workers(settings: HubSettings, workers: int) -> int:
+    """``hub run --workers N``: N forked hub processes on one port (``bootstrap.workers``)."""
+    from bootstrap.workers import reuse_port_socket, supervise
+
+    def worker(index: int) -> int:
+        sock = reuse_port_socket(settings.http_host, settings.http_port)
+        fast_loop()
+        asyncio.run(serve(settings, worker=index, sock=sock))
+        return 0
+
+    return supervise(worker, workers)
 
 
 async def poll_returnfiles_once(settings: HubSettings) -> int:

@@ -93,8 +93,11 @@ def _logging(settings: Any, *, access: bool = True) -> None:
              "console, /metrics). Production by default: refuses to start with a "
              "development secret (HUB_ENV=development for a development hub).")
 @common
-def run() -> None:
-    from cli.hub import fast_loop, serve
+def run(workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64,
+        help="hub processes sharing the port and the servers (broker, Redis, database); "
+        "tickers and pollers run in the first only")] = 1) -> None:
+    from cli.hub import fast_loop, serve, serve_workers
     from config.settings import ConfigError
     from storage.migrate import upgrade
 
@@ -102,6 +105,8 @@ def run() -> None:
     _logging(settings)
     if settings.auto_migrate:
         upgrade(settings.database_url)
+    if workers > 1:
+        raise typer.Exit(serve_workers(settings, workers))
     fast_loop()
     try:
         asyncio.run(serve(settings))

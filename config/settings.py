@@ -208,6 +208,10 @@ class HubSettings(BaseSettings):
     namespace: str = Field(default="hub", pattern=r"^[a-z][a-z0-9_-]{0,30}$",
                            description="prefix of every exchange, queue and Redis key")
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    amqp_failover_urls: tuple[str, ...] = Field(
+        default=(), description="other nodes of a RabbitMQ cluster (JSON list in "
+        "HUB_AMQP_FAILOVER_URLS): the hub's broker client takes the first node that "
+        "answers, amqp_url first (broker.failover)")
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "sqlite+aiosqlite:///./.run/hub.db"
     auto_migrate: bool = Field(default=True, description="run alembic upgrade at start")
@@ -378,6 +382,8 @@ class HubSettings(BaseSettings):
                 raise ValueError(f"partner {name!r} is required")
         if not self.amqp_url.startswith(("amqp://", "amqps://")):
             raise ValueError("amqp_url must start with amqp:// or amqps://")
+        if not all(u.startswith(("amqp://", "amqps://")) for u in self.amqp_failover_urls):
+            raise ValueError("amqp_failover_urls: each must start with amqp:// or amqps://")
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
         if "+" not in self.database_url.split("://")[0]:

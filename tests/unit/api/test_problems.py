@@ -253,3 +253,32 @@ def test_a_services_answer_becomes_a_problem_only_when_it_is_an_error() -> None:
 def test_a_header_is_located_in_the_header() -> None:
     [e] = field_errors_of([("X-Partner-Signature", "does not match")])
     assert e["loc"] == ["header", "X-Partner-Signature"]
+
+
+async def test_a_lost_server_connection_is_a_503_to_send_again_not_a_500() -> None:
+    """A door that cannot publish because the broker client is being rebuilt (a cluster
+    node lost: ``broker.rabbit.BrokerGone`` is a ``ConnectionError``) answers 503 with
+    Retry-After, so the partner sends again; anything else unexpected stays a 500."""
+    from fastapi import FastAPI
+
+    from api.problems import install_problem_handlers
+    from broker.rabbit import BrokerGone
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/gone")
+    async def gone() -> None:
+        raise BrokerGone("no broker client")
+
+    @app.post("/bug")
+    async def bug() -> None:
+        raise RuntimeError("a bug")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://hub") as http:
+        r = await http.post("/gone")
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert r.json()["code"] == "UNAVAILABLE"
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert (await http.post("/bug")).status_code == 500
