@@ -30,6 +30,7 @@ from opentelemetry.trace import Span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http import before_calls
+from api.metrics import count_request
 from config.settings import ConfigError, HubSettings
 from kernel.logs import ACCESS_LOGGER
 from kernel.tracing import inject_request, server_span, setup_tracing
@@ -99,6 +100,7 @@ class AccessLog:
                 span.update_name(f"{method} {template}")
                 span.set_attribute("http.route", template)
                 span.set_attribute("http.response.status_code", status)
+                count_request(scope, status)
                 if log.isEnabledFor(logging.INFO):
                     self._line(scope, headers, method, template, status, t0, span)
 

@@ -20,13 +20,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from api.auth import BEARER
 from api.deps import Reader, State, state_of
 from kernel.metrics import HubMetrics
 
-__all__ = ["HttpMetrics", "install", "router"]
+__all__ = ["count_request", "install", "router"]
 
 router = APIRouter(tags=["ops"])
 
@@ -57,36 +57,19 @@ async def live(state: State, _who: Reader) -> dict[str, Any]:
     return await state.deps.live.view(state.deps)
 
 
-class HttpMetrics:
-    """ASGI middleware: ``hub_http_requests_total{path_template,status}``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = [500]
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            state = getattr(getattr(scope.get("app"), "state", None), "api", None)
-            metrics = getattr(getattr(state, "deps", None), "metrics", None)
-            if isinstance(metrics, HubMetrics):
-                metrics.http_request(template, status[0])
+def count_request(scope: Scope, status: int) -> None:
+    """``hub_http_requests_total{path_template,status}`` for one answered request, by its
+    route's template (``unmatched`` without one); called by ``api.access_log.AccessLog``,
+    the one middleware that already watches every request's status and route."""
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "unmatched"
+    state = getattr(getattr(scope.get("app"), "state", None), "api", None)
+    metrics = getattr(getattr(state, "deps", None), "metrics", None)
+    if isinstance(metrics, HubMetrics):
+        metrics.http_request(template, status)
 
 
 def install(app: Any) -> None:
-    """Serve ``router`` on ``app`` and count its requests (``HttpMetrics``)."""
+    """Serve ``router`` on ``app`` (its requests are counted by ``count_request``)."""
     app.include_router(router)
-    app.add_middleware(HttpMetrics)
 
