@@ -84,24 +84,30 @@ async def list_jobs(who: Reader, state: State, kind: str | None = None,
 
 @router.get("/admin/jobs/{job_id}", summary="One durable job: progress, params, report")
 async def get_job(job_id: str, who: Reader, state: State) -> JSONResponse:
+    got = await _visible(job_id, who, state)
+    return got if isinstance(got, JSONResponse) else JSONResponse(job_json(got[1]))
+
+
+async def _visible(job_id: str, who: Principal,
+                   state: Any) -> tuple[JobRunner, JobView] | JSONResponse:
+    """The job ``who`` may see, or the answer saying there is none (404 for someone else's:
+    another user's job is not confirmed to exist)."""
     jobs = _runner(state)
     if jobs is None:
         return _none()
     job = await jobs.get(job_id[:64])
     if job is None or not _sees(who, job):
         return problem(404, f"no job {job_id[:64]}")
-    return JSONResponse(job_json(job))
+    return jobs, job
 
 
 @router.post("/admin/jobs/{job_id}/cancel", status_code=202,
              summary="Cancel a job: it stops at its next item (starter, operations, admin)")
 async def cancel_job(job_id: str, who: Reader, state: State) -> JSONResponse:
-    jobs = _runner(state)
-    if jobs is None:
-        return _none()
-    job = await jobs.get(job_id[:64])
-    if job is None or not _sees(who, job):
-        return problem(404, f"no job {job_id[:64]}")
+    got = await _visible(job_id, who, state)
+    if isinstance(got, JSONResponse):
+        return got
+    jobs, job = got
     target = f"job:{job.id}"
     if who.role == "readonly":
         await state.audit.record(who.user, who.role, "job.cancel", target,
