@@ -35,7 +35,7 @@ from contracts.initial_load import DEFAULT_CHUNK_ROWS, LoadKind
 from jobs.initial_load import ChunkRetry, LoadProgress, LoadSummary, Progress, run_initial_load
 from jobs.student_batch import check_readable
 from services.audit import Actor, Audit, Caller
-from services.job_runner import JobRunner, watch
+from services.job_runner import JobRunner, RunnerJobs, watch
 from services.jobs import JobContext, JobView
 from services.student_batches import FILENAME, MAX_UPLOAD_BYTES
 
@@ -136,7 +136,7 @@ class LoadJob:
         return path if path is not None and path.exists() else None
 
 
-class InitialLoadJobs:
+class InitialLoadJobs(RunnerJobs):
     """Initial-load jobs on a durable runner (``bind``; one of its own in memory until)."""
 
     def __init__(self, root: Path = ROOT, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
@@ -148,15 +148,7 @@ class InitialLoadJobs:
         self.retry = retry
         self.transport = transport
         """httpx transport of tax's client (tests: the desk in process); None: the network."""
-        self._runner = runner
-        self.started: list[str] = []
-        """Ids of the jobs started through this object (``wait``)."""
-
-    @property
-    def runner(self) -> JobRunner:
-        if self._runner is None:
-            self._runner = JobRunner.memory()
-        return self._runner
+        super().__init__(runner)
 
     def bind(self, *, tax: PartnerConfig, audit: Audit | None = None,
              runner: JobRunner | None = None) -> None:
@@ -258,11 +250,6 @@ class InitialLoadJobs:
         if audit is not None:
             await audit.record(job.actor, "operations", f"initial_load.{job.kind}", job.job_id,
                                job.view()["counts"] or {"error": job.error}, job.state)
-
-    async def wait(self, *, timeout_s: float = 60) -> None:
-        """Until every job started here has ended (tests, shutdown)."""
-        for job_id in self.started:
-            await self.runner.wait(job_id, timeout_s=timeout_s)
 
 
 def _keep(body: bytes | IO[bytes], path: Path) -> str:

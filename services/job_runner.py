@@ -47,7 +47,8 @@ from services.audit import Actor, Caller
 from services.jobs import JobContext, JobHandler, JobState, JobView
 from storage.jobs import JobRecord, JobRow, JobStore
 
-__all__ = ["DEFAULT_LIMIT", "JobRunner", "LeaseLost", "UnknownKind", "plain", "watch"]
+__all__ = ["DEFAULT_LIMIT", "JobRunner", "LeaseLost", "RunnerJobs", "UnknownKind", "plain",
+           "watch"]
 
 log = logging.getLogger("hub.jobs")
 
@@ -491,3 +492,25 @@ async def watch(ctx: JobContext, work: Awaitable[Any], counts: Callable[[], Coun
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+class RunnerJobs:
+    """What a family of jobs (student batches, initial loads) shares: the durable runner it
+    runs on (one of its own in memory until the hub binds its own) and the ids of the jobs
+    started through it, for ``wait``."""
+
+    def __init__(self, runner: JobRunner | None = None) -> None:
+        self._runner = runner
+        self.started: list[str] = []
+        """Ids of the jobs started through this object (``wait``)."""
+
+    @property
+    def runner(self) -> JobRunner:
+        if self._runner is None:
+            self._runner = JobRunner.memory()
+        return self._runner
+
+    async def wait(self, *, timeout_s: float = 60) -> None:
+        """Until every job started here has ended (tests, shutdown)."""
+        for job_id in self.started:
+            await self.runner.wait(job_id, timeout_s=timeout_s)

@@ -36,7 +36,7 @@ from contracts.errors import HubError
 from contracts.student_batch import BatchOp
 from jobs.student_batch import BatchSummary, HeldLookup, check_readable, run_batch
 from services.audit import Actor, Audit, Caller
-from services.job_runner import JobRunner, watch
+from services.job_runner import JobRunner, RunnerJobs, watch
 from services.jobs import JobContext, JobView
 
 __all__ = ["FILENAME", "KIND", "MAX_UPLOAD_BYTES", "ROOT", "BatchFailed", "BatchJob",
@@ -104,22 +104,14 @@ class BatchJob:
         return path if path is not None and path.exists() else None
 
 
-class BatchJobs:
+class BatchJobs(RunnerJobs):
     """Student batch jobs on a durable runner (one of its own in memory without one)."""
 
     def __init__(self, root: Path = ROOT, *, max_upload_bytes: int = MAX_UPLOAD_BYTES,
                  runner: JobRunner | None = None) -> None:
         self.root = root
         self.max_upload_bytes = max_upload_bytes
-        self._runner = runner
-        self.started: list[str] = []
-        """Ids of the jobs started through this object (tests wait for them)."""
-
-    @property
-    def runner(self) -> JobRunner:
-        if self._runner is None:
-            self._runner = JobRunner.memory()
-        return self._runner
+        super().__init__(runner)
 
     def bind(self, *, tax: PartnerConfig, audit: Audit | None = None,
              held: HeldLookup | None = None) -> None:
@@ -133,11 +125,6 @@ class BatchJobs:
     async def get(self, job_id: str) -> BatchJob | None:
         view = await self.runner.get(job_id)
         return None if view is None or view.kind != KIND else BatchJob.of(view)
-
-    async def wait(self, *, timeout_s: float = 60) -> None:
-        """Until every job started here has ended (tests)."""
-        for job_id in self.started:
-            await self.runner.wait(job_id, timeout_s=timeout_s)
 
     async def start(self, op: BatchOp, filename: str, body: bytes | IO[bytes],
                     actor: str | Actor, *, tax: PartnerConfig, audit: Audit | None = None,
