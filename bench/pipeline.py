@@ -1,6 +1,6 @@
 """Pipeline benchmark: the hub's own route against raw aio-pika, same broker, same run.
 
-Hub: FastStream consumer -> runtime (envelope parse, idempotency in Redis,
+Hub: the hub's AMQP link (``broker.link``) -> runtime (envelope parse, idempotency in Redis,
 contract validation, SOAP translation, partner stub that answers at once,
 confirmed persistent publish of the result, group-committed interaction log
 in SQLite) -> manual ack. Raw: aio-pika consume -> confirmed persistent
@@ -24,7 +24,8 @@ import aio_pika
 from pydantic import ValidationError
 
 from adapters.tax.soap import build_enroll_request
-from broker.rabbit import RabbitPublisher, attach_routes, make_broker
+from broker.link import AmqpLink
+from broker.rabbit import RabbitPublisher, make_broker
 from broker.topology import Names, declare_topology, delete_topology
 from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment, TaxAck
@@ -162,10 +163,13 @@ async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
     await declare_topology(broker, names, [(route.name, route.bindings),
                                            (sink.name, sink.bindings)], (1000,))
     await _prefill(url, names.queue(route.name), bodies)
-    attach_routes(broker, names, [route], deps, prefetch)
+    link = AmqpLink(url, names, [route], deps, prefetch)  # the hub's own hot path
+    await link.open()
+    deps.publisher.bind(broker, link.publish_channel)  # type: ignore[attr-defined]
     t0 = time.perf_counter()
-    await broker.start()
+    await link.consume()
     t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))
+    await link.close()
     await broker.stop()
     await journal.stop()
     await journal.engine.dispose()

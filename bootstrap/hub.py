@@ -20,7 +20,8 @@ from sqlalchemy import text
 
 from broker.dlq import attach_dlq_archiver
 from broker.failover import reachable_node
-from broker.rabbit import RabbitPublisher, attach_routes, make_broker
+from broker.link import AmqpLink
+from broker.rabbit import RabbitPublisher, make_broker
 from broker.topology import Names, declare_topology
 from config.settings import HubSettings
 from jobs.returnfiles import ReturnFileService
@@ -75,6 +76,7 @@ class Hub:
     breach checker (``services.union.UnionDesk.sweep``)."""
     _ticks: list[asyncio.Task[None]] = field(default_factory=list)
     _broker: Any = None
+    _link: AmqpLink | None = None
     _watchdog: asyncio.Task[None] | None = None
     _poller: asyncio.Task[None] | None = None
     _poller_stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -104,11 +106,14 @@ class Hub:
         node = await reachable_node(s.amqp_url, s.amqp_failover_urls)  # a cluster's live node
         broker = make_broker(node, on_reconnected=self._on_reconnected)
         self._broker = broker
-        self.publisher.bind(broker)
         await broker.connect()
         await declare_topology(broker, self.names,
                                [(r.name, r.bindings) for r in self.routes], s.delay_tiers_ms)
-        attach_routes(broker, self.names, self.routes, self.deps, s.prefetch)
+        link = AmqpLink(node, self.names, self.routes, self.deps, s.prefetch,
+                        on_lost=self._on_reconnected)
+        self._link = link
+        await link.open()
+        self.publisher.bind(broker, link.publish_channel)
         attach_dlq_archiver(broker, self.names, [r.name for r in self.routes],
                             DeadLetterStore(self.deps.journal.engine),
                             partners={r.name: r.partner for r in self.routes},
@@ -116,6 +121,7 @@ class Hub:
         for attach in self.attachments:
             attach(broker)
         await broker.start()
+        await link.consume()
 
     def _on_reconnected(self, *_: Any) -> None:
         # aio-pika restores channels, but consumers on quorum queues that were not yet
@@ -124,7 +130,7 @@ class Hub:
 
     async def _broker_ok(self) -> bool:
         """The connection answers and the publishing channel still works."""
-        if self._broker is None or self._lost:
+        if self._broker is None or self._lost or self._link is None or not self._link.ok():
             return False
         try:
             if not await self._broker.ping(timeout=2.0):
@@ -149,7 +155,11 @@ class Hub:
                 continue
             log.warning("broker client unhealthy %d times; reconnecting", bad)
             old, self._broker = self._broker, None
+            old_link, self._link = self._link, None
             self.publisher.bind(None)
+            with contextlib.suppress(Exception):
+                if old_link is not None:
+                    await asyncio.wait_for(old_link.close(), 15)
             with contextlib.suppress(Exception):
                 if old is not None:
                     await asyncio.wait_for(old.stop(), 10)
@@ -180,6 +190,9 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
             self._watchdog = None
+        if self._link is not None:
+            await self._link.close()  # in-flight deliveries finish before the publisher goes
+            self._link = None
         if self._broker is not None:
             await self._broker.stop()
             self._broker = None
@@ -227,7 +240,9 @@ class Hub:
 
     async def _broker_ready(self, timeout_s: float) -> bool:
         broker = self._broker
-        return broker is not None and not self._lost and bool(await broker.ping(timeout=timeout_s))
+        link = self._link
+        return (broker is not None and not self._lost and link is not None and link.ok()
+                and bool(await broker.ping(timeout=timeout_s)))
 
     async def _database_ready(self) -> bool:
         async with self.deps.journal.engine.connect() as conn:

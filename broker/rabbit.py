@@ -1,23 +1,22 @@
-"""FastStream wiring: the broker, the confirmed persistent publisher, the route consumers."""
+"""FastStream wiring: the broker client and the confirmed persistent publisher.
+
+The route consumers and the publishing channel of the hot path live in ``broker.link``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
 from faststream.rabbit.schemas import Channel
 
+from broker.link import properties
 from broker.topology import DELAY_HEADER, Names
 from contracts.envelope import HubMessage
-from kernel.deps import KernelDeps
-from kernel.runtime import Delivery, Route, process
 from kernel.tracing import inject as inject_trace
 
-__all__ = ["BrokerGone", "RabbitPublisher", "attach_routes", "make_broker"]
+__all__ = ["BrokerGone", "RabbitPublisher", "make_broker"]
 
 
 def make_broker(url: str, *, on_reconnected: Callable[..., Any] | None = None) -> RabbitBroker:
@@ -43,13 +42,16 @@ class RabbitPublisher:
 
     def __init__(self, names: Names, broker: RabbitBroker | None = None) -> None:
         self._b = broker
+        self._ch: Any = None
         self._work, self._retry, self._dlx = names.work, names.retry, names.dlx
         self._redeliver = names.redeliver
 
     consecutive_failures: int = 0
 
-    def bind(self, broker: RabbitBroker | None) -> None:
-        self._b = broker
+    def bind(self, broker: RabbitBroker | None, channel: Any = None) -> None:
+        """Publish through ``channel`` (the hub's ``broker.link.AmqpLink``) when given,
+        else through the FastStream ``broker`` (tools and tests that have no link)."""
+        self._b, self._ch = broker, channel
         self.consecutive_failures = 0
 
     async def _send(self, body: bytes, **kw: Any) -> None:
@@ -59,7 +61,15 @@ class RabbitPublisher:
                 raise BrokerGone("no broker client (starting or reconnecting)")
             # W3C trace context in the message headers; one already there is kept
             kw["headers"] = inject_trace(dict(kw.get("headers") or {}))
-            await self._b.publish(body, persist=True, content_type="application/json", **kw)
+            if self._ch is not None:
+                exchange = kw.pop("exchange")
+                routing_key = kw.pop("routing_key")
+                await self._ch.basic_publish(
+                    body, exchange=getattr(exchange, "name", exchange), routing_key=routing_key,
+                    mandatory=True, properties=properties(**kw))
+            else:
+                await self._b.publish(body, persist=True, content_type="application/json",
+                                      **kw)
         except Exception:
             self.consecutive_failures += 1
             raise
@@ -83,32 +93,3 @@ class RabbitPublisher:
 
     async def requeue(self, body: bytes, queue: str, headers: dict[str, Any]) -> None:
         await self._send(body, exchange=self._redeliver, routing_key=queue, headers=headers)
-
-
-async def _raw(message: RabbitMessage) -> RabbitMessage:
-    """Hand the handler the message itself: the runtime parses bodies, not FastStream."""
-    return message
-
-
-def attach_routes(broker: RabbitBroker, names: Names, routes: Iterable[Route],
-                  deps: KernelDeps, prefetch: int) -> None:
-    """One manual-ack consumer per route; prefetch bounds its concurrency.
-
-    ``apply_types=False`` and a pass-through decoder skip FastStream's
-    dependency injection and body decoding on the hot path (about a third of
-    its per-message cost); the runtime does its own parsing and validation.
-    """
-    for route in routes:
-
-        def make(r: Route) -> Any:
-            async def consume(message: RabbitMessage) -> None:
-                await process(r, Delivery(
-                    body=message.body, headers=dict(message.headers or {}),
-                    message_id=message.message_id, ack=message.ack,
-                    nack=lambda: message.nack(requeue=True)), deps)
-            consume.__name__ = f"consume_{r.name.replace('.', '_')}"
-            return consume
-
-        broker.subscriber(names.work_queue(route.name), ack_policy=AckPolicy.MANUAL,
-                          channel=Channel(prefetch_count=prefetch),
-                          decoder=_raw)(make(route))

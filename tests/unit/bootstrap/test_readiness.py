@@ -52,12 +52,23 @@ class DownEngine:
         return self._conn()
 
 
-def _hub(engine: Any, broker: Any = None, redis: Any = None) -> Hub:
+class FakeLink:
+    """``broker.link.AmqpLink`` as readiness sees it: its connection and channels open."""
+
+    def __init__(self, up: bool = True) -> None:
+        self.up = up
+
+    def ok(self) -> bool:
+        return self.up
+
+
+def _hub(engine: Any, broker: Any = None, redis: Any = None, link: Any = None) -> Hub:
     deps = SimpleNamespace(journal=SimpleNamespace(engine=engine))
     hub = Hub(settings=load_settings(env={}, settings_file="/nonexistent/hub.toml"),
               deps=deps, routes=(), redis=redis or FakeRedis(),  # type: ignore[arg-type]
               publisher=None, names=Names("t"))  # type: ignore[arg-type]
     hub._broker = broker if broker is not None else FakeBroker()
+    hub._link = link if link is not None else FakeLink()
     return hub
 
 
@@ -70,6 +81,13 @@ async def engine(tmp_path: Path) -> Any:
 
 async def test_all_reachable_is_ready(engine: Any) -> None:
     assert await _hub(engine).readiness() == {"broker": True, "redis": True, "database": True}
+
+
+async def test_a_closed_link_is_not_ready(engine: Any) -> None:
+    """The FastStream client answers its ping, but the hot path's own AMQP connection
+    (route consumers, publishing channel) is closed: the hub cannot do its work."""
+    got = await _hub(engine, link=FakeLink(up=False)).readiness()
+    assert got == {"broker": False, "redis": True, "database": True}
 
 
 @pytest.mark.parametrize("hang", [False, True])
