@@ -95,7 +95,8 @@ class AmqpLink:
                 await process(route, Delivery(
                     body=m.body, headers=dict(props.headers or {}),
                     message_id=props.message_id,
-                    ack=lambda: ch.basic_ack(tag),
+                    # queued for the writer, not awaited until written: one future less
+                    ack=lambda: ch.basic_ack(tag, wait=False),
                     nack=lambda: ch.basic_nack(tag, requeue=True)), deps)
             except Exception:  # process records every outcome; only a lost channel gets here
                 log.warning("delivery %s on %s ended without an ack: %s", props.message_id,

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -154,12 +155,23 @@ def _age_s(headers: dict[str, Any], msg: HubMessage) -> float:
 
 
 async def _call(route: Route, msg: HubMessage, deps: KernelDeps, policy: RetryPolicy) -> Outcome:
-    """The handler with short in-process retries for blips (transient errors only)."""
-    if policy.inprocess_attempts <= 1:
+    """The handler with short in-process retries for blips (transient errors only).
+
+    The first attempt runs bare: building tenacity's retrying object for every message
+    cost about 4% of the hub's CPU in ``bench/pipeline``, and nearly every call succeeds.
+    After a transient failure the same schedule follows as before: a first wait drawn from
+    ``[0, min_s]``, then tenacity for the attempts left, its multiplier doubled so that
+    the n-th wait is drawn from ``[0, min(max_s, min_s * 2**(n-1))]`` as it was.
+    """
+    try:
         return await route.handler(msg, deps)
+    except TransientError:
+        if policy.inprocess_attempts <= 1:
+            raise
+    await asyncio.sleep(random.uniform(0, min(policy.inprocess_max_s, policy.inprocess_min_s)))
     async for attempt in AsyncRetrying(
-        stop=stop_after_attempt(policy.inprocess_attempts),
-        wait=wait_random_exponential(multiplier=policy.inprocess_min_s,
+        stop=stop_after_attempt(policy.inprocess_attempts - 1),
+        wait=wait_random_exponential(multiplier=policy.inprocess_min_s * 2,
                                      max=policy.inprocess_max_s),
         retry=retry_if_exception_type(TransientError), reraise=True,
     ):
