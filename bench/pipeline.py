@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import random
+import sys
 import time
 import uuid
 from typing import Any
@@ -140,10 +141,13 @@ async def bench_raw(url: str, bodies: list[bytes], prefetch: int) -> float:
     return len(bodies) / (t1 - t0)
 
 
-async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
+@contextlib.asynccontextmanager
+async def hub_parts(url: str, ns: str, prefetch: int) -> Any:
+    """The hub's route as the hub wires it (journal, Redis idempotency, the AMQP link,
+    the confirming publisher) in namespace ``ns``; yields ``(link, names, route, sink)``.
+    The link is open but not consuming."""
     from redis.asyncio import BlockingConnectionPool, Redis
 
-    ns = f"bench{uuid.uuid4().hex[:6]}"
     settings = load_settings().model_copy(update={
         "namespace": ns, "prefetch": prefetch,
         "database_url": f"sqlite+aiosqlite:///./.run/{ns}.db"})
@@ -154,30 +158,90 @@ async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
     journal = Journal(make_engine(settings.database_url), flush_ms=settings.log_flush_ms)
     await journal.start()
     broker = make_broker(url)
+    publisher = RabbitPublisher(names, broker)
     deps = Deps(settings=settings, tax=StubTax(), core=None,  # type: ignore[arg-type]
                 idem=RedisIdempotencyStore(redis, prefix=f"{ns}:idem:"), journal=journal,
-                publisher=RabbitPublisher(names, broker), owner="bench", names=names)
+                publisher=publisher, owner=f"bench{os.getpid()}", names=names)
     route = Route("bench", ("bench.enroll",), "tax", bench_handler)
     sink = Route("sink", (SINK_TYPE,), "core", bench_handler)
     await broker.connect()
     await declare_topology(broker, names, [(route.name, route.bindings),
                                            (sink.name, sink.bindings)], (1000,))
-    await _prefill(url, names.queue(route.name), bodies)
     link = AmqpLink(url, names, [route], deps, prefetch)  # the hub's own hot path
     await link.open()
-    deps.publisher.bind(broker, link.publish_channel)  # type: ignore[attr-defined]
-    t0 = time.perf_counter()
-    await link.consume()
-    t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))
-    await link.close()
-    await broker.stop()
-    await journal.stop()
-    await journal.engine.dispose()
-    await redis.aclose()
-    await delete_topology(url, names, [route.name, sink.name], (1000,))
+    publisher.bind(broker, link.publish_channel)
+    try:
+        yield link, names, route, sink
+    finally:
+        await link.close()
+        await broker.stop()
+        await journal.stop()
+        await journal.engine.dispose()
+        await redis.aclose()
+
+
+def _drop_files(ns: str) -> None:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f".run/{ns}.db{suffix}")
+
+
+async def bench_hub(url: str, bodies: list[bytes], prefetch: int) -> float:
+    ns = f"bench{uuid.uuid4().hex[:6]}"
+    async with hub_parts(url, ns, prefetch) as (link, names, route, sink):
+        await _prefill(url, names.queue(route.name), bodies)
+        t0 = time.perf_counter()
+        await link.consume()
+        t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))
+    await delete_topology(url, names, [route.name, sink.name], (1000,))
+    _drop_files(ns)
+    return len(bodies) / (t1 - t0)
+
+
+async def _serve_worker(ns: str, prefetch: int) -> None:
+    """One worker process of ``bench_scale``: ready, then consume from ``go`` until EOF."""
+    url = load_settings().amqp_url
+    async with hub_parts(url, ns, prefetch) as (link, _, _, _):
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # "go"
+        await link.consume()
+        await asyncio.to_thread(sys.stdin.readline)  # EOF: stop
+
+
+async def bench_scale(url: str, bodies: list[bytes], prefetch: int, workers: int) -> float:
+    """The hub's route in ``workers`` processes sharing the queue, Redis and one SQLite
+    journal, as ``hub run --workers N`` runs (its other doors idle here); the clock runs
+    from "go" (every worker connected) until the sink holds N."""
+    import subprocess
+
+    ns = f"bench{uuid.uuid4().hex[:6]}"
+    async with hub_parts(url, ns, prefetch) as (_, names, route, sink):  # topology, schema
+        await _prefill(url, names.queue(route.name), bodies)
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "bench.pipeline", "--worker", ns, "--prefetch",
+             str(prefetch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(workers)]
+        try:
+            for p in procs:
+                line = await asyncio.to_thread(p.stdout.readline)  # type: ignore[union-attr]
+                if line.strip() != "ready":
+                    raise RuntimeError(f"bench worker did not start: {line!r}")
+            t0 = time.perf_counter()
+            for p in procs:
+                p.stdin.write("go\n")  # type: ignore[union-attr]
+                p.stdin.flush()  # type: ignore[union-attr]
+            t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))
+        finally:
+            for p in procs:
+                with contextlib.suppress(Exception):
+                    p.stdin.close()  # type: ignore[union-attr]
+            for p in procs:
+                try:
+                    await asyncio.to_thread(p.wait, 30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    await delete_topology(url, names, [route.name, sink.name], (1000,))
+    _drop_files(ns)
     return len(bodies) / (t1 - t0)
 
 
@@ -343,13 +407,36 @@ async def main_async(n: int, prefetch: int, rounds: int) -> dict[str, Any]:
             "vs_celery": best["hub"] / best["celery"] if best["celery"] else 0.0}
 
 
+async def scale_async(n: int, prefetch: int, rounds: int, workers: int) -> dict[int, float]:
+    """Best rate of the hub's route per number of worker processes, 1..``workers``."""
+    url = load_settings().amqp_url
+    rates: dict[int, list[float]] = {k: [] for k in range(1, workers + 1)}
+    for r in range(rounds):
+        bodies = make_messages(n, seed=int(time.time()) + 100 + r)
+        for k in rates:
+            rates[k].append(await bench_scale(url, bodies, prefetch, k))
+        print(f"  scale round {r + 1}: "
+              + " ".join(f"workers{k}={v[-1]:.0f}/s" for k, v in rates.items()), flush=True)
+    return {k: max(v) for k, v in rates.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--messages", type=int, default=int(os.environ.get("BENCH_MESSAGES", 5000)))
     p.add_argument("--prefetch", type=int, default=64)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--scale", type=int, default=2,
+                   help="also run the hub's route in 1..N worker processes (0: skip)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # a bench_scale worker process
     a = p.parse_args()
+    if a.worker:
+        asyncio.run(_serve_worker(a.worker, a.prefetch))
+        return
     print(f"pipeline bench: {a.messages} messages, prefetch {a.prefetch}, best of {a.rounds}")
+    if a.scale > 1:
+        scale = asyncio.run(scale_async(a.messages, a.prefetch, a.rounds, a.scale))
+        print("pipeline_scale: " + " ".join(f"workers{k}={v:.0f}/s" for k, v in scale.items())
+              + f" scale={scale[a.scale] / scale[1]:.2f}", flush=True)
     res = asyncio.run(main_async(a.messages, a.prefetch, a.rounds))
     print(f"pipeline: hub={res['hub']:.0f}/s raw={res['raw']:.0f}/s "
           f"handwritten={res['handwritten']:.0f}/s celery={res['celery']:.0f}/s "
