@@ -112,6 +112,28 @@ async def test_the_runtime_runs_each_delivery_in_a_span_of_its_trace_and_its_log
     assert "message_id" not in seen["ctx"]
 
 
+async def test_an_unsampled_caller_continues_its_trace_in_a_span_that_is_not_recorded(
+        ) -> None:
+    """The runtime's cheap path (no exporter, caller not sampled) gives what the SDK would:
+    the caller's trace, a new span id, not sampled, passed on to what is published."""
+    seen: dict[str, Any] = {}
+
+    @traced
+    async def process(route: Any, d: Any, deps: Any) -> str:
+        span = trace.get_current_span()
+        seen["recording"] = span.is_recording()
+        seen["ids"] = current_ids()
+        seen["out"] = inject({})
+        return "ok"
+
+    unsampled = f"00-{TRACE}-{PARENT}-00"
+    assert await process(FakeRoute(), FakeDelivery({TRACEPARENT: unsampled}), None) == "ok"
+    trace_id, span_id = seen["ids"]
+    assert (trace_id, seen["recording"]) == (TRACE, False) and span_id not in (None, PARENT)
+    assert parse_traceparent(seen["out"][TRACEPARENT]) == (TRACE, span_id, "00")
+    assert current_ids() == (None, None)  # detached on the way out
+
+
 def test_setup_is_idempotent_and_refuses_an_unknown_or_missing_exporter() -> None:
     provider = setup_tracing("none")
     assert setup_tracing("none") is provider
