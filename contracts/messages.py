@@ -79,20 +79,22 @@ def application_id_of(correlation_id: str) -> str:
 
 def operation_message(o: Op, payload: dict[str, Any], *, source: str, target: str,
                       correlation_id: str | None = None, causation_id: str | None = None,
-                      salt: str = "", entity: str | None = None) -> HubMessage:
+                      salt: str = "", entity: str | None = None, after: str = "",
+                      ) -> HubMessage:
     """A catalogue operation's message: key from its business key and content.
 
     ``salt`` makes an intended repeat (a resend, an application's submit) a new
     fact on purpose; without it the same fact sent twice has the same key.
     ``entity`` replaces the ordering entity, so steps about different records that
-    tax must see in order (stop the 准新生儿, then enroll the newborn) queue together.
+    tax must see in order (stop the 准新生儿, then enroll the newborn) queue together;
+    ``after`` names the earlier step's idempotency key, which must be done first.
     """
     return HubMessage(
         type=o.msg_type, source=source, target=target,
         correlation_id=correlation_id or new_id(), causation_id=causation_id,
         idempotency_key=idempotency_key(o.msg_type, o.business_key(payload), payload, salt),
         entity_key=entity or entity_key(o.entity_prefix, o.entity_value(payload)),
-        payload=payload)
+        payload=payload, after=after)
 
 
 def review_message(review: Mapping[str, Any], *, causation_id: str) -> HubMessage:

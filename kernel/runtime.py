@@ -232,6 +232,19 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
                     INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
             await d.ack()
             return "inflight"
+        if msg.after and not await _steady(deps, "redis", lambda: deps.idem.is_done(msg.after)):
+            # The step this one follows has no final answer yet: wait for it, without
+            # spending an attempt, up to the policy's age (then the DLQ says why).
+            if _age_s(d.headers, msg) > policy.max_age_s:
+                return await _transient(route, msg, d, deps, policy, TransientError(
+                    f"the step it follows ({msg.after}) never finished",
+                    partner=route.partner), attempt, t0)
+            await _steady(deps, "broker", lambda: deps.publisher.delay(
+                msg, deps.names.queue(route.name), tier_for(
+                    ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
+            await _steady(deps, "redis", lambda: deps.idem.release(key, deps.owner))
+            await d.ack()
+            return "waiting"
         if _gated(route, msg, deps) and not await _steady(deps, "redis", lambda: deps.gate.enter(  # type: ignore[union-attr]
                 route.name, msg.entity_key, msg.message_id, policy.max_age_s + 3600)):
             # An earlier message for this person/unit has not finished: wait behind it.

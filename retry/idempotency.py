@@ -40,6 +40,7 @@ class IdempotencyStore(Protocol):
     async def complete(self, key: str, result: dict[str, Any], ttl_s: int) -> None: ...
     async def release(self, key: str, owner: str) -> None: ...
     async def forget(self, key: str) -> None: ...
+    async def is_done(self, key: str) -> bool: ...
 
 
 _INFLIGHT = "inflight:"
@@ -129,6 +130,12 @@ class RedisIdempotencyStore:
     async def release(self, key: str, owner: str) -> None:
         await self._release(keys=[self._p + key], args=[_INFLIGHT + owner])
 
+    async def is_done(self, key: str) -> bool:
+        """The fact behind ``key`` has its final answer (done or rejected)."""
+        raw = await self._pipe.call(lambda p: p.get(self._p + key))
+        return bool(raw) and (raw if isinstance(raw, bytes) else str(raw).encode()
+                              ).startswith(_DONE.encode())
+
     async def forget(self, key: str) -> None:
         await self._r.delete(self._p + key)
 
@@ -162,6 +169,10 @@ class MemoryIdempotencyStore:
         v = self._get(key)
         if v and v[0] == _INFLIGHT + owner:
             del self._data[key]
+
+    async def is_done(self, key: str) -> bool:
+        v = self._get(key)
+        return v is not None and v[0] == _DONE
 
     async def forget(self, key: str) -> None:
         self._data.pop(key, None)

@@ -203,12 +203,14 @@ def _submit_messages(app_id: str, source: str, submits: list[tuple[str, dict[str
     for i, (name, payload) in enumerate(submits):
         cid = app_id if len(submits) == 1 else f"{app_id}-{i + 1}"
         # Steps tax must see in order (准新生儿 stop, then the newborn) share the first
-        # step's ordering entity: the gate lets the second through after the first.
-        entity = outputs[0].entity_key if outputs and name in ORDERED_AFTER_FIRST else None
+        # step's ordering entity and name it as the step they follow: the runtime holds
+        # the second until the first is done, whichever reaches a consumer first.
+        first = outputs[0] if outputs and name in ORDERED_AFTER_FIRST else None
         outputs.append(operation_message(catalogue_op(name), payload, source=source,
                                          target="tax", correlation_id=cid,
                                          causation_id=cause.message_id, salt=app_id,
-                                         entity=entity))
+                                         entity=first.entity_key if first else None,
+                                         after=first.idempotency_key if first else ""))
     return outputs
 
 

@@ -564,6 +564,41 @@ async def test_inflight_elsewhere_is_delayed_without_spending_an_attempt(world: 
     assert (await world.idem.begin(msg.idempotency_key, "w3", 60)).state is BeginState.INFLIGHT
 
 
+async def test_a_step_waits_until_the_step_it_follows_is_done(world: World) -> None:
+    """A 准新生儿 stop and the newborn's enrollment reach the consumer in either order: the
+    second (``after`` the first's key) is held, without spending an attempt, until the
+    first has its answer, then goes through."""
+    first = _msg({"n": 1})
+    second = _msg({"n": 2}, after=first.idempotency_key,
+                  idempotency_key=idempotency_key("test.thing", "bk2", {"n": 2}))
+    handler = Script(_ok())
+    route = _route(handler)
+    assert (await world.run(route, second))[0] == "waiting"
+    assert handler.calls == []
+    [(held, _, delay_ms, _)] = world.publisher.delayed
+    assert (held, delay_ms) == (second, 1_000)
+    assert (await world.idem.begin(second.idempotency_key, "w2", 60)).state is BeginState.NEW
+    await world.idem.release(second.idempotency_key, "w2")
+    assert (await world.run(route, first))[0] == "ok"
+    assert (await world.run(route, second))[0] == "ok"
+    assert handler.calls == [first, second]
+
+
+async def test_a_step_whose_predecessor_never_finishes_ends_in_the_dlq(world: World) -> None:
+    old = datetime.now(UTC) - timedelta(days=30)
+    msg = _msg(after="never-done", created_at=old)
+    result, acks = await world.run(_route(Script(_ok())), msg)
+    assert (result, acks.acked) == ("dead", 1)
+    [(_, _, headers)] = world.publisher.parked
+    assert "never-done" in headers["x-dead-reason"]
+
+
+def test_a_body_without_a_predecessor_is_unchanged() -> None:
+    """``after`` appears in a body only when set: other messages stay as they were."""
+    assert b'"after"' not in _msg().to_body()
+    assert HubMessage.model_validate_json(_msg(after="k1").to_body()).after == "k1"
+
+
 async def test_our_own_stale_lock_is_taken_again(world: World) -> None:
     msg = _msg()
     await world.idem.begin(msg.idempotency_key, "worker-1", 120)  # e.g. before a restart
