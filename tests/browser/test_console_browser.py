@@ -49,6 +49,7 @@ if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402  (after the skip: selenium is a dev extra)
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
@@ -129,8 +130,11 @@ class Env:
     def until(self, check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if got := check():
-                return got
+            try:
+                if got := check():
+                    return got
+            except StaleElementReferenceException:
+                pass  # the page reloaded itself (the job page refreshes) between two reads
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}")
 
