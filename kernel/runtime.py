@@ -227,11 +227,7 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
             return "duplicate"
         if begin.state is BeginState.INFLIGHT:
             # Another worker holds it: look again later, without spending an attempt.
-            await _steady(deps, "broker", lambda: deps.publisher.delay(
-                msg, deps.names.queue(route.name), tier_for(
-                    INFLIGHT_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
-            await d.ack()
-            return "inflight"
+            return await _later(route, msg, d, deps, INFLIGHT_WAIT_MS, "inflight", release=False)
         if msg.after and not await _steady(deps, "redis", lambda: deps.idem.is_done(msg.after)):
             # The step this one follows has no final answer yet: wait for it, without
             # spending an attempt, up to the policy's age (then the DLQ says why).
@@ -239,31 +235,16 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
                 return await _transient(route, msg, d, deps, policy, TransientError(
                     f"the step it follows ({msg.after}) never finished",
                     partner=route.partner), attempt, t0)
-            await _steady(deps, "broker", lambda: deps.publisher.delay(
-                msg, deps.names.queue(route.name), tier_for(
-                    ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
-            await _steady(deps, "redis", lambda: deps.idem.release(key, deps.owner))
-            await d.ack()
-            return "waiting"
+            return await _later(route, msg, d, deps, ORDER_WAIT_MS, "waiting")
         if _gated(route, msg, deps) and not await _steady(deps, "redis", lambda: deps.gate.enter(  # type: ignore[union-attr]
                 route.name, msg.entity_key, msg.message_id, policy.max_age_s + 3600)):
             # An earlier message for this person/unit has not finished: wait behind it.
-            await _steady(deps, "broker", lambda: deps.publisher.delay(
-                msg, deps.names.queue(route.name), tier_for(
-                    ORDER_WAIT_MS, deps.settings.delay_tiers_ms), dict(d.headers)))
-            await _steady(deps, "redis", lambda: deps.idem.release(key, deps.owner))
-            await d.ack()
-            return "waiting"
+            return await _later(route, msg, d, deps, ORDER_WAIT_MS, "waiting")
         breaker = deps.breakers.get(route.partner) if route.calls_partner else None
         if breaker is not None and not breaker.allow():
             # The partner is resting: wait without spending an attempt.
-            await _steady(deps, "broker", lambda: deps.publisher.delay(
-                msg, deps.names.queue(route.name), tier_for(
-                    int(breaker.policy.open_s * 1000), deps.settings.delay_tiers_ms),
-                dict(d.headers)))
-            await _steady(deps, "redis", lambda: deps.idem.release(key, deps.owner))
-            await d.ack()
-            return "breaker_open"
+            return await _later(route, msg, d, deps, int(breaker.policy.open_s * 1000),
+                                "breaker_open")
         # Right after allow(): true only for the one call let through as the half-open probe.
         probe = breaker is not None and breaker.probing
         return await _run(route, msg, d, deps, policy, attempt, t0, breaker, probe)
@@ -278,6 +259,20 @@ async def process(route: Route, d: Delivery, deps: KernelDeps) -> str:
         await asyncio.sleep(0.2)
         await d.nack()
         return "nacked"
+
+
+async def _later(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps, wait_ms: int,
+                 outcome: str, *, release: bool = True) -> str:
+    """Look at this delivery again after ``wait_ms`` (rounded up to a wait tier) without
+    spending an attempt: the same envelope and headers to the wait queue, our idempotency
+    lock let go (``release``; not when another worker holds it), then the ack."""
+    await _steady(deps, "broker", lambda: deps.publisher.delay(
+        msg, deps.names.queue(route.name), tier_for(wait_ms, deps.settings.delay_tiers_ms),
+        dict(d.headers)))
+    if release:
+        await _steady(deps, "redis", lambda: deps.idem.release(msg.idempotency_key, deps.owner))
+    await d.ack()
+    return outcome
 
 
 def _gated(route: Route, msg: HubMessage, deps: KernelDeps) -> bool:
