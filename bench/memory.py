@@ -16,14 +16,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import time
 import uuid
 
 import aio_pika
 
-from bench.pipeline import _drop_keys, _prefill, hub_parts, make_messages
+from bench.pipeline import (
+    _drop_files,
+    _drop_keys,
+    _prefill,
+    go,
+    hub_parts,
+    make_messages,
+    start_workers,
+    stop_workers,
+)
 from broker.topology import delete_topology
 from config.settings import load_settings
 
@@ -52,15 +59,9 @@ async def run(n: int, prefetch: int) -> dict[str, float]:
         for i in range(0, n, CHUNK):
             await _prefill(url, names.queue(route.name),
                            make_messages(min(CHUNK, n - i), seed=int(time.time()) + i))
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.pipeline", "--worker", ns, "--prefetch",
-             str(prefetch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert worker.stdin is not None and worker.stdout is not None
+        [worker] = await start_workers(ns, prefetch, 1)
         try:
-            if (await asyncio.to_thread(worker.stdout.readline)).strip() != "ready":
-                raise RuntimeError("bench worker did not start")
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
+            go([worker])
             t0 = time.perf_counter()
             conn = await aio_pika.connect(url)
             async with conn:
@@ -72,20 +73,14 @@ async def run(n: int, prefetch: int) -> dict[str, float]:
                     samples.append((done, rss_mb(worker.pid)))
                 t1 = time.perf_counter()
         finally:
-            worker.stdin.close()
-            try:
-                await asyncio.to_thread(worker.wait, 30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            await stop_workers([worker])
     await delete_topology(url, names, [route.name, sink.name], (1000,))
     from redis.asyncio import Redis
 
     redis = Redis.from_url(load_settings().redis_url)
     await _drop_keys(redis, f"{ns}:idem:")
     await redis.aclose()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(f".run/{ns}.db{suffix}"):
-            os.remove(f".run/{ns}.db{suffix}")
+    _drop_files(ns)
     base = next(rss for done, rss in samples if done >= n // 10)
     for decile in range(1, 11):
         at = next(((d, r) for d, r in samples if d >= n * decile // 10), samples[-1])

@@ -208,38 +208,57 @@ async def _serve_worker(ns: str, prefetch: int) -> None:
         await asyncio.to_thread(sys.stdin.readline)  # EOF: stop
 
 
+async def start_workers(ns: str, prefetch: int, workers: int) -> list[Any]:
+    """``workers`` bench worker processes (``--worker``) on namespace ``ns``, each connected
+    and waiting for ``go``."""
+    import subprocess
+
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "bench.pipeline", "--worker", ns, "--prefetch", str(prefetch)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    for p in procs:
+        line = await asyncio.to_thread(p.stdout.readline)  # type: ignore[union-attr]
+        if line.strip() != "ready":
+            await stop_workers(procs)
+            raise RuntimeError(f"bench worker did not start: {line!r}")
+    return procs
+
+
+def go(procs: list[Any]) -> None:
+    """Let every worker start consuming."""
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+
+
+async def stop_workers(procs: list[Any]) -> None:
+    """EOF on their stdin stops the workers; one that does not within 30 s is killed."""
+    import subprocess
+
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.stdin.close()
+    for p in procs:
+        try:
+            await asyncio.to_thread(p.wait, 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 async def bench_scale(url: str, bodies: list[bytes], prefetch: int, workers: int) -> float:
     """The hub's route in ``workers`` processes sharing the queue, Redis and one SQLite
     journal, as ``hub run --workers N`` runs (its other doors idle here); the clock runs
     from "go" (every worker connected) until the sink holds N."""
-    import subprocess
-
     ns = f"bench{uuid.uuid4().hex[:6]}"
     async with hub_parts(url, ns, prefetch) as (_, names, route, sink):  # topology, schema
         await _prefill(url, names.queue(route.name), bodies)
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "bench.pipeline", "--worker", ns, "--prefetch",
-             str(prefetch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            for _ in range(workers)]
+        procs = await start_workers(ns, prefetch, workers)
         try:
-            for p in procs:
-                line = await asyncio.to_thread(p.stdout.readline)  # type: ignore[union-attr]
-                if line.strip() != "ready":
-                    raise RuntimeError(f"bench worker did not start: {line!r}")
             t0 = time.perf_counter()
-            for p in procs:
-                p.stdin.write("go\n")  # type: ignore[union-attr]
-                p.stdin.flush()  # type: ignore[union-attr]
+            go(procs)
             t1 = await _wait_depth(url, names.queue(sink.name), len(bodies))
         finally:
-            for p in procs:
-                with contextlib.suppress(Exception):
-                    p.stdin.close()  # type: ignore[union-attr]
-            for p in procs:
-                try:
-                    await asyncio.to_thread(p.wait, 30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            await stop_workers(procs)
     await delete_topology(url, names, [route.name, sink.name], (1000,))
     _drop_files(ns)
     return len(bodies) / (t1 - t0)
