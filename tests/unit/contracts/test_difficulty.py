@@ -27,7 +27,8 @@ ROW = {"change": "增加", "identity": "01", "id_number": ID, "name": "张三",
 def test_identity_table_is_the_seeds_and_every_code_has_one_sender() -> None:
     assert len(IDENTITIES) == 17
     assert {"低保", "特困职工", "建档立卡", "拆迁人员", "孤儿(新)", "重病重残儿童",
-            "事实无人抚养儿童", "支出型大重病患者", "临时救助大重病患者"} <= set(IDENTITIES.values())
+            "事实无人抚养儿童", "支出型大重病患者",
+            "临时救助大重病患者"} <= set(IDENTITIES.values())
     senders = [c for codes in DEPARTMENT_IDENTITIES.values() for c in codes]
     assert sorted(senders) == sorted(IDENTITIES)  # each code, exactly one sender
     assert DEPARTMENT_IDENTITIES["trade_union"] == {"06"}
