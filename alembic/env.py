@@ -12,11 +12,14 @@ import storage.assistance
 import storage.confirmations
 import storage.difficulty
 import storage.drugs
+import storage.institution_recon
 import storage.ops_models
 import storage.refunds
 import storage.returnfile_models
+import storage.serious_illness
 import storage.transfer
 import storage.union
+import storage.voucher
 import storage.warnings  # noqa: F401  (every model's tables, for autogenerate)
 from storage.journal import make_engine
 from storage.models import Base

@@ -28,12 +28,15 @@ from api import (
     drugs,
     ingress,
     initial_loads,
+    institution_recon,
     ops,
     queries,
     refunds,
     resend,
+    serious_illness,
     transfer,
     union,
+    voucher,
     warnings,
     worklists,
 )
@@ -110,6 +113,12 @@ def build_app(state: ApiState, *, lifespan: Lifespan | None = None) -> FastAPI:
         app.include_router(drugs.router)
     if state.deps.refunds is not None:
         app.include_router(refunds.router)
+    if state.deps.voucher is not None:
+        app.include_router(voucher.router)  # F13 电子凭证, kiosks, WeChat, 医税平台
+    if state.deps.institution_recon is not None:
+        app.include_router(institution_recon.router)  # F14 对账, 单边帐
+    if state.deps.serious_illness is not None:
+        app.include_router(serious_illness.router)  # F15 大病保险
     app.include_router(ops.router)
     app.include_router(asyncapi.router)
     app.include_router(worklists.router)

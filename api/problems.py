@@ -44,6 +44,11 @@ partner protocol:
     /partners/union/*                      union platform answer {code, field|errors}
     /partners/drugs/*, /partners/pharmacy/*  drug-sales partners' answers {code, refused}
     /partners/erp_finance/callback         finance's answer {code, message, data}
+    /voucher/*, /kiosk/*, /wechat/*        F13 receipt {accepted, code, refused}
+                                           (contracts/VOUCHER.md)
+    /partners/institutions/national        national envelope (F14 3201/3202/9101/9102)
+    /partners/core/serious-illness/*       national envelope (F15 H8501)
+    /partners/insurer/payments             the insurer's answer (contracts/SERIOUS_ILLNESS.md)
 
 Channels (``/channels/...``) are the hub's own protocol (README, contracts/CHANNEL_RULES.md): their
 refusals are problem documents (the signed part is the request, not the error answer).
@@ -117,6 +122,12 @@ PARTNER_SHAPES: Final[dict[str, str]] = {
     "/partners/drugs/": "drug-sales answer {code, refused}: contracts/DRUG_SALES.md",
     "/partners/pharmacy/": "pharmacy answer {code, refused}",
     "/partners/erp_finance/": "finance answer {code, message, data}",
+    "/voucher/": "institution/core receipt {accepted, code, refused}: contracts/VOUCHER.md",
+    "/kiosk/": "kiosk answer {accepted, code, refused}: contracts/VOUCHER.md (F13)",
+    "/wechat/": "WeChat platform answer {accepted, code, refused}: contracts/VOUCHER.md",
+    "/partners/institutions/": "national envelope (infcode, err_msg): INSTITUTION_RECON.md",
+    "/partners/core/serious-illness/": "national envelope: contracts/SERIOUS_ILLNESS.md",
+    "/partners/insurer/": "insurer answer: contracts/SERIOUS_ILLNESS.md (F15)",
 }
 """Path prefix -> the partner contract that fixes its in-route answers (kept as is)."""
 

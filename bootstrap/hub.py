@@ -215,6 +215,13 @@ class Hub:
                 await client.aclose()
         if self.deps.finance is not None:  # F10
             await self.deps.finance.aclose()
+        if self.deps.voucher is not None:  # F13
+            await self.deps.voucher.partners.aclose()
+        for recon_side in (self.deps.institutions, self.deps.core_ledger):  # F14
+            if recon_side is not None:
+                await recon_side.aclose()
+        if self.deps.insurer is not None:  # F15
+            await self.deps.insurer.aclose()
         await self.redis.aclose()
         await self.deps.journal.engine.dispose()
 

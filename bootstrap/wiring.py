@@ -22,6 +22,8 @@ from adapters.core.client import CoreClient
 from adapters.core.port import CorePort
 from adapters.difficulty.client import DifficultyClient
 from adapters.finance.client import FinanceClient
+from adapters.institutions.client import InstitutionsClient, LedgerClient
+from adapters.insurer.client import InsurerClient
 from adapters.pharmacy.client import PharmacyClient
 from adapters.prescription.client import RedisReplayGuard, build_prescription_client
 from adapters.prescription.port import PrescriptionPort
@@ -30,6 +32,12 @@ from adapters.tax.client import LeanTaxClient
 from adapters.tax.ftp_fetch import FtpConfig, FtpReturnFileSource
 from adapters.transfer.client import TransferClient
 from adapters.union.client import UnionClient
+from adapters.voucher.client import (
+    RedisRateLimiter,
+    VoucherClient,
+    platform_key,
+    sm2_check,
+)
 from adapters.warnings.client import DepartmentClient
 from api.app import create_api
 from bootstrap.hub import Hub
@@ -58,6 +66,7 @@ from services.resender import Resender
 from services.student_batches import BatchJobs
 from services.transfer import TransferDesk
 from services.union import UnionDesk
+from services.voucher import VoucherKit
 from storage.applications import ApplicationStore
 from storage.assistance import AssistanceStore
 from storage.audit import AuditLog
@@ -65,11 +74,14 @@ from storage.confirmations import ConfirmationStore
 from storage.deadletters import DeadLetterStore
 from storage.difficulty import DifficultyStore
 from storage.drugs import DrugStore
+from storage.institution_recon import InstitutionReconStore
 from storage.journal import Journal, make_engine
 from storage.refunds import RefundStore
 from storage.returnfiles import ReturnFileStore
+from storage.serious_illness import SeriousIllnessStore
 from storage.transfer import TransferStore
 from storage.union import UnionStore
+from storage.voucher import VoucherStore
 from storage.warnings import WarningStore
 
 __all__ = ["ROUTES", "build_hub", "build_returnfiles"]
@@ -136,6 +148,12 @@ def build_hub(settings: HubSettings) -> Hub:
         prescription=prescription_client(settings, redis),
         refunds=RefundStore(journal.engine),  # F10
         finance=finance_client(settings),
+        voucher=voucher_kit(settings, journal.engine, redis),  # F13 电子凭证
+        institution_recon=InstitutionReconStore(journal.engine),  # F14 对账, 单边帐
+        institutions=institutions_client(settings),
+        core_ledger=core_ledger_client(settings),
+        serious_illness=SeriousIllnessStore(journal.engine),  # F15 大病保险
+        insurer=insurer_client(settings),
         jobs=JobRunner(journal.engine),  # durable jobs (issue 15 item 8): register_jobs
     )
     register_jobs(deps)
@@ -219,10 +237,39 @@ def prescription_client(settings: HubSettings, redis: Redis) -> PrescriptionPort
         return None
 
 
+def insurer_client(settings: HubSettings) -> InsurerClient | None:
+    """F15: the 大病保险承办机构, when ``partners.insurer`` is configured."""
+    cfg = settings.partners.get("insurer")
+    return None if cfg is None else InsurerClient(cfg)
+
+
 def finance_client(settings: HubSettings) -> FinanceClient | None:
     """F10: 用友 finance, when ``partners.erp_finance`` is configured."""
     cfg = settings.partners.get("erp_finance")
     return None if cfg is None else FinanceClient(cfg)
+
+
+def voucher_kit(settings: HubSettings, engine: AsyncEngine, redis: Redis) -> VoucherKit:
+    """F13: the store, the partners' client, the channels' rate limiter (Redis) and the
+    issuing platform's key (``adapters.voucher.client.platform_key``)."""
+    return VoucherKit(store=VoucherStore(engine), partners=VoucherClient(settings.partners),
+                      limiter=RedisRateLimiter(cast(Any, redis),
+                                               prefix=f"{settings.namespace}:voucher:rate:"),
+                      check=sm2_check(platform_key(settings)), settings=settings.voucher)
+
+
+def institutions_client(settings: HubSettings) -> InstitutionsClient | None:
+    """F14: the institutions' HIS behind their gateway, when ``partners.institutions`` is
+    configured."""
+    cfg = settings.partners.get("institutions")
+    return None if cfg is None else InstitutionsClient(cfg)
+
+
+def core_ledger_client(settings: HubSettings) -> LedgerClient | None:
+    """F14: the core's settlement ledger (3201/3202/9102), when ``partners.core_ledger`` is
+    configured."""
+    cfg = settings.partners.get("core_ledger")
+    return None if cfg is None else LedgerClient("core_ledger", cfg)
 
 
 def union_client(settings: HubSettings) -> UnionClient | None:

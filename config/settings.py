@@ -43,6 +43,7 @@ from config.drugs import DrugSettings
 from config.prescription import PrescriptionSettings
 from config.transfer import TransferSettings
 from config.union import UnionSettings
+from config.voucher import VoucherSettings
 from config.warnings import WarningSettings
 from contracts.channels import CHANNEL_NAMES, CollectionPeriods
 from retry.policy import RetryPolicy
@@ -173,14 +174,22 @@ _DEVELOPMENT_PARTNERS = ("assistance", "sunshine", "trade_union", "difficulty_ci
                          "difficulty_trade_union", "difficulty_veterans",
                          "difficulty_agriculture", "transfer",
                          "erp_finance",  # F10 用友 finance
-                         "drug_mall", "pharmacy_erp", "supervision")  # F11 线上购药
+                         "drug_mall", "pharmacy_erp", "supervision",  # F11 线上购药
+                         "core_voucher", "voucher_library", "medtax", "medins")  # F13
+
+_RECON_DEVELOPMENT_PARTNERS = ("institutions", "core_ledger", "mobile_payment",
+                               "inst_h32010200001", "inst_h32010600002",
+                               "inst_h32011500003")  # F14 对账 (contracts/INSTITUTION_RECON.md)
+_INSURER_DEVELOPMENT_PARTNERS = ("insurer",)  # F15 大病保险 (contracts/SERIOUS_ILLNESS.md)
 
 
 def development_partner_secrets() -> dict[str, SecretStr]:
     """The development secrets of the F7/F12 partners (``dev-<partner>-secret``): used only
     in development mode (``HubSettings._development_partner_secrets``); a production hub
     given one of them refuses to start (``default_secrets`` knows them)."""
-    return {name: SecretStr(f"dev-{name}-secret") for name in _DEVELOPMENT_PARTNERS}
+    return {name: SecretStr(f"dev-{name}-secret")
+            for name in (*_DEVELOPMENT_PARTNERS, *_RECON_DEVELOPMENT_PARTNERS,
+                         *_INSURER_DEVELOPMENT_PARTNERS)}
 
 
 def _default_channels() -> dict[str, ChannelConfig]:
@@ -313,6 +322,16 @@ class HubSettings(BaseSettings):
         default_factory=TransferSettings,
         description="F9 转移接续: pull schedule and page, 未联网地区 (config/transfer.py); the "
         "platform itself is partners.transfer")
+    voucher: VoucherSettings = Field(
+        default_factory=VoucherSettings,
+        description="F13 电子凭证: the issuing platform's public key, kiosk devices and WeChat "
+        "accounts with their keys, rate limits (config/voucher.py); the partners are "
+        "partners.core_voucher, voucher_library, medtax and medins")
+    institution_recon_hold_minutes: int = Field(
+        default=30, ge=1, le=7 * 24 * 60,
+        description="F14 单边帐 (contracts/INSTITUTION_RECON.md): minutes an institution-only "
+        "settlement is held before the rule reverses it (冲正) at the institution: the core "
+        "may still be writing it (HUB_INSTITUTION_RECON_HOLD_MINUTES)")
     settings_file: str = "config/hub.toml"
 
     @field_validator("delay_tiers_ms")

@@ -292,6 +292,98 @@ _DRUGS: Final[tuple[Transaction, ...]] = (
 """F11 线上购药 (contracts/DRUG_SALES.md)."""
 
 
+_VOUCHER: Final[tuple[Transaction, ...]] = (
+    Transaction("voucher.decode", "medins", "in", "sync", "POST /voucher/decode", "ingress",
+                None, "电子凭证解码/人员信息", "F13 (89-97): SM2-signed QR verified offline "
+                "(forged, expired, another person's refused); the person from core"),
+    Transaction("voucher.decode", "core_voucher", "out", "sync", "1101", "ingress", None,
+                "人员信息获取", "F13: within the institution's call; masked unless full view"),
+    Transaction("voucher.settlement", "medins", "in", "async", "POST /voucher/settlements",
+                "ingress", None, "凭证结算", "F13: one use per voucher, atomic in the database; "
+                "fee lines must add up; money never a float"),
+    *(Transaction("voucher.settlement", "core_voucher", "out", "sync", infno, "core.voucher",
+                  "default", name, "F13: core deduplicates on the request key")
+      for infno, name in (("2207", "门诊结算"), ("2304", "住院出院结算"),
+                          ("2102", "药店购药结算"))),
+    Transaction("voucher.kiosk_business", "kiosk", "in", "async",
+                "POST /kiosk/business/{name}/{ref}", "ingress", None, "工行一体机业务办理",
+                "F13 (28): signed per device, rate-limited; enroll, change, reprint"),
+    *(Transaction("voucher.kiosk_business", "core_voucher", "out", "sync", infno,
+                  "core.voucher", "default", name, "F13: one effect per device and ref")
+      for infno, name in (("V2101", "参保登记"), ("V2102", "信息变更"), ("V2103", "参保凭证补打"))),
+    Transaction("voucher.query", "kiosk", "in", "sync", "POST /kiosk/query/{name}", "ingress",
+                None, "工行一体机查询", "F13 (28): 5 queries, signed per device, rate-limited, "
+                "masked"),
+    Transaction("voucher.query", "wechat", "in", "sync", "POST /wechat/query/{name}", "ingress",
+                None, "微信查询", "F13 (33): 5 queries, signed per account, rate-limited, masked"),
+    *(Transaction("voucher.query", "core_voucher", "out", "sync", infno, "ingress", None, name,
+                  "F13: within the kiosk's or WeChat's call")
+      for infno, name in (("V5101", "缴费记录查询"), ("V5102", "账户余额查询"),
+                          ("V5103", "结算记录查询"), ("V5104", "参保状态查询"))),
+    Transaction("voucher.person_upload", "core", "in", "async", "POST /voucher/persons",
+                "ingress", None, "参保人员基础信息上传", "F13 (79): signed by core"),
+    Transaction("voucher.person_upload", "voucher_library", "out", "sync", "V1001",
+                "voucher.library", "default", "省级凭证库实时上传",
+                "F13 (79): the library deduplicates on the key"),
+    Transaction("voucher.medtax_record", "core", "in", "async", "POST /voucher/medtax",
+                "ingress", None, "医税平台数据", "F13 (37): 310/510/390 only, else the whole "
+                "batch is refused naming records[i].insutype"),
+    Transaction("voucher.medtax_record", "medtax", "out", "sync", "V3101", "voucher.medtax",
+                "default", "医税平台推送", "F13 (37): one effect per record"),
+)
+"""F13 医保电子凭证, query channels, 医税平台 (contracts/VOUCHER.md)."""
+
+
+_RECON: Final[tuple[Transaction, ...]] = (
+    *(Transaction("recon.national", "institutions", "in", "sync", infno, "ingress", None, name,
+                  "F14: national envelope at POST /partners/institutions/national, signed as "
+                  "inst_<code>" + note)
+      for infno, name, note in (
+          ("3201", "对总账", "; compared with core's ledger: 平 / 不平 with the fields"),
+          ("9101", "文件上传", "; the 3202 detail file (zip of tab-separated rows)"),
+          ("3202", "明细对账", " (73): diagnosed down to the setl_id and field"),
+          ("9102", "文件下载", "; the result file, only to its institution"))),
+    Transaction("recon.national", "core_ledger", "out", "sync", "3201", "ingress", None,
+                "核心对总账", "F14: within the institution's call: core's totals and detail "
+                "for the institution and day"),
+    Transaction("recon.run", "institutions", "out", "sync", "3201", "admin", None,
+                "中心发起对账", "F14: POST /admin/reconciliation/runs asks each institution"),
+    Transaction("recon.resolve.reverse", "institutions", "out", "sync", "2208",
+                "institution.resolve", "default", "单边帐冲正",
+                "F14 (75, 159): institution-only; by rule after the hold or by a caseworker; "
+                "re-reconciled after"),
+    Transaction("recon.resolve.complete", "institutions", "out", "sync", "H3203",
+                "institution.resolve", "default", "单边帐补记",
+                "F14: core-only; audited; re-reconciled after"),
+    Transaction("recon.notice", "mobile_payment", "in", "sync", "H3205", "ingress", None,
+                "移动支付/电子处方结算通知", "F14 (53, 55): becomes a row of the detail"),
+)
+"""F14 对账 and 单边帐 with designated institutions (contracts/INSTITUTION_RECON.md)."""
+
+
+_SERIOUS_ILLNESS: Final[tuple[Transaction, ...]] = (
+    Transaction("insurer.share", "core", "in", "async", "H8501", "ingress", None,
+                "一站式结算大病部分", "F15 (77): POST /partners/core/serious-illness/"
+                "settlements; a 冲销 without its original refused"),
+    Transaction("insurer.share", "insurer", "out", "sync", "POST <endpoint>/shares",
+                "insurer.shares", "default", "大病保险结算推送",
+                "F15: per person in order, a 冲销 after its original; one effect per setl_id"),
+    Transaction("insurer.financing", "insurer", "out", "sync", "POST <endpoint>/financing",
+                "insurer.financing", "default", "筹资通知",
+                "F15 (29, 39): paying residents from the return files × 110 元, schedule"),
+    Transaction("insurer.clue", "insurer", "out", "sync", "POST <endpoint>/clues",
+                "insurer.clues", "default", "疑点数据线索", "F15 (123, 126): audited"),
+    Transaction("insurer.batch", "insurer", "out", "sync", "POST <endpoint>/batches/{kind}/"
+                "{period}", "admin", None, "清算/轧差/分析报告",
+                "F15 (28, 71, 75): header totals checked; a failed send resumes"),
+    Transaction("insurer.batch", "insurer", "in", "sync", "GET <endpoint>/batches/{kind}/"
+                "{period}", "admin", None, "赔付明细", "F15 (75): quarterly; totals checked"),
+    Transaction("insurer.payment", "insurer", "in", "sync", "POST /partners/insurer/payments",
+                "ingress", None, "赔付到账回执", "F15 (111): closes the claim's time limit"),
+)
+"""F15 大病保险承办机构 (contracts/SERIOUS_ILLNESS.md)."""
+
+
 def _catalogue_rows() -> tuple[Transaction, ...]:
     """Two legs per catalogue operation (``contracts.taxcat``)."""
     rows: list[Transaction] = []
@@ -340,7 +432,8 @@ def _catalogue_rows() -> tuple[Transaction, ...]:
 
 TRANSACTIONS: Final[tuple[Transaction, ...]] = (*_catalogue_rows(), *_HAND, *_UNION,
                                                 *_DIFFICULTY, *_TRANSFER, *_REFUNDS,
-                                                *_DRUGS)
+                                                *_DRUGS, *_VOUCHER, *_RECON,
+                                                *_SERIOUS_ILLNESS)
 """Every message type the hub knows, leg by leg."""
 
 _HEADER: Final = (

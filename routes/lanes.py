@@ -14,6 +14,9 @@
     transfer.intake, transfer.platform, core.transfer  F9 转移接续  routes.transfer
     pharmacy.orders, supervision.push  F11 线上购药  routes.drugs
     refund.arrival, refund.finance, refund.closure, refund.core  F10 退费  routes.refunds
+    institution.resolve  F14 单边帐 resolutions at the institutions  routes.institution_recon
+    core.voucher, voucher.library, voucher.medtax  F13 电子凭证  routes.voucher
+    insurer.shares, insurer.financing, insurer.clues  F15 大病保险  routes.serious_illness
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from routes.compare import COMPARE_ROUTE
 from routes.core_push import PUSH_ROUTE
 from routes.difficulty import DIFFICULTY_ROUTES
 from routes.drugs import DRUG_ROUTES
+from routes.institution_recon import RESOLVE_ROUTE
 from routes.refunds import REFUND_ROUTES
+from routes.serious_illness import SERIOUS_ILLNESS_ROUTES
 from routes.tax_results import RESULT_ROUTES
 from routes.tax_submit import SUBMIT_ROUTES
 from routes.transfer import TRANSFER_ROUTES
 from routes.union import UNION_ROUTE
+from routes.voucher import VOUCHER_ROUTES
 from routes.warnings import WARNING_ROUTES
 
 __all__ = ["ROUTES"]
@@ -39,4 +45,5 @@ __all__ = ["ROUTES"]
 ROUTES: Final[tuple[Route, ...]] = (*SUBMIT_ROUTES, PUSH_ROUTE, COMPARE_ROUTE, *RESULT_ROUTES,
                                     *CHANNEL_ROUTES, *WARNING_ROUTES, UNION_ROUTE,
                                     *DIFFICULTY_ROUTES, *DRUG_ROUTES, SETTLEMENT_ROUTE,
-                                    *TRANSFER_ROUTES, *REFUND_ROUTES)
+                                    *TRANSFER_ROUTES, *REFUND_ROUTES, RESOLVE_ROUTE,
+                                    *VOUCHER_ROUTES, *SERIOUS_ILLNESS_ROUTES)

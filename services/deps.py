@@ -17,6 +17,8 @@ from adapters.channels.port import ChannelPort
 from adapters.core.port import AssistanceCorePort, CorePort
 from adapters.difficulty.port import DifficultyPort
 from adapters.finance.port import FinancePort
+from adapters.institutions.port import InstitutionsPort, LedgerPort
+from adapters.insurer.port import InsurerPort
 from adapters.pharmacy.port import PharmacyPort
 from adapters.prescription.port import PrescriptionPort
 from adapters.supervision.port import SupervisionPort
@@ -36,6 +38,7 @@ from retry.ordering import EntityGate
 from routes.assistance import AssistanceDeps
 from routes.difficulty import DifficultyRecords
 from routes.drugs import DrugLaneDeps
+from routes.institution_recon import ReconDeps
 from routes.ports import (
     Applications,
     BatchFiles,
@@ -49,15 +52,19 @@ from routes.ports import (
     TaxSubmitDeps,
 )
 from routes.refunds import RefundDeps, RefundRecords
+from routes.serious_illness import InsurerDeps, SeriousIllnessRecords
 from routes.transfer import TransferDeps, TransferRecords
 from routes.union import UnionNotifyDeps
+from routes.voucher import VoucherLaneDeps
 from routes.warnings import WarningDeps
 from services.initial_loads import InitialLoadJobs
 from services.job_runner import JobRunner
 from services.live_state import LiveState
 from services.resend_claims import MemoryResendClaims, ResendClaims
+from services.voucher import VoucherKit
 from storage.assistance import AssistanceStore
 from storage.drugs import DrugStore
+from storage.institution_recon import InstitutionReconStore
 from storage.journal import Journal
 from storage.union import UnionStore
 from storage.warnings import WarningStore
@@ -134,6 +141,22 @@ class Deps:
     finance: FinancePort | None = None
     """F10: 用友 finance (``adapters.finance``); None: ``partners.erp_finance`` not configured."""
 
+    voucher: VoucherKit | None = None
+    """F13 电子凭证: requests and vouchers' one use, the partners (core's voucher services, 省级
+    凭证库, 医税平台), the channels' rate limiter, the platform's key (``services.voucher``)."""
+
+    institution_recon: InstitutionReconStore | None = None
+    """F14 对账: runs, 单边帐 cases, 9101/3202 files, notices (``storage.institution_recon``)."""
+    institutions: InstitutionsPort | None = None
+    """F14: the designated institutions' HIS (``adapters.institutions``, partners.institutions)."""
+    core_ledger: LedgerPort | None = None
+    """F14: the core's settlement ledger, 3201/3202/9102 (partners.core_ledger)."""
+
+    serious_illness: SeriousIllnessRecords | None = None
+    """F15 大病保险: shares, batches, financing notices, clues (``storage.serious_illness``)."""
+    insurer: InsurerPort | None = None
+    """F15: the 大病保险承办机构 (``adapters.insurer``); None: ``partners.insurer`` not set."""
+
     metrics: HubMetrics = field(default_factory=HubMetrics)
     """This hub's Prometheus registry and counters (``kernel.metrics``; ``/metrics``)."""
     live: LiveState = field(default_factory=LiveState)
@@ -176,4 +199,19 @@ def _satisfies_transfer(d: Deps) -> TransferDeps:
 
 def _satisfies_refunds(d: Deps) -> RefundDeps:
     """Never called: mypy checks that ``Deps`` satisfies the F10 lanes' protocol."""
+    return d
+
+
+def _satisfies_voucher(d: Deps) -> VoucherLaneDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F13 lanes' protocol."""
+    return d
+
+
+def _satisfies_institution_recon(d: Deps) -> ReconDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F14 lane's protocol."""
+    return d
+
+
+def _satisfies_serious_illness(d: Deps) -> InsurerDeps:
+    """Never called: mypy checks that ``Deps`` satisfies the F15 lanes' protocol."""
     return d

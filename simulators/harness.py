@@ -38,6 +38,8 @@ from simulators.core import create_app as core_app
 from simulators.difficulty import DifficultySims, start_difficulty
 from simulators.drugs import start_drugs
 from simulators.finance import start_finance
+from simulators.institutions import start_reconciliation
+from simulators.insurer import start_serious_illness
 from simulators.prescription import start_prescription
 from simulators.serving import exit_servers_since, reserve_port, serve_app, server_mark
 from simulators.simkit import SimState
@@ -45,6 +47,7 @@ from simulators.tax import create_app as tax_app
 from simulators.transfer import start_transfer
 from simulators.union import UnionInbox, with_union
 from simulators.union import create_app as union_app
+from simulators.voucher import start_voucher
 from simulators.warnings_recv import WarningInbox
 from simulators.warnings_recv import create_app as warnings_app
 
@@ -183,6 +186,9 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
         s = await start_drugs(stack, s, sims)  # F11 药房ERP, 医保监管平台
         s = await start_transfer(stack, s, sims)  # F9 转移接续
         s = await start_finance(stack, s, sims)  # F10 用友 finance
+        s = await start_reconciliation(stack, s, sims)  # F14 对账: HIS, core ledger
+        s = await start_voucher(stack, s, sims)  # F13 电子凭证, 凭证库, 医税平台
+        s = await start_serious_illness(stack, s, sims)  # F15 大病保险承办机构
         if database_url is None:
             await asyncio.to_thread(_fresh_sqlite, Path(f".run/{ns}.db"))
         else:

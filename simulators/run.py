@@ -23,6 +23,9 @@ from simulators.departments import create_app as departments_app
 from simulators.drugs import PHARMACIES, PRICES
 from simulators.finance import FinanceSim
 from simulators.finance import create_app as finance_app
+from simulators.institutions import serve_reconciliation_at
+from simulators.insurer import InsurerBook, InsurerSim
+from simulators.insurer import create_app as insurer_app
 from simulators.pharmacy import ErpBook
 from simulators.pharmacy import create_app as erp_app
 from simulators.prescription import serve_center
@@ -34,6 +37,7 @@ from simulators.tax_ftp import TaxFtpSimulator
 from simulators.transfer import PATH as TRANSFER_PATH
 from simulators.transfer import create_app as transfer_app
 from simulators.union import create_app as union_app
+from simulators.voucher import simulate_app as voucher_app
 from simulators.warnings_recv import create_app as warnings_app
 
 __all__ = ["run_simulators", "start_departments"]
@@ -72,6 +76,15 @@ async def run_simulators(settings: HubSettings) -> None:
             print(f"simulators: {line}")
         print(f"simulators: F10 用友 finance {finance}/finance/refund/<path> "
               f"(pay: POST {finance}/_sim/finance/pay)")
+        voucher = await stack.enter_async_context(serve_app(  # F13 电子凭证
+            voucher_app(settings), host=host, port=settings.voucher.sim_port))
+        print(f"simulators: F13 core/凭证库/医税平台 {voucher}/{{core,library,medtax}}/api "
+              f"(a voucher: POST {voucher}/_sim/voucher/issue)")
+        for line in await serve_reconciliation_at(stack, settings, host,  # F14 对账
+                                                  serve=serve_app):
+            print(f"simulators: {line}")
+        insurer = await start_insurer_at(stack, settings, host)  # F15 大病保险
+        print(f"simulators: F15 大病保险承办机构 {insurer}/insurer/<shares|clues|batches>")
         control = await start_traffic_at(stack, settings, host)  # `hub traffic ...`
         print(f"simulators: traffic control {control}/traffic (X-Sim-Token)")
         await asyncio.Event().wait()
@@ -87,6 +100,15 @@ async def start_finance_at(stack: AsyncExitStack, settings: HubSettings, host: s
                      callback_url=f"{settings.callback_base}/partners/{FINANCE}/callback")
     return str(await stack.enter_async_context(serve_app(
         finance_app(sim), host=host, port=urlsplit(endpoint).port or 8130)))
+
+
+async def start_insurer_at(stack: AsyncExitStack, settings: HubSettings, host: str) -> str:
+    """F15: the 大病保险承办机构 on the port of ``partners.insurer.endpoint`` (8150)."""
+    endpoint = settings.partners["insurer"].endpoint if "insurer" in settings.partners \
+        else "http://127.0.0.1:8150/insurer"
+    sim = InsurerSim(SimState(), InsurerBook(), secret=_secret(settings, "insurer"))
+    return str(await stack.enter_async_context(serve_app(
+        insurer_app(sim), host=host, port=urlsplit(endpoint).port or 8150)))
 
 
 async def start_drugs_at(stack: AsyncExitStack, settings: HubSettings,

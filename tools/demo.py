@@ -43,9 +43,12 @@ async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[
         resend_round,
         student_batch_round,
     )
+    from tools.demo_reconciliation import reconciliation_round
     from tools.demo_refunds import refunds_round
+    from tools.demo_serious_illness import serious_illness_round
     from tools.demo_transfer import transfer_round
     from tools.demo_union import union_round
+    from tools.demo_voucher import voucher_round
     from tools.demo_warnings import warnings_round
 
     lines: list[str] = []
@@ -64,9 +67,12 @@ async def _more(st: Stack, ftp: TaxFtpSimulator, flows: FlowBook) -> tuple[list[
                                    (7, assistance_round(st, http)),
                                    (8, warnings_round(st, http)),
                                    (12, union_round(st, http)),
+                                   (14, reconciliation_round(st, http)),
                                    (9, transfer_round(st, http)),
                                    (10, refunds_round(st, http)),
-                                   (11, drugs_round(st, http))):
+                                   (11, drugs_round(st, http)),
+                                   (15, serious_illness_round(st, http)),
+                                   (13, voucher_round(st, http))):
             got, flow = await department  # the departments (issue 11), counted at their sims
             lines += got
             flows.add(number, flow)

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from adapters.channels.auth import MemoryNonceStore
+from adapters.voucher.client import RedisRateLimiter, VoucherClient, platform_key, sm2_check
 from api.app import create_api
 from api.problems import (
     PARTNER_SHAPES,
@@ -38,15 +39,19 @@ from contracts.errors import (
 )
 from retry.breaker import Breakers
 from services.deps import Deps
+from services.voucher import VoucherKit
 from storage.applications import ApplicationStore
 from storage.assistance import AssistanceStore
 from storage.confirmations import ConfirmationStore
 from storage.difficulty import DifficultyStore
 from storage.drugs import DrugStore
+from storage.institution_recon import InstitutionReconStore
 from storage.journal import Journal, make_engine
 from storage.refunds import RefundStore
+from storage.serious_illness import SeriousIllnessStore
 from storage.transfer import TransferStore
 from storage.union import UnionStore
+from storage.voucher import VoucherStore
 
 ID = "320102199005170017"
 MASKED = "320102********0017"
@@ -66,7 +71,12 @@ async def app(template_db: Path, tmp_path: Path) -> AsyncIterator[FastAPI]:
     shutil.copy(template_db, tmp_path / "hub.db")
     journal = Journal(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"))
     engine = journal.engine  # every router on the app, each store on the one database
-    deps = Deps(settings=load_settings(env={"HUB_ENV": "development"}),
+    settings = load_settings(env={"HUB_ENV": "development"})
+    voucher = VoucherKit(store=VoucherStore(engine),  # F13: no call here reaches a partner
+                         partners=VoucherClient(settings.partners),
+                         limiter=RedisRateLimiter(None, prefix="t:"),  # type: ignore[arg-type]
+                         check=sm2_check(platform_key(settings)), settings=settings.voucher)
+    deps = Deps(settings=settings, voucher=voucher,
                 tax=None, core=None,  # type: ignore[arg-type]
                 idem=None, journal=journal, publisher=None,  # type: ignore[arg-type]
                 owner="t", names=Names("t"), breakers=Breakers(),
@@ -74,7 +84,8 @@ async def app(template_db: Path, tmp_path: Path) -> AsyncIterator[FastAPI]:
                 confirmations=ConfirmationStore(engine), difficulty=DifficultyStore(engine),
                 assistance=AssistanceStore(engine), union=UnionStore(engine),
                 transfers=TransferStore(engine), drugs=DrugStore(engine),
-                refunds=RefundStore(engine))
+                refunds=RefundStore(engine), institution_recon=InstitutionReconStore(engine),
+                serious_illness=SeriousIllnessStore(engine))
     try:
         yield create_api(deps)
     finally:
@@ -92,9 +103,11 @@ def _is_problem(r: httpx.Response) -> bool:
 
 
 PARTNER_PARAMS = {"{dept}": "civil_affairs", "{order_no}": "A000001", "{year}": "2026",
-                  "{case_no}": "UC2026000001"}
+                  "{case_no}": "UC2026000001", "{fixmedins_code}": "H32010200001",
+                  "{setl_req_no}": "S000001", "{name}": "person", "{ref}": "R000001"}
 """A partner door's path parameters as the partner sends them: the request reaches the
 door (an unfit one is refused by the framework, as a problem, like any path)."""
+BUSINESS = {"{name}": "enroll"}  # F13's kiosk business names differ from its query names
 
 
 def _bad_path(path: str) -> str:
@@ -103,7 +116,8 @@ def _bad_path(path: str) -> str:
     out = []
     for part in path.split("/"):
         if part.startswith("{"):
-            part = PARTNER_PARAMS[part] if _partner_door(path) else f"!{ID}"
+            part = (BUSINESS.get(part, PARTNER_PARAMS[part]) if path.startswith("/kiosk/business/")
+                    else PARTNER_PARAMS[part]) if _partner_door(path) else f"!{ID}"
         out.append(part)
     return "/".join(out)
 

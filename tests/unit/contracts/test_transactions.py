@@ -20,8 +20,12 @@ from adapters.core.translate import (
 from adapters.tax.soap import OP_ENROLL, OP_FEEDBACK, OP_STOP
 from config.settings import load_settings
 from contracts import finance, transfer
+from contracts import institution_recon as recon
+from contracts.serious_illness import INFNO_SETTLEMENT as INFNO_SERIOUS_SETTLEMENT
 from contracts.taxcat import OPS
 from contracts.transactions import DOC_PATH, TRANSACTIONS, render_markdown
+from contracts.voucher import INFNO_MEDTAX, KIOSK_BUSINESS, QUERIES, SETTLE_INFNO
+from contracts.voucher import INFNO_UPLOAD as VOUCHER_UPLOAD
 from routes.lanes import ROUTES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -80,7 +84,20 @@ def test_wire_operations_are_the_adapters() -> None:
         INFNO_DRUG_ELIGIBILITY, INFNO_DRUG_CATALOGUE, "hospRxDetlQuery",
         "POST /partners/drugs/orders", "POST /partners/pharmacy/events",
         "POST /partners/pharmacy/stock", "GET <endpoint>/stock", "GET <endpoint>/reconciliation",
-        "POST <endpoint>/orders", "POST <endpoint>/refunds", "POST <endpoint>/records"}
+        "POST <endpoint>/orders", "POST <endpoint>/refunds", "POST <endpoint>/records",
+        # F13 电子凭证, query channels, 医税平台
+        "POST /voucher/decode", "1101", "POST /voucher/settlements", *SETTLE_INFNO.values(),
+        "POST /kiosk/business/{name}/{ref}", *KIOSK_BUSINESS.values(),
+        "POST /kiosk/query/{name}", "POST /wechat/query/{name}",
+        *(q for q in QUERIES.values() if q != "1101"), "POST /voucher/persons",
+        VOUCHER_UPLOAD, "POST /voucher/medtax", INFNO_MEDTAX,
+        # F14 对账 and 单边帐
+        recon.INFNO_TOTALS, recon.INFNO_DETAIL, recon.INFNO_UPLOAD, recon.INFNO_DOWNLOAD,
+        recon.INFNO_REVERSE, recon.INFNO_COMPLETE, recon.INFNO_NOTICE,
+        # F15 大病保险
+        INFNO_SERIOUS_SETTLEMENT, "POST <endpoint>/shares", "POST <endpoint>/financing",
+        "POST <endpoint>/clues", "POST <endpoint>/batches/{kind}/{period}",
+        "GET <endpoint>/batches/{kind}/{period}", "POST /partners/insurer/payments"}
     assert {OP_ENROLL, OP_STOP, INFNO_ENROLL} <= ops
     core_events = {t.operation: t.type for t in TRANSACTIONS
                    if t.partner == "core" and t.direction == "in"}
