@@ -58,6 +58,7 @@ from services.difficulty import SUNSHINE_CHECK_S, DifficultyDesk
 from services.difficulty_files import DirShelf, StatusFiles
 from services.drugs import DrugDesk
 from services.initial_loads import InitialLoadJobs
+from services.institution_recon import DAILY_CHECK_S, ReconDesk, institution_codes
 from services.job_runner import JobRunner
 from services.refunds import CLOSURE_CHECK_S, RefundDesk
 from services.resend_claims import RedisResendClaims
@@ -187,7 +188,9 @@ def build_hub(settings: HubSettings) -> Hub:
                            store=RefundStore(journal.engine), publisher=publisher,
                            tax=deps.tax, finance=deps.finance,
                            audit=AuditLog(journal.engine)).closure_tick),)
-                         if deps.finance is not None else ())))  # F10 销号, 旬 and month
+                         if deps.finance is not None else ()),  # F10 销号, 旬 and month
+                       *((("recon-daily", DAILY_CHECK_S, recon_desk(deps).daily_tick),)
+                         if deps.institutions is not None else ())))  # F14 对账, each day
     api = hub.api = create_api(deps, on_start=hub.start, on_stop=hub.stop, health=hub.health,
                                readiness=hub.readiness)
     return hub
@@ -235,6 +238,17 @@ def prescription_client(settings: HubSettings, redis: Redis) -> PrescriptionPort
         log.warning("F11: no prescription center client, every 处方药 sale is refused: %s",
                     exc)
         return None
+
+
+def recon_desk(deps: Deps) -> ReconDesk:
+    """F14: the bureau's desk for the daily run (``ReconDesk.daily_tick``)."""
+    assert isinstance(deps.institution_recon, InstitutionReconStore)
+    s = deps.settings
+    return ReconDesk(store=deps.institution_recon, institutions=deps.institutions,
+                     core_ledger=deps.core_ledger, publisher=deps.publisher,
+                     hold_minutes=s.institution_recon_hold_minutes,
+                     codes=tuple(institution_codes(list(s.partners))),
+                     daily_hour=s.institution_recon_daily_hour)
 
 
 def insurer_client(settings: HubSettings) -> InsurerClient | None:

@@ -332,6 +332,11 @@ class HubSettings(BaseSettings):
         description="F14 单边帐 (contracts/INSTITUTION_RECON.md): minutes an institution-only "
         "settlement is held before the rule reverses it (冲正) at the institution: the core "
         "may still be writing it (HUB_INSTITUTION_RECON_HOLD_MINUTES)")
+    institution_recon_daily_hour: int | None = Field(
+        default=6, ge=0, le=23,
+        description="F14 对账: the Beijing hour from which the hub reconciles yesterday with "
+        "every institution (partners.inst_<code>) by itself, once per institution and day; "
+        "unset (null/empty) for no daily run (HUB_INSTITUTION_RECON_DAILY_HOUR)")
     settings_file: str = "config/hub.toml"
 
     @field_validator("delay_tiers_ms")

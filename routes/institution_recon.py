@@ -66,7 +66,7 @@ HOLD_MINUTES: Final = 30
 """An institution-only settlement younger than this waits: core may still be writing it.
 The default of the setting ``institution_recon_hold_minutes`` (``hold_minutes_of``)."""
 
-Trigger = Literal["institution", "institution_detail", "hub", "resolution"]
+Trigger = Literal["institution", "institution_detail", "hub", "scheduled", "resolution"]
 
 
 class ReconDeps(Protocol):

@@ -24,10 +24,11 @@ import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Final
 
 from adapters.institutions.port import InstitutionsPort, LedgerPort
+from contracts.clock import now_beijing
 from contracts.errors import HubError, ValidationFailed
 from contracts.institution_recon import (
     AMOUNT_DIFFERS,
@@ -49,6 +50,7 @@ from kernel.deps import Publisher
 from routes.institution_recon import (
     HOLD_MINUTES,
     ReconResult,
+    Trigger,
     b64,
     file_no,
     reconcile_day,
@@ -57,9 +59,12 @@ from routes.institution_recon import (
 from storage.audit import AuditLog
 from storage.institution_recon import InstitutionReconStore
 
-__all__ = ["Answer", "ReconDesk", "institution_codes"]
+__all__ = ["DAILY_CHECK_S", "Answer", "ReconDesk", "institution_codes"]
 
 log = logging.getLogger("hub.institution_recon")
+
+DAILY_CHECK_S: Final = 300.0
+"""How often the hub looks whether the daily run is due (``ReconDesk.daily_tick``)."""
 
 
 def institution_codes(partners: Sequence[str]) -> list[str]:
@@ -94,6 +99,10 @@ class ReconDesk:
     publisher: Publisher
     audit: AuditLog | None = None
     hold_minutes: int = HOLD_MINUTES
+    codes: tuple[str, ...] = ()
+    """The institutions the daily run reconciles (``institution_codes`` of the settings)."""
+    daily_hour: int | None = None
+    """Beijing hour from which the daily run reconciles yesterday; None: no daily run."""
 
     # -- the institutions' door -------------------------------------------------------
     async def from_institution(self, code: str, req: NationalRequest) -> Answer:
@@ -199,13 +208,14 @@ class ReconDesk:
                 **d, "notices": len(notices)}
 
     # -- the bureau's side --------------------------------------------------------------
-    async def run_day(self, day: date, codes: Sequence[str]) -> list[dict[str, Any]]:
+    async def run_day(self, day: date, codes: Sequence[str], *,
+                      trigger: Trigger = "hub") -> list[dict[str, Any]]:
         """Reconcile each institution of ``codes`` on ``day`` (the hub asks its HIS); an
         institution that cannot be asked is reported with its error, the others go on."""
         out = []
         for code in codes:
             try:
-                run = await reconcile_day(self._deps(), code, day, trigger="hub",
+                run = await reconcile_day(self._deps(), code, day, trigger=trigger,
                                           hold_minutes=self.hold_minutes)
             except HubError as exc:
                 out.append({"fixmedins_code": code, "stmt_date": day.isoformat(),
@@ -215,6 +225,20 @@ class ReconDesk:
             await self._publish(run)
             out.append(await self._stmtinfo(run))
         return out
+
+    async def daily_tick(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """The scheduled run (the hub's ticker): from ``daily_hour`` (Beijing) on, yesterday
+        for every institution without a scheduled run of that day yet. An institution whose
+        HIS or the ledger cannot be asked keeps no run, so the next tick asks it again; one
+        that answered is not asked twice (a restart or a second tick changes nothing)."""
+        at = now or now_beijing()
+        if self.daily_hour is None or at.hour < self.daily_hour or not self.codes:
+            return []
+        day = at.date() - timedelta(days=1)
+        todo = [c for c in self.codes
+                if not any(r["trigger"] == "scheduled"
+                           for r in await self.store.runs(c, day.isoformat()))]
+        return await self.run_day(day, todo, trigger="scheduled") if todo else []
 
     async def resolve(self, cid: str, action: ResolveAction, reason: str,
                       actor: str, role: str) -> tuple[int, dict[str, Any]]:

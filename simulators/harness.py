@@ -176,6 +176,7 @@ async def running_stack(settings: HubSettings, *, store: CoreStore | None = None
             "env": "development", "namespace": ns, "database_url": db, "http_port": hub_port,
             "core_url": core_url, "tax_url": f"{tax_base}/tax/ws", "callback_base": hub_url,
             "returnfiles": settings.returnfiles.model_copy(update={"enabled": False}),
+            "institution_recon_daily_hour": None,  # F14: tests and the demo ask for runs
             **(overrides or {}), "partners": difficulty.partners,
             "channels": channels, "warnings": warn})
         s = with_union(s, union_url, union_secret)

@@ -70,6 +70,8 @@ async def test_build_hub_wires_the_compose_hub(tmp_path: Path) -> None:
     hub = build_hub(s)  # wires objects, connects nothing
     try:
         assert "/admin/dead-letters" in hub.api.openapi()["paths"]
+        ticks = {name for name, _, _ in hub.tickers}  # the periodic work of the process
+        assert {"union-clock", "recon-daily", "transfer-pull"} <= ticks
     finally:
         await hub.stop()
 

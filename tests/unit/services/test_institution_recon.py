@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from config.settings import ConfigError, load_settings
+from contracts.errors import PartnerUnavailable
 from contracts.institution_recon import DayTotals, DetailRow, totals_of
 from contracts.national import now_cst
 from routes.institution_recon import HOLD_MINUTES, hold_minutes_of
@@ -143,3 +144,52 @@ async def test_a_shorter_hold_setting_is_honoured(parts: Desk) -> None:
         ("S9", "reverse", "resolving")]
     [msg] = parts.publisher.published
     assert msg.payload["action"] == "reverse" and msg.payload["setl_id"] == "S9"
+
+
+class FailingSide(Side):
+    """A HIS that cannot be reached until ``up``."""
+
+    up: bool = False
+
+    async def totals(self, code: str, day: date) -> DayTotals:
+        if not self.up:
+            raise PartnerUnavailable("HIS down (test)", partner="institutions")
+        return await super().totals(code, day)
+
+
+async def test_the_daily_run_reconciles_yesterday_once_per_institution_from_its_hour(
+        parts: Desk) -> None:
+    from contracts.clock import BEIJING
+
+    other = "H32010600002"
+    yesterday = date(2026, 11, 30)
+    parts.core.rows[yesterday] = parts.his.rows[yesterday] = [
+        _row("D1", "70.00", "2026-11-30 10:00:00")]
+    desk = parts.desk
+    desk.codes, desk.daily_hour = (CODE, other), 6
+    early = datetime(2026, 12, 1, 5, 59, tzinfo=BEIJING)
+    assert await desk.daily_tick(early) == []  # before its hour: nothing
+    assert await desk.store.runs(CODE, yesterday.isoformat()) == []
+    his = FailingSide(rows=parts.his.rows)
+    desk.institutions = his  # the HIS gateway is down at first
+    at = datetime(2026, 12, 1, 6, 0, tzinfo=BEIJING)
+    failed = await desk.daily_tick(at)
+    assert [(r["fixmedins_code"], r["result"]) for r in failed] == [
+        (CODE, "failed"), (other, "failed")]
+    assert await desk.store.runs(CODE, yesterday.isoformat()) == []  # asked again later
+    his.up = True
+    done = await desk.daily_tick(at + timedelta(minutes=5))
+    assert [(r["fixmedins_code"], r["stmt_rslt"]) for r in done] == [(CODE, "0"), (other, "0")]
+    assert await desk.daily_tick(at + timedelta(minutes=10)) == []  # once per day
+    runs = await desk.store.runs(CODE, yesterday.isoformat())
+    assert [r["trigger"] for r in runs] == ["scheduled"]
+    desk.daily_hour = None
+    assert await desk.daily_tick(datetime(2026, 12, 2, 7, 0, tzinfo=BEIJING)) == []  # off
+
+
+def test_the_daily_hour_is_a_setting() -> None:
+    assert load_settings(env={}).institution_recon_daily_hour == 6
+    assert load_settings(env={"HUB_INSTITUTION_RECON_DAILY_HOUR": "2"}
+                         ).institution_recon_daily_hour == 2
+    with pytest.raises(ConfigError, match="institution_recon_daily_hour"):
+        load_settings(env={}, institution_recon_daily_hour=24)
