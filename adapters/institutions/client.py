@@ -20,15 +20,12 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import ValidationError
 
 from adapters.http import bounded_client
+from adapters.national import post_national
 from adapters.signing import SignedAuth
 from config.settings import PartnerConfig
 from contracts.errors import (
-    BusinessRejected,
-    ClientError,
-    PartnerTimeout,
     PartnerUnavailable,
     ValidationFailed,
 )
@@ -126,32 +123,10 @@ class LedgerClient:
     async def _call(self, code: str, infno: str, input: dict[str, Any]) -> NationalResponse:
         request = self._request(code, infno, input)
         t, who = self._config.timeout_s, f"{self.partner} ({code})"
-        try:
-            r = await self._http.post(self.url_for(code), json=request.to_wire(),
-                                      auth=self._auth)
-        except httpx.TimeoutException as exc:
-            raise PartnerTimeout(f"{who} did not answer {infno} within {t}s (msgid "
-                                 f"{request.msgid})", partner=self.partner) from exc
-        except httpx.HTTPError as exc:
-            raise PartnerUnavailable(f"{who} unreachable for {infno}: {type(exc).__name__}: "
-                                     f"{exc}", partner=self.partner) from exc
-        if r.status_code >= 500 or r.status_code in (408, 429):
-            raise PartnerUnavailable(f"{who} answered {infno} with HTTP {r.status_code}",
-                                     partner=self.partner)
-        if r.status_code != 200:
-            raise ClientError(f"{who} refused {infno}: HTTP {r.status_code} {r.text[:200]}",
-                              partner=self.partner)
-        try:
-            response = NationalResponse.model_validate_json(r.content)
-        except ValidationError as exc:
-            raise PartnerUnavailable(f"{who} sent a malformed {infno} answer: "
-                                     f"{exc.errors(include_url=False)[0]['msg']}",
-                                     partner=self.partner) from exc
-        if not response.ok:
-            c = (response.output or {}).get("err_code")
-            raise BusinessRejected(str(c) if c else "RECON", response.err_msg
-                                   or f"{who} rejected {infno}", partner=self.partner)
-        return response
+        return await post_national(
+            self._http, self.url_for(code), who=who, infno=infno, partner=self.partner,
+            reject_code="RECON", timeout_s=t, msgid=request.msgid, json=request.to_wire(),
+            auth=self._auth)
 
 
 class InstitutionsClient(LedgerClient):

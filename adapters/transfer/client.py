@@ -19,15 +19,12 @@ import itertools
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import ValidationError
 
 from adapters.http import bounded_client
+from adapters.national import post_national
 from adapters.signing import SignedAuth
 from config.settings import PartnerConfig
 from contracts.errors import (
-    BusinessRejected,
-    ClientError,
-    PartnerTimeout,
     PartnerUnavailable,
     ValidationFailed,
 )
@@ -100,33 +97,10 @@ class TransferClient:
     async def _call(self, infno: str, input: dict[str, Any]) -> NationalResponse:
         request = self._request(infno, input)
         t = self._config.timeout_s
-        try:
-            r = await self._http.post(self._config.endpoint, json=request.to_wire(),
-                                      auth=self._auth)
-        except httpx.TimeoutException as exc:
-            raise PartnerTimeout(f"transfer platform did not answer {infno} within {t}s "
-                                 f"(msgid {request.msgid})", partner=PARTNER) from exc
-        except httpx.HTTPError as exc:
-            raise PartnerUnavailable(f"transfer platform unreachable for {infno}: "
-                                     f"{type(exc).__name__}: {exc}", partner=PARTNER) from exc
-        if r.status_code >= 500 or r.status_code in (408, 429):
-            raise PartnerUnavailable(f"transfer platform answered {infno} with HTTP "
-                                     f"{r.status_code}", partner=PARTNER)
-        if r.status_code != 200:
-            raise ClientError(f"transfer platform refused {infno}: HTTP {r.status_code} "
-                              f"{r.text[:200]}", partner=PARTNER)
-        try:
-            response = NationalResponse.model_validate_json(r.content)
-        except ValidationError as exc:
-            raise PartnerUnavailable(f"transfer platform sent a malformed {infno} answer: "
-                                     f"{exc.errors(include_url=False)[0]['msg']}",
-                                     partner=PARTNER) from exc
-        if not response.ok:
-            code = (response.output or {}).get("err_code")
-            raise BusinessRejected(str(code) if code else "TRANSFER",
-                                   response.err_msg or f"transfer platform rejected {infno}",
-                                   partner=PARTNER)
-        return response
+        return await post_national(
+            self._http, self._config.endpoint, who="transfer platform", infno=infno,
+            partner=PARTNER, reject_code="TRANSFER", timeout_s=t, msgid=request.msgid,
+            json=request.to_wire(), auth=self._auth)
 
 
 if TYPE_CHECKING:

@@ -26,21 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-from pydantic import ValidationError
 
 from adapters.http import bounded_client
+from adapters.national import post_national
 from adapters.prescription.crypto import SmKeyError, sm2_generate, sm2_verify
 from adapters.signing import SignedAuth
 from config.settings import HubSettings, PartnerConfig
-from contracts.errors import (
-    BusinessRejected,
-    ClientError,
-    PartnerTimeout,
-    PartnerUnavailable,
-)
+from contracts.errors import ClientError
 from contracts.national import (
     NationalRequest,
-    NationalResponse,
     format_inf_time,
     make_msgid,
     now_cst,
@@ -85,33 +79,10 @@ class VoucherClient:
         headers = {"Content-Type": "application/json"}
         if serial:
             headers["X-Hub-Serial"] = serial
-        try:
-            r = await self._http.post(config.endpoint, content=body, headers=headers,
-                                      timeout=config.timeout_s,
-                                      auth=SignedAuth(SIGNER, config.secret.get_secret_value()))
-        except httpx.TimeoutException as exc:
-            raise PartnerTimeout(f"{partner} did not answer {infno} within "
-                                 f"{config.timeout_s}s", partner=partner) from exc
-        except httpx.HTTPError as exc:
-            raise PartnerUnavailable(f"{partner} unreachable for {infno}: "
-                                     f"{type(exc).__name__}: {exc}", partner=partner) from exc
-        if r.status_code >= 500 or r.status_code in (408, 429):
-            raise PartnerUnavailable(f"{partner} answered {infno} with HTTP {r.status_code}",
-                                     partner=partner)
-        if r.status_code != 200:
-            raise ClientError(f"{partner} refused {infno}: HTTP {r.status_code} "
-                              f"{r.text[:200]}", partner=partner)
-        try:
-            response = NationalResponse.model_validate_json(r.content)
-        except ValidationError as exc:
-            raise PartnerUnavailable(f"{partner} sent a malformed {infno} answer: "
-                                     f"{exc.errors(include_url=False)[0]['msg']}",
-                                     partner=partner) from exc
-        if not response.ok:
-            code = (response.output or {}).get("err_code")
-            raise BusinessRejected(str(code) if code else "F13",
-                                   response.err_msg or f"{partner} rejected {infno}",
-                                   partner=partner)
+        response = await post_national(
+            self._http, config.endpoint, who=partner, infno=infno, partner=partner,
+            reject_code="F13", timeout_s=config.timeout_s, content=body, headers=headers,
+            timeout=config.timeout_s, auth=SignedAuth(SIGNER, config.secret.get_secret_value()))
         return dict(response.output or {})
 
     async def aclose(self) -> None:
