@@ -63,4 +63,22 @@ for _ in $(seq 1 240); do
   port_open "$AMQP_PORT" && break; sleep 0.5
 done
 port_open "$AMQP_PORT" || { echo "services: rabbitmq did not start" >&2; exit 1; }
+
+# An open port is not a working broker: a node can take the TCP connection and never
+# answer the AMQP handshake (seen on RabbitMQ 3.10 after heavy queue churn), and then
+# every test hangs until the CI guard kills it. Ask for the Connection.Start frame.
+amqp_answers() {
+  timeout 6 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "AMQP\x00\x00\x09\x01" >&3 \
+    && head -c 1 <&3 | od -An -tx1 | grep -q 01' _ "$AMQP_PORT" 2>/dev/null
+}
+if ! amqp_answers; then
+  echo "services: rabbitmq takes connections but does not answer the AMQP handshake;" \
+       "restarting its app" >&2
+  timeout 60 rabbitmqctl -q stop_app >/dev/null 2>&1 || true
+  timeout 120 rabbitmqctl -q start_app >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do amqp_answers && break; sleep 1; done
+  amqp_answers || { echo "services: rabbitmq on :$AMQP_PORT still does not answer AMQP;" \
+    "restart it (as root: pkill -9 beam.smp; rm -rf /var/lib/rabbitmq/mnesia/rabbit@*;" \
+    "make services: this drops the test broker's queues)" >&2; exit 1; }
+fi
 echo "services: rabbitmq :$AMQP_PORT and redis :$REDIS_PORT are up"
