@@ -38,6 +38,7 @@ from contracts.institution_recon import (
     DayTotals,
     DetailRow,
     decode_file,
+    partner_of,
     read_detail_file,
 )
 from contracts.national import (
@@ -123,8 +124,12 @@ class LedgerClient:
     async def _call(self, code: str, infno: str, input: dict[str, Any]) -> NationalResponse:
         request = self._request(code, infno, input)
         t, who = self._config.timeout_s, f"{self.partner} ({code})"
+        # Behind the gateway each HIS fails on its own: its failures are counted against
+        # ``inst_<code>``, so one institution down does not open the lane's breaker (the
+        # runtime counts a failure against the partner the error names) and rest the rest.
+        blamed = partner_of(code) if self._per_institution else self.partner
         return await post_national(
-            self._http, self.url_for(code), who=who, infno=infno, partner=self.partner,
+            self._http, self.url_for(code), who=who, infno=infno, partner=blamed,
             reject_code="RECON", timeout_s=t, msgid=request.msgid, json=request.to_wire(),
             auth=self._auth)
 
