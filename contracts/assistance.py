@@ -98,6 +98,23 @@ INSTITUTION_WIRE: Final[dict[str, str]] = {
 _CENT: Final = Decimal("0.01")
 _MONTH = re.compile(r"^(\d{4})-?(0[1-9]|1[0-2])$")
 _SETL_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+
+def setl_id_text(v: object) -> str:
+    """A settlement id as sent, trimmed: 1-40 of A-Z a-z 0-9 _ . - (a field validator)."""
+    text = str(v or "").strip()
+    if not _SETL_ID.match(text):
+        raise ValueError("1-40 of A-Z a-z 0-9 _ . -")
+    return text
+
+
+def id_number_text(v: object) -> str:
+    """An 18-character ID number, trimmed and upper-cased, its check digit right."""
+    text = str(v or "").strip().upper()
+    reason = validate_id_number(text)
+    if reason:
+        raise ValueError(f"not a valid ID number: {reason}")
+    return text
 _TIME_FORMATS: Final = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 
 
@@ -171,22 +188,8 @@ class Settlement(BaseModel):
     assistance_pay: Decimal = Field(description="医疗救助支出")
     self_pay: Decimal = Field(description="个人自付")
 
-    @field_validator("setl_id", mode="before")
-    @classmethod
-    def _setl_id(cls, v: object) -> str:
-        text = str(v or "").strip()
-        if not _SETL_ID.match(text):
-            raise ValueError("1-40 of A-Z a-z 0-9 _ . -")
-        return text
-
-    @field_validator("id_number", mode="before")
-    @classmethod
-    def _id_number(cls, v: object) -> str:
-        text = str(v or "").strip().upper()
-        reason = validate_id_number(text)
-        if reason:
-            raise ValueError(f"not a valid ID number: {reason}")
-        return text
+    _setl_id = field_validator("setl_id", mode="before")(setl_id_text)
+    _id_number = field_validator("id_number", mode="before")(id_number_text)
 
     @field_validator("settled_at", mode="before")
     @classmethod

@@ -28,7 +28,13 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from contracts.assistance import Settlement, fen, settlement_from_wire
+from contracts.assistance import (
+    Settlement,
+    fen,
+    id_number_text,
+    setl_id_text,
+    settlement_from_wire,
+)
 from contracts.envelope import HubMessage, entity_key, idempotency_key
 from contracts.ids import validate_id_number
 
@@ -95,7 +101,6 @@ OUTBOUND_KINDS: Final = ("clearing", "netting")
 _CENT: Final = Decimal("0.01")
 _QUARTER = re.compile(r"^(20\d\d)Q([1-4])$")
 _YEAR = re.compile(r"^(20\d\d)$")
-_SETL_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
 # ---------------------------------------------------------------- settlement shares (77)
@@ -115,22 +120,8 @@ class Reversal(BaseModel):
     id_number: str
     settled_at: str = Field(min_length=10, max_length=19)
 
-    @field_validator("setl_id", "orig_setl_id", mode="before")
-    @classmethod
-    def _id(cls, v: object) -> str:
-        text = str(v or "").strip()
-        if not _SETL_ID.match(text):
-            raise ValueError("1-40 of A-Z a-z 0-9 _ . -")
-        return text
-
-    @field_validator("id_number", mode="before")
-    @classmethod
-    def _id_number(cls, v: object) -> str:
-        text = str(v or "").strip().upper()
-        reason = validate_id_number(text)
-        if reason:
-            raise ValueError(f"not a valid ID number: {reason}")
-        return text
+    _id = field_validator("setl_id", "orig_setl_id", mode="before")(setl_id_text)
+    _id_number = field_validator("id_number", mode="before")(id_number_text)
 
 
 _REVERSAL_WIRE: Final = {"setl_id": "setl_id", "orig_setl_id": "orig_setl_id",

@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -67,9 +66,8 @@ from contracts.institution_recon import (
     write_detail_file,
 )
 from contracts.national import NationalRequest, NationalResponse, make_msgid, now_cst
-from contracts.signing import PARTNER_HEADERS, SignatureRefused, check_request, request_target
 from simulators.serving import serve_app
-from simulators.simkit import Fault, SimState, sim_router
+from simulators.simkit import Fault, SimState, signed_national, sim_router
 
 __all__ = ["CODES", "HisSide", "MobilePay", "ReconBook", "ReconSims", "create_his_app",
            "create_ledger_app", "serve_reconciliation_at", "start_reconciliation"]
@@ -174,27 +172,6 @@ def _day(req: NationalRequest) -> date | None:
         return None
 
 
-async def _signed(request: Request, secret: str, book: ReconBook
-                  ) -> NationalRequest | JSONResponse:
-    body = await request.body()
-    lower = {k.lower(): v for k, v in request.headers.items()}
-    caller = lower.get((PARTNER_HEADERS.caller or "").lower(), "")
-    try:
-        if caller != "hub":
-            raise SignatureRefused(PARTNER_HEADERS.caller or "caller", "must be hub")
-        check_request(secret, method="POST", target=request_target(request.scope),
-                      caller=caller, headers=lower, body=body, names=PARTNER_HEADERS)
-    except SignatureRefused as exc:
-        book.bad_signatures += 1
-        return JSONResponse({"detail": exc.reason}, status_code=401)
-    try:
-        return NationalRequest.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
-        return JSONResponse(NationalResponse.failure(f"not a national envelope: {str(exc)[:200]}",
-                                                     code="INVALID").model_dump(mode="json"),
-                            status_code=400)
-
-
 async def _read(which: str, code: str, req: NationalRequest, sim: SimState,
                 book: ReconBook) -> JSONResponse:
     """3201, 3202, 9102 of one side."""
@@ -277,7 +254,7 @@ def create_his_app(secret: str, state: SimState | None = None,
 
     @app.post("/his/{code}/national")
     async def national(code: str, request: Request) -> JSONResponse:
-        req = await _signed(request, secret, kept)
+        req = await signed_national(request, secret, kept)
         if isinstance(req, JSONResponse):
             return req
         if req.infno in (INFNO_TOTALS, INFNO_DETAIL, INFNO_DOWNLOAD):
@@ -299,7 +276,7 @@ def create_ledger_app(secret: str, state: SimState | None = None,
 
     @app.post("/core-ledger/national")
     async def national(request: Request) -> JSONResponse:
-        req = await _signed(request, secret, kept)
+        req = await signed_national(request, secret, kept)
         if isinstance(req, JSONResponse):
             return req
         if req.infno in (INFNO_TOTALS, INFNO_DETAIL, INFNO_DOWNLOAD):

@@ -9,6 +9,7 @@ from the hub's own log.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 from collections import Counter
@@ -18,8 +19,9 @@ from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from contracts.national import NationalRequest, NationalResponse
 from contracts.signing import PARTNER_HEADERS, SignatureRefused, check_request, request_target
 
 __all__ = ["EffectLog", "Fault", "FaultKind", "SimState", "fault_response", "refused",
@@ -129,28 +131,47 @@ class CountsRefusals(Protocol):
     bad_signatures: int
 
 
-def refused(secret: str, request: Request, body: bytes,
-            book: CountsRefusals) -> JSONResponse | None:
+def refused(secret: str, request: Request, body: bytes, book: CountsRefusals, *,
+            caller: str | None = None) -> JSONResponse | None:
     """The 401 for a call the hub did not sign with ``secret`` (``X-Partner-*`` headers,
-    counted in ``book.bad_signatures``); None when the signature holds."""
+    counted in ``book.bad_signatures``), or that names another ``caller`` than the one
+    given; None when the signature holds."""
     lower = {k.lower(): v for k, v in request.headers.items()}
+    claimed = lower.get((PARTNER_HEADERS.caller or "").lower(), "")
     try:
+        if caller is not None and claimed != caller:
+            raise SignatureRefused(PARTNER_HEADERS.caller or "caller", f"must be {caller}")
         check_request(secret, method=request.method, target=request_target(request.scope),
-                      caller=lower.get((PARTNER_HEADERS.caller or "").lower(), ""),
-                      headers=lower, body=body, names=PARTNER_HEADERS)
+                      caller=claimed, headers=lower, body=body, names=PARTNER_HEADERS)
     except SignatureRefused as exc:
         book.bad_signatures += 1
         return JSONResponse({"detail": exc.reason}, status_code=401)
     return None
 
 
-async def signed_body(request: Request, secret: str,
-                      book: CountsRefusals) -> bytes | JSONResponse:
+async def signed_body(request: Request, secret: str, book: CountsRefusals, *,
+                      caller: str | None = None) -> bytes | JSONResponse:
     """The request's body when the hub signed it with ``secret``, else the 401 to answer
     (``refused``)."""
     body = await request.body()
-    no = refused(secret, request, body, book)
+    no = refused(secret, request, body, book, caller=caller)
     return body if no is None else no
+
+
+async def signed_national(request: Request, secret: str, book: CountsRefusals, *,
+                          invalid_code: str = "INVALID") -> NationalRequest | JSONResponse:
+    """A national request the hub signed (caller ``hub``), or the answer to give: the 401
+    of ``refused``, or a 400 national failure (``invalid_code``) for a body that is not a
+    national envelope."""
+    body = await signed_body(request, secret, book, caller="hub")
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        return NationalRequest.model_validate(json.loads(body))
+    except (ValueError, ValidationError) as exc:
+        return JSONResponse(NationalResponse.failure(
+            f"not a national envelope: {str(exc)[:200]}", code=invalid_code)
+            .model_dump(mode="json"), status_code=400)
 
 
 def fault_response(fault: Fault | None, partner: str, *,

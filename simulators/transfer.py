@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import date
@@ -33,12 +32,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from config.settings import HubSettings, PartnerConfig
 from contracts.ids import make_id_number
 from contracts.national import NationalRequest, NationalResponse, make_refmsgid, now_cst
-from contracts.signing import PARTNER_HEADERS, SignatureRefused, check_request, request_target
 from contracts.transfer import (
     INFNO_PULL,
     INFNO_STATUS,
@@ -49,7 +47,7 @@ from contracts.transfer import (
     to_wire,
 )
 from simulators.serving import serve_app
-from simulators.simkit import SimState, sim_router
+from simulators.simkit import SimState, signed_national, sim_router
 
 __all__ = ["PATH", "PlatformBook", "TransferSims", "create_app", "make_application",
            "start_transfer"]
@@ -192,23 +190,9 @@ def create_app(secret: str, state: SimState | None = None,
 
     @app.post(PATH)
     async def api(request: Request) -> JSONResponse:
-        body = await request.body()
-        lower = {k.lower(): v for k, v in request.headers.items()}
-        caller = lower.get((PARTNER_HEADERS.caller or "").lower(), "")
-        try:
-            if caller != "hub":
-                raise SignatureRefused(PARTNER_HEADERS.caller or "caller", "must be hub")
-            check_request(secret, method="POST", target=request_target(request.scope),
-                          caller=caller, headers=lower, body=body, names=PARTNER_HEADERS)
-        except SignatureRefused as exc:
-            kept.bad_signatures += 1
-            return JSONResponse({"detail": exc.reason}, status_code=401)
-        try:
-            req = NationalRequest.model_validate(json.loads(body))
-        except (ValueError, ValidationError) as exc:
-            return JSONResponse(NationalResponse.failure(
-                f"not a national envelope: {str(exc)[:200]}", code="INVALID_ENVELOPE")
-                .model_dump(mode="json"), status_code=400)
+        req = await signed_national(request, secret, kept, invalid_code="INVALID_ENVELOPE")
+        if isinstance(req, JSONResponse):
+            return req
         if req.infno == INFNO_PULL:
             return await pull(req)
         if req.infno == INFNO_STATUS:
