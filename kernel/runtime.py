@@ -372,11 +372,10 @@ async def _run(route: Route, msg: HubMessage, d: Delivery, deps: KernelDeps, pol
         breaker.success()
     # The partner has answered: from here on only the hub's own stores can fail, and
     # each call is waited out (the answer is kept; the partner is not called again).
-    await _publish(deps, out.outputs)
     entries: list[Any] = [_log(msg, route, "ok", attempt, t0, out.detail), *out.requests]
     if out.txn:
         entries.append(out.txn)
-    await _steady(deps, "database", lambda: deps.journal.write(*entries))
+    await _record(deps, out.outputs, entries)
     result = (out.result or {"outcome": "ok"}) | {"correlation_id": msg.correlation_id}
     await _steady(deps, "redis", lambda: deps.idem.complete(
         msg.idempotency_key, result, deps.settings.idempotency_ttl_s))
@@ -441,10 +440,43 @@ async def _transient(route: Route, msg: HubMessage, d: Delivery, deps: KernelDep
     return "retry"
 
 
+async def _record(deps: KernelDeps, outputs: tuple[HubMessage, ...], entries: list[Any]
+                  ) -> None:
+    """Publish the outputs and write the journal entries side by side; return when both
+    are done.
+
+    Each waits about as long as the other (a quorum queue's confirm, a group commit), and
+    a delivery holds its prefetch slot until both are done: one after the other, they
+    were most of a message's time in the hub (``bench/pipeline``). Nothing depends on
+    their order: the key is completed and the delivery acked only after both, and if
+    either fails the delivery goes back to its queue, to be done again (its outputs'
+    idempotency keys absorb a repeat downstream; the journal then shows both attempts).
+    """
+    if not outputs:
+        await _steady(deps, "database", lambda: deps.journal.write(*entries))
+        return
+    write = asyncio.ensure_future(_steady(deps, "database", lambda: deps.journal.write(*entries)))
+    try:
+        await _publish(deps, outputs)
+    except BaseException:
+        write.cancel()  # stop waiting out a database outage for a delivery that goes back
+        write.add_done_callback(_retrieved)
+        raise
+    await write
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark a side task's error as seen: its delivery already failed for another reason."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def _publish(deps: KernelDeps, outputs: tuple[HubMessage, ...]) -> None:
     """Publish outputs with confirms; a retry after an outage republishes them all, which
     their idempotency keys absorb downstream."""
-    if outputs:
+    if len(outputs) == 1:
+        await _steady(deps, "broker", lambda: deps.publisher.publish(outputs[0]))
+    elif outputs:
         await _steady(deps, "broker", lambda: asyncio.gather(
             *(deps.publisher.publish(o) for o in outputs)))
 

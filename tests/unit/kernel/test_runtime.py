@@ -471,6 +471,63 @@ async def test_a_broker_down_longer_than_the_bound_gives_the_delivery_back(
     assert world.journal.items == []
 
 
+async def test_outputs_are_published_while_the_journal_writes_and_the_ack_waits_for_both(
+        world: World) -> None:
+    """The confirm and the group commit overlap: each side waits for the other to have
+    started, which would never happen if they ran one after the other; the key is
+    completed and the delivery acked only once both are done."""
+    msg = _msg()
+    out = child(msg, type="tax.next", source="hub", target="tax", payload={"x": 1},
+                business_key="bk")
+    writing, publishing = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    class SlowJournal(FakeJournal):
+        async def write(self, *items: Any) -> None:
+            writing.set()
+            await asyncio.wait_for(publishing.wait(), 1)
+            seen.append("written")
+            await super().write(*items)
+
+    class SlowPublisher(FakePublisher):
+        async def publish(self, m: HubMessage) -> None:
+            publishing.set()
+            await asyncio.wait_for(writing.wait(), 1)
+            seen.append("confirmed")
+            await super().publish(m)
+
+    class Watching(Acks):
+        async def ack(self) -> None:
+            seen.append("acked")
+            assert (await world.idem.begin(msg.idempotency_key, "w2", 60)).state \
+                is BeginState.DONE
+            await super().ack()
+
+    world.deps = dataclasses.replace(world.deps, journal=SlowJournal(),
+                                     publisher=SlowPublisher())
+    acks = Watching()
+    d = Delivery(msg.to_body(), msg.headers(), msg.message_id, acks.ack, acks.nack)
+    assert await process(_route(Script(_ok(out))), d, world.deps) == "ok"
+    assert sorted(seen[:2]) == ["confirmed", "written"] and seen[2] == "acked"
+    assert (acks.acked, acks.nacked) == (1, 0)
+
+
+async def test_a_failed_publish_gives_the_delivery_back_though_the_journal_wrote(
+        world: World) -> None:
+    """The broker refuses the output while the journal records the attempt: the key is
+    not completed (a repeat is worked again, not answered as a duplicate) and the
+    delivery goes back to its queue."""
+    world.publisher.fail = ConnectionError("broker gone")
+    msg = _msg()
+    out = child(msg, type="tax.next", source="hub", target="tax", payload={"x": 1},
+                business_key="bk")
+    result, acks = await world.run(_route(Script(_ok(out))), msg)
+    assert result == "nacked"
+    assert (acks.acked, acks.nacked) == (0, 1)
+    assert world.publisher.published == []
+    assert (await world.idem.begin(msg.idempotency_key, "worker-2", 60)).state is BeginState.NEW
+
+
 class FlakyPublisher(FakePublisher):
     """Refuses the first ``n`` publishes as an unreachable broker would."""
 
