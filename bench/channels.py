@@ -140,7 +140,8 @@ def _database_url(database: str, tmp: Path) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-async def run(rates: list[int], seconds: float, database: str = "sqlite") -> int:
+async def run(rates: list[int], seconds: float, database: str = "sqlite", workers: int = 1
+              ) -> int:
     ns = f"bch{uuid.uuid4().hex[:8]}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-channels-"))
     core_state, tax_state, channel_state = SimState(), SimState(), SimState()
@@ -160,7 +161,8 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite") -> int
         channels = await stack.enter_async_context(serve_app(channels_app(
             settings.channels, channel_state, inbox)))
         db_url = _database_url(database, tmp)
-        print(f"channels: database={database} ({db_url.split('://')[0]})", flush=True)
+        print(f"channels: database={database} ({db_url.split('://')[0]}) workers={workers}",
+              flush=True)
         toml = tmp / "hub.toml"
         toml.write_text(_toml(core, tax, channels, list(settings.channels)), encoding="utf-8")
         env = {**os.environ, "HUB_ENV": "development",  # simulators, development secrets
@@ -168,7 +170,8 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite") -> int
                "HUB_DATABASE_URL": db_url,
                "HUB_HTTP_PORT": str(hub_port), "HUB_CALLBACK_BASE": hub_url}
         log = (tmp / "hub.log").open("wb")
-        hub = subprocess.Popen([sys.executable, "main.py", "run"], cwd=ROOT, env=env,
+        hub = subprocess.Popen([sys.executable, "main.py", "run", "--workers", str(workers)],
+                               cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=log)
         try:
             await _wait_http(f"{hub_url}/health")
@@ -212,9 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", default="10,20,40,60,100,150,200,300")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    p.add_argument("--workers", type=int, default=1,
+                   help="hub processes (main.py run --workers N); more than one wants "
+                        "--database postgres")
     args = p.parse_args(argv)
     return asyncio.run(run([int(x) for x in args.rates.split(",")], args.seconds,
-                           args.database))
+                           args.database, args.workers))
 
 
 if __name__ == "__main__":
