@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx
 
+from bench.pipeline import drop_namespace_keys
 from broker.topology import Names, delete_topology
 from config.settings import load_settings
 from contracts.ids import make_id_number
@@ -201,6 +202,7 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite", worker
                     capture_output=True, text=True, check=True).stdout)
                 await delete_topology(settings.amqp_url, Names(ns), routes,
                                       settings.delay_tiers_ms)
+            await drop_namespace_keys(ns)
     good = [r for r in results
             if r["p99"] < 1000 and r["missing"] == 0 and r["refused"] == 0]
     best = max(good, key=lambda r: r["rate"]) if good else None

@@ -42,7 +42,7 @@ async def two_clients() -> AsyncIterator[tuple[Redis, Redis, str]]:
     try:
         yield a, b, prefix
     finally:
-        keys = [k async for k in a.scan_iter(match=f"{prefix}*")]
+        keys = [k async for k in a.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
             await a.delete(*keys)
         await a.aclose()
@@ -122,7 +122,7 @@ async def test_the_same_bulk_resend_by_two_hubs_at_once_enrolls_each_person_once
             for cid in [*views["correlation_ids"], *theirs.correlation_ids]:
                 assert (await rig.settled(cid))["status"] == "delivered"
             left = [k async for k in other_redis.scan_iter(
-                match=f"{deps.settings.namespace}:resend:claim:*")]
+                match=f"{deps.settings.namespace}:resend:claim:*", count=1000)]
             assert left == []  # both jobs released their claims
         finally:
             await other.aclose()
