@@ -3,7 +3,8 @@
 For every message on every route: parse the envelope, take the idempotency
 key, run the handler with a few in-process retries, then exactly one of
 
-- delivered: outputs published (confirmed), journal committed, key completed;
+- delivered: outputs published (confirmed) and journal committed, side by side, then
+  the key completed;
 - retrying: the same envelope, ``x-attempt`` + 1, to a wait tier;
 - rejected: the originator told through ``on_failure`` outputs, key completed
   with the rejection so a repeat gets the same answer;
