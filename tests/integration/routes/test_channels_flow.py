@@ -142,7 +142,10 @@ async def test_a_transfer_out_needs_an_enrollment_and_no_pending_business_at_the
         cfg = st.settings.channels["my_nanjing"]
         base = fixture("transfer_out")["payload"]
         rng = random.Random()
-        people = [make_id_number(rng, born=date(1985, 6, 1), area="320102") for _ in range(3)]
+        people: list[str] = []
+        while len(people) < 3:  # three people: one birth date has only 1,000 numbers
+            who = make_id_number(rng, born=date(1985, 6, 1), area="320102")
+            people += [who] if who not in people else []
         for who in people:  # 10 % of IDs owe at tax by default: these owe nothing
             st.tax_sim.book.arrears[who] = 0
         st.store.transfer_uninsured.add(people[1])
