@@ -23,8 +23,8 @@ import aio_pika
 
 from bench.pipeline import (
     _drop_files,
-    _drop_keys,
     _prefill,
+    drop_namespace_keys,
     go,
     hub_parts,
     make_messages,
@@ -75,11 +75,7 @@ async def run(n: int, prefetch: int) -> dict[str, float]:
         finally:
             await stop_workers([worker])
     await delete_topology(url, names, [route.name, sink.name], (1000,))
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(load_settings().redis_url)
-    await _drop_keys(redis, f"{ns}:idem:")
-    await redis.aclose()
+    await drop_namespace_keys(ns)
     _drop_files(ns)
     base = next(rss for done, rss in samples if done >= n // 10)
     for decile in range(1, 11):

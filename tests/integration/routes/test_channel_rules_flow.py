@@ -17,10 +17,10 @@ import pytest
 from config.settings import load_settings
 from contracts.channels import CollectionPeriods
 from contracts.clock import today_beijing
-from contracts.ids import make_id_number
 from simulators.channels import submit
 from simulators.core import CoreStore
 from simulators.harness import fast_policies, running_stack
+from tests.support.people import People
 from tools.fixtures.generate_channels import ROOT
 
 pytestmark = pytest.mark.integration
@@ -28,17 +28,11 @@ pytestmark = pytest.mark.integration
 RNG = random.Random()
 
 
-_ISSUED: set[str] = set()
+PEOPLE = People(RNG)
 
 
 def person(born: date, *, male: bool, area: str = "320106") -> str:
-    """A new ID number, never one this module handed out before: people of one birth
-    date, sex and area share 500 sequence numbers, and two tests' people that collide
-    (about 1 run in 50 for the five retirees) would be one person at tax."""
-    while (id_number := make_id_number(RNG, born=born, male=male, area=area)) in _ISSUED:
-        pass
-    _ISSUED.add(id_number)
-    return id_number
+    return PEOPLE.new(born=born, male=male, area=area)
 
 
 def fixture(app_type: str, **change: Any) -> dict[str, Any]:

@@ -14,11 +14,11 @@ import pytest
 
 from config.settings import load_settings
 from contracts.channels import APPLICATION_TYPES, CHANNEL_TYPES
-from contracts.ids import make_id_number
 from simulators.channels import submit
 from simulators.core import CoreStore
 from simulators.harness import fast_policies, running_stack
 from simulators.simkit import Fault
+from tests.support.people import People
 from tools.fixtures.generate_channels import ROOT
 
 pytestmark = pytest.mark.integration
@@ -141,11 +141,8 @@ async def test_a_transfer_out_needs_an_enrollment_and_no_pending_business_at_the
     async with _stack() as st, httpx.AsyncClient(timeout=10) as http:
         cfg = st.settings.channels["my_nanjing"]
         base = fixture("transfer_out")["payload"]
-        rng = random.Random()
-        people: list[str] = []
-        while len(people) < 3:  # three people: one birth date has only 1,000 numbers
-            who = make_id_number(rng, born=date(1985, 6, 1), area="320102")
-            people += [who] if who not in people else []
+        made = People()
+        people = [made.new(born=date(1985, 6, 1), area="320102") for _ in range(3)]
         for who in people:  # 10 % of IDs owe at tax by default: these owe nothing
             st.tax_sim.book.arrears[who] = 0
         st.store.transfer_uninsured.add(people[1])
