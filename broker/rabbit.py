@@ -11,6 +11,7 @@ from typing import Any
 from faststream.rabbit import RabbitBroker
 from faststream.rabbit.schemas import Channel
 
+from broker.coalesce import Coalescer
 from broker.link import properties
 from broker.topology import DELAY_HEADER, Names
 from contracts.envelope import HubMessage
@@ -51,7 +52,9 @@ class RabbitPublisher:
     def bind(self, broker: RabbitBroker | None, channel: Any = None) -> None:
         """Publish through ``channel`` (the hub's ``broker.link.AmqpLink``) when given,
         else through the FastStream ``broker`` (tools and tests that have no link)."""
-        self._b, self._ch = broker, channel
+        self._b = broker
+        # publishes of one event-loop turn share one lock and one write (broker.coalesce)
+        self._ch = Coalescer(channel) if channel is not None else None
         self.consecutive_failures = 0
 
     async def _send(self, body: bytes, **kw: Any) -> None:
