@@ -29,6 +29,9 @@ from contracts.national import NationalRequest, make_msgid, now_cst
 from services.initial_loads import load_file
 from simulators.channels import submit
 from simulators.harness import Stack
+from simulators.student_batch import DEFAULT_DIFFICULTY_SUFFIXES
+from simulators.tax import DEFAULT_REJECT_SUFFIXES
+from simulators.tax_rules import NON_UNIQUE_SUFFIX
 from tools.fixtures.generate_channels import ROOT as CHANNEL_FIXTURES
 from tools.initial_load_cli import Sample, write_sample
 
@@ -59,8 +62,21 @@ async def _apply(st: Stack, http: httpx.AsyncClient, channel: str, app_type: str
     return {"status": "no callback"}
 
 
+_ISSUED: set[str] = set()
+_SWITCHES: frozenset[str] = DEFAULT_REJECT_SUFFIXES | DEFAULT_DIFFICULTY_SUFFIXES | {
+    NON_UNIQUE_SUFFIX}
+"""The simulators' failure switches (the four digits before the check character)."""
+
+
 def _person(born: date, *, male: bool) -> str:
-    return make_id_number(_RNG, born=born, male=male, area="320106")
+    """A new person each call: one birth date, sex and area has only 500 sequence numbers,
+    and a repeat (or a switch suffix: tax refusing or doubting the person) would make a
+    part of the round report "not as the seed says" about one run in 250."""
+    while True:
+        pid = make_id_number(_RNG, born=born, male=male, area="320106")
+        if pid not in _ISSUED and pid[-5:-1] not in _SWITCHES:
+            _ISSUED.add(pid)
+            return pid
 
 
 async def _births(st: Stack, http: httpx.AsyncClient) -> Part:
