@@ -8,10 +8,12 @@ Each application crosses ingress -> intake (tax community query, core H2501)
 -> tax submit -> tax feedback -> core sync -> signed push to the channel; the
 latency is from just before the POST to the callback's arrival at the channel
 simulator. Prints the database used, one line per rate (the latency curve: rate,
-p50, p99, max), then ``channels: rate=N p50_ms=A p99_ms=B max_rate_p99_under_1s=M``
-for the highest rate whose p99 stayed under one second (rate/p50/p99 of that rate;
-0 when none). ``--database postgres`` runs the hub on the PostgreSQL of
-``scripts/postgres.sh`` (started if needed) instead of a fresh SQLite file.
+p50, p99, max, and the hub's CPU per application read from ``/proc``, its worker
+processes included), then ``channels: rate=N p50_ms=A p99_ms=B hub_cpu_ms_per_app=C
+max_rate_p99_under_1s=M`` for the highest rate whose p99 stayed under one second
+(rate/p50/p99/CPU of that rate; 0 when none). ``--database postgres`` runs the hub on
+the PostgreSQL of ``scripts/postgres.sh`` (started if needed) instead of a fresh SQLite
+file.
 A submission the hub does not answer within 10 s counts as refused, not as a crash.
 """
 
@@ -52,12 +54,35 @@ from simulators.tax_rules import community_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSWER_S = 0.010
+IDLE_S = 3.0
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and its live descendants (the
+    hub and its ``--workers`` processes), from ``/proc``; NaN where there is no ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu seconds)
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return float("nan")
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            f = raw[raw.rindex(")") + 2:].split()
+            stats[pid] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
 
 
 def _toml(core: str, tax: str, channels: str, names: list[str]) -> str:
@@ -178,14 +203,25 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite", worker
             await _wait_http(f"{hub_url}/health")
             rng = random.Random(7)
             await _run_rate(10, 1.0, hub_url, inbox, rng, 10**6, ns)  # warm-up, not reported
+            cpu0, t0 = _tree_cpu_s(hub.pid), time.monotonic()
+            await asyncio.sleep(IDLE_S)
+            idle = (_tree_cpu_s(hub.pid) - cpu0) / (time.monotonic() - t0)  # core share
+            print(f"channels: hub idle cpu={idle * 100:.1f}% of a core (timers, pings, "
+                  f"pollers; taken out of the per-application figure)", flush=True)
             results = []
             for k, rate in enumerate(rates):
+                cpu0, t0 = _tree_cpu_s(hub.pid), time.monotonic()
                 res = await _run_rate(rate, seconds, hub_url, inbox, rng, k * 10**5, ns)
+                # the hub's CPU per application accepted, callbacks included, less what it
+                # spends idle over the same window
+                busy = _tree_cpu_s(hub.pid) - cpu0 - idle * (time.monotonic() - t0)
+                res["cpu_ms"] = busy * 1000 / max(1, res["accepted"])
                 results.append(res)
                 print(f"channels: rate={rate}/s sent={res['sent']} accepted={res['accepted']} "
                       f"refused={res['refused']} results={res['results']} "
                       f"missing={res['missing']} p50_ms={res['p50']:.0f} "
-                      f"p99_ms={res['p99']:.0f} max_ms={res['max']:.0f}", flush=True)
+                      f"p99_ms={res['p99']:.0f} max_ms={res['max']:.0f} "
+                      f"hub_cpu_ms_per_app={res['cpu_ms']:.1f}", flush=True)
                 if res["p99"] >= 5000:
                     break  # far past the target: higher rates only queue up more
         finally:
@@ -208,7 +244,8 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite", worker
     best = max(good, key=lambda r: r["rate"]) if good else None
     shown = best or results[-1]
     print(f"channels: rate={shown['rate']} p50_ms={shown['p50']:.0f} "
-          f"p99_ms={shown['p99']:.0f} max_rate_p99_under_1s={best['rate'] if best else 0}")
+          f"p99_ms={shown['p99']:.0f} hub_cpu_ms_per_app={shown['cpu_ms']:.1f} "
+          f"max_rate_p99_under_1s={best['rate'] if best else 0}")
     return 0
 
 
