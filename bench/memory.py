@@ -35,6 +35,7 @@ from broker.topology import delete_topology
 from config.settings import load_settings
 
 CHUNK = 10_000
+STALL_S = 120
 
 
 def rss_mb(pid: int) -> float:
@@ -66,10 +67,15 @@ async def run(n: int, prefetch: int) -> dict[str, float]:
             conn = await aio_pika.connect(url)
             async with conn:
                 ch = await conn.channel()
-                done = 0
+                done, moved = 0, time.perf_counter()
                 while done < n:
                     await asyncio.sleep(0.5)
-                    done = await _depth(ch, names.queue(sink.name))
+                    now = await _depth(ch, names.queue(sink.name))
+                    if now > done:
+                        moved = time.perf_counter()
+                    elif time.perf_counter() - moved > STALL_S:
+                        raise TimeoutError(f"the sink stayed at {now} of {n} for {STALL_S} s")
+                    done = now
                     samples.append((done, rss_mb(worker.pid)))
                 t1 = time.perf_counter()
         finally:
