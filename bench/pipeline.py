@@ -32,7 +32,7 @@ from config.settings import load_settings
 from contracts.employee import EmployeeEnrollment, TaxAck
 from contracts.envelope import HubMessage, idempotency_key
 from contracts.errors import ValidationFailed
-from contracts.ids import birth_date_of, gender_of, make_credit_code, make_id_number
+from contracts.ids import People, birth_date_of, gender_of, make_credit_code
 from kernel.runtime import Outcome, Route
 from retry.idempotency import RedisIdempotencyStore
 from services.deps import Deps
@@ -74,14 +74,11 @@ def make_messages(n: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
     units = [make_credit_code(rng) for _ in range(20)]
     out = []
-    seen: set[str] = set()
+    # a new person each message: a repeat is the same fact twice, which the hub rightly
+    # acks as a duplicate with no output, and the sink then never reaches n
+    people = People(rng)
     for i in range(n):
-        # a new person each message: a repeat (about 1 set of 5,000 in 150 drew one) is the
-        # same fact twice, which the hub rightly acks as a duplicate with no output, and
-        # the sink then never reaches n
-        while (pid := make_id_number(rng)) in seen:
-            pass
-        seen.add(pid)
+        pid = people.new()
         payload = {"unit_credit_code": units[i % 20], "unit_name": "南京测试有限公司",
                    "psn_cert_type": "01", "id_number": pid, "name": "张三",
                    "gender": gender_of(pid), "birth_date": birth_date_of(pid).isoformat(),

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from contracts.clock import today_beijing
-from contracts.ids import make_id_number
+from contracts.ids import People
 from contracts.initial_load import LoadKind
 from contracts.national import NationalRequest, make_msgid, now_cst
 from services.initial_loads import load_file
@@ -62,21 +62,17 @@ async def _apply(st: Stack, http: httpx.AsyncClient, channel: str, app_type: str
     return {"status": "no callback"}
 
 
-_ISSUED: set[str] = set()
 _SWITCHES: frozenset[str] = DEFAULT_REJECT_SUFFIXES | DEFAULT_DIFFICULTY_SUFFIXES | {
     NON_UNIQUE_SUFFIX}
 """The simulators' failure switches (the four digits before the check character)."""
+_PEOPLE = People(_RNG, avoid=_SWITCHES)
 
 
 def _person(born: date, *, male: bool) -> str:
     """A new person each call: one birth date, sex and area has only 500 sequence numbers,
     and a repeat (or a switch suffix: tax refusing or doubting the person) would make a
     part of the round report "not as the seed says" about one run in 250."""
-    while True:
-        pid = make_id_number(_RNG, born=born, male=male, area="320106")
-        if pid not in _ISSUED and pid[-5:-1] not in _SWITCHES:
-            _ISSUED.add(pid)
-            return pid
+    return _PEOPLE.new(born=born, male=male, area="320106")
 
 
 async def _births(st: Stack, http: httpx.AsyncClient) -> Part:

@@ -17,10 +17,10 @@ import pytest
 from config.settings import load_settings
 from contracts.channels import CollectionPeriods
 from contracts.clock import today_beijing
+from contracts.ids import People
 from simulators.channels import submit
 from simulators.core import CoreStore
 from simulators.harness import fast_policies, running_stack
-from tests.support.people import People
 from tools.fixtures.generate_channels import ROOT
 
 pytestmark = pytest.mark.integration

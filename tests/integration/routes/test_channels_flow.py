@@ -14,11 +14,11 @@ import pytest
 
 from config.settings import load_settings
 from contracts.channels import APPLICATION_TYPES, CHANNEL_TYPES
+from contracts.ids import People
 from simulators.channels import submit
 from simulators.core import CoreStore
 from simulators.harness import fast_policies, running_stack
 from simulators.simkit import Fault
-from tests.support.people import People
 from tools.fixtures.generate_channels import ROOT
 
 pytestmark = pytest.mark.integration
