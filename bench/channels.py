@@ -8,12 +8,15 @@ Each application crosses ingress -> intake (tax community query, core H2501)
 -> tax submit -> tax feedback -> core sync -> signed push to the channel; the
 latency is from just before the POST to the callback's arrival at the channel
 simulator. Prints the database used, one line per rate (the latency curve: rate,
-p50, p99, max, and the hub's CPU per application read from ``/proc``, its worker
-processes included), then ``channels: rate=N p50_ms=A p99_ms=B hub_cpu_ms_per_app=C
-max_rate_p99_under_1s=M`` for the highest rate whose p99 stayed under one second
-(rate/p50/p99/CPU of that rate; 0 when none). ``--database postgres`` runs the hub on
-the PostgreSQL of ``scripts/postgres.sh`` (started if needed) instead of a fresh SQLite
-file.
+p50, p99, max, and the CPU per application read from ``/proc``: the hub's, its worker
+processes included, and this machine's split by part: this process with the simulators,
+the broker, Redis, PostgreSQL, and every CPU's busy time), then ``channels: rate=N
+p50_ms=A p99_ms=B hub_cpu_ms_per_app=C machine_cpu_ms_per_app=D hub_cores_at_200=E
+machine_cores_at_200=F cores=G max_rate_p99_under_1s=M`` for the highest rate whose p99
+stayed under one second (rate/p50/p99/CPU of that rate; 0 when none); the cores at 200/s
+are the CPU per application of the highest rate run times 200. ``--database postgres``
+runs the hub on the PostgreSQL of ``scripts/postgres.sh`` (started if needed) instead of
+a fresh SQLite file.
 A submission the hub does not answer within 10 s counts as refused, not as a crash.
 """
 
@@ -63,26 +66,68 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tree_cpu_s(root: int) -> float:
-    """CPU seconds (user + system) used so far by ``root`` and its live descendants (the
-    hub and its ``--workers`` processes), from ``/proc``; NaN where there is no ``/proc``."""
+def _proc_cpu() -> dict[int, tuple[int, str, float]]:
+    """Every live process: pid -> (parent pid, command name, CPU seconds used so far, user
+    + system), from ``/proc``; empty where there is no ``/proc``."""
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu seconds)
+    out: dict[int, tuple[int, str, float]] = {}
     try:
         pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
     except OSError:
-        return float("nan")
+        return out
     for pid in pids:
         with contextlib.suppress(OSError, ValueError, IndexError):
             raw = Path(f"/proc/{pid}/stat").read_text()
             f = raw[raw.rindex(")") + 2:].split()
-            stats[pid] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
+            out[pid] = (int(f[1]), raw[raw.index("(") + 1:raw.rindex(")")],
+                        (int(f[11]) + int(f[12])) / tick)
+    return out
+
+
+def _tree(stats: dict[int, tuple[int, str, float]], root: int) -> set[int]:
     tree, grew = {root}, True
     while grew:
-        more = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+        more = {pid for pid, (ppid, _, _) in stats.items() if ppid in tree} - tree
         tree |= more
         grew = bool(more)
-    return sum(stats[pid][1] for pid in tree if pid in stats)
+    return tree
+
+
+SERVERS = {"beam.smp": "broker", "erl_child_setup": "broker", "epmd": "broker",
+           "redis-server": "redis", "postgres": "database"}
+"""Command names of the servers' processes, by what they are (``/proc/PID/stat``)."""
+
+
+def machine_cpu_s(hub: int) -> dict[str, float]:
+    """CPU seconds used so far, split by who used them: ``hub`` (its process tree),
+    ``bench`` (this process: the core, tax and channel simulators and the client),
+    ``broker``, ``redis``, ``database`` (a PostgreSQL; SQLite is inside the hub) and
+    ``machine`` (every CPU's busy time from ``/proc/stat``, all of the above and anything
+    else). Empty where there is no ``/proc``."""
+    stats = _proc_cpu()
+    if not stats:
+        return {}
+    hub_tree = _tree(stats, hub)
+    out = dict.fromkeys(("hub", "bench", "broker", "redis", "database"), 0.0)
+    for pid, (_, comm, cpu) in stats.items():
+        who = ("hub" if pid in hub_tree else "bench" if pid == os.getpid()
+               else SERVERS.get(comm))
+        if who:
+            out[who] += cpu
+    with contextlib.suppress(OSError, ValueError):
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        out["machine"] = (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")  # - idle, iowait
+    return out
+
+
+def _per_s(before: dict[str, float], after: dict[str, float], seconds: float
+           ) -> dict[str, float]:
+    """CPU seconds each part used between two ``machine_cpu_s`` readings, per second."""
+    return {who: (after[who] - before.get(who, 0.0)) / seconds for who in after}
+
+
+def _shares(per_s: dict[str, float]) -> str:
+    return " ".join(f"{who}={v * 100:.1f}%" for who, v in per_s.items()) + " of a core"
 
 
 def _toml(core: str, tax: str, channels: str, names: list[str]) -> str:
@@ -203,25 +248,30 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite", worker
             await _wait_http(f"{hub_url}/health")
             rng = random.Random(7)
             await _run_rate(10, 1.0, hub_url, inbox, rng, 10**6, ns)  # warm-up, not reported
-            cpu0, t0 = _tree_cpu_s(hub.pid), time.monotonic()
+            cpu0, t0 = machine_cpu_s(hub.pid), time.monotonic()
             await asyncio.sleep(IDLE_S)
-            idle = (_tree_cpu_s(hub.pid) - cpu0) / (time.monotonic() - t0)  # core share
-            print(f"channels: hub idle cpu={idle * 100:.1f}% of a core (timers, pings, "
-                  f"pollers; taken out of the per-application figure)", flush=True)
+            idle = _per_s(cpu0, machine_cpu_s(hub.pid), time.monotonic() - t0)  # core shares
+            print(f"channels: idle cpu (timers, pings, pollers; taken out of the figures per "
+                  f"application): {_shares(idle)}", flush=True)
             results = []
             for k, rate in enumerate(rates):
-                cpu0, t0 = _tree_cpu_s(hub.pid), time.monotonic()
+                cpu0, t0 = machine_cpu_s(hub.pid), time.monotonic()
                 res = await _run_rate(rate, seconds, hub_url, inbox, rng, k * 10**5, ns)
-                # the hub's CPU per application accepted, callbacks included, less what it
+                # CPU per application accepted, callbacks included, less what each part
                 # spends idle over the same window
-                busy = _tree_cpu_s(hub.pid) - cpu0 - idle * (time.monotonic() - t0)
-                res["cpu_ms"] = busy * 1000 / max(1, res["accepted"])
+                used = _per_s(cpu0, machine_cpu_s(hub.pid), 1.0)
+                took = time.monotonic() - t0
+                per_app = {who: max(0.0, s - idle.get(who, 0.0) * took) * 1000
+                           / max(1, res["accepted"]) for who, s in used.items()}
+                res["cpu_ms"] = per_app.get("hub", float("nan"))
+                res["machine_ms"] = per_app.get("machine", float("nan"))
                 results.append(res)
                 print(f"channels: rate={rate}/s sent={res['sent']} accepted={res['accepted']} "
                       f"refused={res['refused']} results={res['results']} "
                       f"missing={res['missing']} p50_ms={res['p50']:.0f} "
                       f"p99_ms={res['p99']:.0f} max_ms={res['max']:.0f} "
-                      f"hub_cpu_ms_per_app={res['cpu_ms']:.1f}", flush=True)
+                      f"hub_cpu_ms_per_app={res['cpu_ms']:.1f} cpu_ms_per_app: "
+                      + " ".join(f"{w}={v:.1f}" for w, v in per_app.items()), flush=True)
                 if res["p99"] >= 5000:
                     break  # far past the target: higher rates only queue up more
         finally:
@@ -243,9 +293,15 @@ async def run(rates: list[int], seconds: float, database: str = "sqlite", worker
             if r["p99"] < 1000 and r["missing"] == 0 and r["refused"] == 0]
     best = max(good, key=lambda r: r["rate"]) if good else None
     shown = best or results[-1]
+    # what 200 applications/s would take at the CPU per application measured at the
+    # highest rate run: the hub alone, and everything this machine ran for it
+    last = results[-1]
     print(f"channels: rate={shown['rate']} p50_ms={shown['p50']:.0f} "
           f"p99_ms={shown['p99']:.0f} hub_cpu_ms_per_app={shown['cpu_ms']:.1f} "
-          f"max_rate_p99_under_1s={best['rate'] if best else 0}")
+          f"machine_cpu_ms_per_app={shown['machine_ms']:.1f} "
+          f"hub_cores_at_200={last['cpu_ms'] * 200 / 1000:.1f} "
+          f"machine_cores_at_200={last['machine_ms'] * 200 / 1000:.1f} "
+          f"cores={os.cpu_count()} max_rate_p99_under_1s={best['rate'] if best else 0}")
     return 0
 
 
