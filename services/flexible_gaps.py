@@ -88,7 +88,7 @@ def gap_of(core_row: Mapping[str, Any], tax_rows: Sequence[Mapping[str, Any]]) -
 async def find_gaps(core: CorePort, tax: TaxPort, *, limit: int,
                     concurrency: int = 8) -> tuple[int, list[Gap]]:
     """(records checked, gaps found) over the first ``limit`` of core's flexible workers."""
-    rows = (await core.snapshot("flexible"))[:limit]
+    rows = await core.snapshot("flexible", limit=limit)
     query = model_for("QueryFlexibleEnrollment")
     gate = asyncio.Semaphore(concurrency)
 

@@ -386,6 +386,33 @@ def _early_fault(fault: Fault | None, refmsgid: str) -> JSONResponse | None:
     return None
 
 
+PAGE_SIZE_MAX = 10_000
+
+
+def paged(rows: list[Any], input: Any, key: str = "records") -> dict[str, Any] | str:
+    """A list query's output: with ``page_num`` (from 1) and ``page_size`` (1..10,000) in
+    the input, that page of ``rows`` with the ``total``; without them, every row (as a
+    core that does not page answers). A bad paging field gives the error text naming it."""
+    given = input if isinstance(input, dict) else {}
+    if "page_num" not in given and "page_size" not in given:
+        return {key: rows}
+    num, size = given.get("page_num"), given.get("page_size")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        return "input.page_num must be a whole number from 1"
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= PAGE_SIZE_MAX:
+        return f"input.page_size must be a whole number from 1 to {PAGE_SIZE_MAX}"
+    start = (num - 1) * size
+    return {key: rows[start:start + size], "page_num": num, "page_size": size,
+            "total": len(rows)}
+
+
+def _page_answer(rows: list[Any], input: Any, ref: str, key: str = "records") -> JSONResponse:
+    out = paged(rows, input, key)
+    if isinstance(out, str):
+        return _json(NationalResponse.failure(out, code=INVALID_INPUT, refmsgid=ref))
+    return _json(NationalResponse.success(out, refmsgid=ref))
+
+
 def create_app(state: SimState | None = None, *, store: CoreStore | None = None) -> FastAPI:
     """The core simulator; ``store`` defaults to a deterministic seed of 5 units, 50 persons."""
     sim = state or SimState()
@@ -564,8 +591,7 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
                                                   refmsgid=ref))
         if (early := await faulted(f"{INFNO_SNAPSHOT}:{kind}", INFNO_SNAPSHOT, ref)) is not None:
             return early
-        return _json(NationalResponse.success({"records": core.snapshot(str(kind))},
-                                              refmsgid=ref))
+        return _page_answer(core.snapshot(str(kind)), req.input, ref)
 
     async def transfer_check(req: NationalRequest) -> JSONResponse:
         """转出: the 转入地's view of the person (switches: ``transfer_uninsured``,
@@ -598,8 +624,8 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if (early := await faulted(f"{INFNO_SELF_PAID}:{year}", INFNO_SELF_PAID,
                                    ref)) is not None:
             return early
-        return _json(NationalResponse.success({"records": [
-            self_paid_to_wire(p) for p in core.self_paid.get(int(year), [])]}, refmsgid=ref))
+        return _page_answer([self_paid_to_wire(p) for p in core.self_paid.get(int(year), [])],
+                            req.input, ref)
 
     async def difficulty(req: NationalRequest) -> JSONResponse:
         """F7 H4001: 进入/退出 of an assistance identity; one effect per serial."""
@@ -652,8 +678,7 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         if (early := await faulted(INFNO_DRUG_CATALOGUE, INFNO_DRUG_CATALOGUE,
                                    ref)) is not None:
             return early
-        return _json(NationalResponse.success({"drugs": [dict(d) for d in core.drugs]},
-                                              refmsgid=ref))
+        return _page_answer([dict(d) for d in core.drugs], req.input, ref, key="drugs")
 
     async def transfer_result(req: NationalRequest) -> JSONResponse:
         """F9 H4201: a transfer's status change; one effect per serial (a replay answers
@@ -751,8 +776,7 @@ def create_app(state: SimState | None = None, *, store: CoreStore | None = None)
         ref = refmsgid()
         if (early := await faulted(INFNO_INSTITUTIONS, INFNO_INSTITUTIONS, ref)) is not None:
             return early
-        return _json(NationalResponse.success({"records": [
-            dict(i) for i in core.settlements.institutions]}, refmsgid=ref))
+        return _page_answer([dict(i) for i in core.settlements.institutions], req.input, ref)
 
     handlers = {INFNO_SYNC_STATUS: sync_status, INFNO_EMPLOYEE_QUERY: employee_query,
                 INFNO_EXPENSES: expenses, INFNO_SETTLEMENTS: month_settlements,

@@ -16,7 +16,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import date
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 from pydantic import ValidationError
@@ -84,6 +84,13 @@ HUB_PATH = "/fsi/api/hub"
 _RECEIVER = "NJYBCORE"
 
 
+PAGE_SIZE: Final = 2_000
+"""Rows per page of core's list queries (H1105, H1107, H4004, H6102)."""
+PAGE_SIZE_MAX: Final = 10_000
+MAX_PAGES: Final = 100_000
+"""A core that keeps answering full pages past this is misbehaving (200 million rows)."""
+
+
 class CoreClient:
     """Talks to core (医保核心业务系统). It receives its transport so tests can swap the I/O.
 
@@ -93,8 +100,12 @@ class CoreClient:
     """
 
     def __init__(self, base_url: str, *, timeout: float, sender: str = "NJYBHUB00001",
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 page_size: int = PAGE_SIZE) -> None:
         make_msgid(sender, now_cst(), 0)  # fail fast on a bad sender code
+        if not 1 <= page_size <= PAGE_SIZE_MAX:
+            raise ValueError(f"page_size {page_size} is outside 1..{PAGE_SIZE_MAX}")
+        self._page_size = page_size
         self._sender = sender
         self._timeout = timeout
         self._seq = itertools.count()
@@ -169,10 +180,9 @@ class CoreClient:
         await self._call(INFNO_ARRIVALS, {"serial": batch_id, "kind": kind,
                                           "records": [r._asdict() for r in records]})
 
-    async def snapshot(self, kind: str) -> list[dict[str, Any]]:
-        """H1105: every record of ``kind`` core holds (a real core would page; see README)."""
-        response = await self._call(INFNO_SNAPSHOT, {"kind": kind})
-        records = (response.output or {}).get("records")
+    async def snapshot(self, kind: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """H1105: every record of ``kind`` core holds (or the first ``limit``), page by page."""
+        records = await self._pages(INFNO_SNAPSHOT, {"kind": kind}, limit=limit)
         if not isinstance(records, list):
             raise PartnerUnavailable("core answered H1105 without output.records",
                                      partner=PARTNER)
@@ -202,10 +212,8 @@ class CoreClient:
                                    detail=str(data.get("detail") or "")[:200])
 
     async def yearly_self_paid(self, year: int, end_month: str) -> list[SelfPaid]:
-        """H1107: F8's yearly 个人自付 per person (a real core would page; one call here)."""
-        response = await self._call(INFNO_SELF_PAID, {"year": str(year),
-                                                      "end_month": end_month})
-        records = (response.output or {}).get("records")
+        """H1107: F8's yearly 个人自付 per person, page by page."""
+        records = await self._pages(INFNO_SELF_PAID, {"year": str(year), "end_month": end_month})
         if not isinstance(records, list):
             raise PartnerUnavailable("core answered H1107 without output.records",
                                      partner=PARTNER)
@@ -230,10 +238,10 @@ class CoreClient:
             raise PartnerUnavailable(exc.reason, partner=PARTNER) from None
 
     async def drug_catalogue(self) -> list[CatalogueDrug]:
-        """H6102 (F11 处方药 flags): the whole catalogue (a real core would page)."""
-        response = await self._call(INFNO_DRUG_CATALOGUE, {})
+        """H6102 (F11 处方药 flags): the whole catalogue, page by page."""
+        drugs = await self._pages(INFNO_DRUG_CATALOGUE, {}, key="drugs")
         try:
-            rows = drug_catalogue_from_output(response.output)
+            rows = drug_catalogue_from_output({"drugs": drugs})
         except ValidationFailed as exc:
             raise PartnerUnavailable(exc.reason, partner=PARTNER) from None
         out = []
@@ -266,9 +274,8 @@ class CoreClient:
         return totals, settlements_from_output(output.get("records"))
 
     async def institutions(self) -> list[Institution]:
-        """H4004 (F7): core's 定点医疗机构 (a real core would page; one call here)."""
-        response = await self._call(INFNO_INSTITUTIONS, {"data": {}})
-        return institutions_from_output((response.output or {}).get("records"))
+        """H4004 (F7): core's 定点医疗机构, page by page."""
+        return institutions_from_output(await self._pages(INFNO_INSTITUTIONS, {"data": {}}))
 
     async def refund_status(self, payload: dict[str, Any], *, serial: str) -> None:
         """H7101 (F10): a refund order's status; core deduplicates on ``serial``."""
@@ -290,6 +297,40 @@ class CoreClient:
                                                              next(self._seq) % 10000),
                                recer_sys_code=_RECEIVER, opter="hub", opter_name="集成平台",
                                inf_time=format_inf_time(now), input=input)
+
+    async def _pages(self, infno: str, input: dict[str, Any], *, key: str = "records",
+                     limit: int | None = None) -> Any:
+        """``output.<key>`` of a list query, asked ``page_size`` rows at a time (``page_num``
+        from 1) until a short page, core's ``total`` or ``limit``: a city's extract in one
+        answer would be hundreds of megabytes and outlast any timeout.
+
+        A core that does not page answers everything at once (more rows than asked on the
+        first page): that answer is taken whole. Whatever is not a list is handed back
+        as it came, for the caller's translation to refuse with its own field name."""
+        rows: list[Any] = []
+        for page_num in range(1, MAX_PAGES + 1):
+            response = await self._call(infno, {**input, "page_num": page_num,
+                                                 "page_size": self._page_size})
+            output = response.output or {}
+            page = output.get(key)
+            if not isinstance(page, list):
+                if page_num == 1:
+                    return page
+                raise PartnerUnavailable(f"core answered page {page_num} of {infno} without "
+                                         f"output.{key}", partner=PARTNER)
+            if len(page) > self._page_size:
+                if page_num > 1:
+                    raise PartnerUnavailable(
+                        f"core answered page {page_num} of {infno} with {len(page)} rows, "
+                        f"more than the {self._page_size} asked", partner=PARTNER)
+                return page[:limit] if limit is not None else page  # core does not page
+            rows.extend(page)
+            total = output.get("total")
+            if (len(page) < self._page_size or (limit is not None and len(rows) >= limit)
+                    or (isinstance(total, int) and len(rows) >= total)):
+                return rows[:limit] if limit is not None else rows
+        raise PartnerUnavailable(f"core's {infno} answer did not end within {MAX_PAGES} pages "
+                                 f"of {self._page_size}", partner=PARTNER)
 
     async def _call(self, infno: str, input: dict[str, Any]) -> NationalResponse:
         request = self._request(infno, input)

@@ -53,9 +53,10 @@ class CorePort(Protocol):
         """F5: a 到账 batch from a tax return file (H3101); core deduplicates on ``batch_id``."""
         ...
 
-    async def snapshot(self, kind: str) -> list[dict[str, Any]]:
+    async def snapshot(self, kind: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """比对: core's current records of one kind (unit, employee, resident), in the field
-        names of ``contracts/RECONCILE.md`` (H1105)."""
+        names of ``contracts/RECONCILE.md`` (H1105); with ``limit`` only the first so many
+        (core pages them, so the rest is never asked for)."""
         ...
 
     async def check_transfer_destination(self, id_number: str,

@@ -265,8 +265,8 @@ class FakeCore:
         self.asked.append((infno, params))
         return [dict(r) for r in self.answers.get(infno, [])]
 
-    async def snapshot(self, kind: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.snapshots.get(kind, [])]
+    async def snapshot(self, kind: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.snapshots.get(kind, [])][:limit]
 
     async def check_transfer_destination(self, id_number: str,
                                          target_division: str) -> TransferDestination:
