@@ -31,8 +31,10 @@ the report, never to the log.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -61,6 +63,7 @@ __all__ = [
     "CoreSnapshot",
     "InMemoryCoreSnapshot",
     "InputRecord",
+    "JsonLinesCoreSnapshot",
     "Reconciliation",
     "compared_fields",
     "parse_record",
@@ -102,6 +105,23 @@ class InMemoryCoreSnapshot:
 
     def records(self, kind: ReconcileKind) -> Iterator[InputRecord]:
         return iter(list(self._by_kind[kind]))
+
+
+class JsonLinesCoreSnapshot:
+    """A ``CoreSnapshot`` read from a file of one JSON object per line, one kind only: core's
+    extract spooled to disk as its pages arrive, so a comparison that indexes the tax
+    batch streams core's side and never holds it in memory."""
+
+    def __init__(self, path: Path, kind: ReconcileKind) -> None:
+        self.path, self.kind = path, kind
+
+    def records(self, kind: ReconcileKind) -> Iterator[InputRecord]:
+        if kind != self.kind:
+            return
+        with self.path.open(encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def compared_fields(kind: ReconcileKind, fields: Sequence[str] | None = None) -> tuple[str, ...]:

@@ -13,7 +13,8 @@ errors and core's answers to ``contracts.errors`` here, at the boundary:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from datetime import date
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -180,6 +181,15 @@ class CoreClient:
         await self._call(INFNO_ARRIVALS, {"serial": batch_id, "kind": kind,
                                           "records": [r._asdict() for r in records]})
 
+    async def snapshot_pages(self, kind: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """H1105 a page at a time, for a caller that streams core's extract (比对)."""
+        async with aclosing(self._iter_pages(INFNO_SNAPSHOT, {"kind": kind})) as pages:
+            async for page in pages:
+                if not isinstance(page, list):
+                    raise PartnerUnavailable("core answered H1105 without output.records",
+                                             partner=PARTNER)
+                yield [r for r in page if isinstance(r, dict)]
+
     async def snapshot(self, kind: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """H1105: every record of ``kind`` core holds (or the first ``limit``), page by page."""
         records = await self._pages(INFNO_SNAPSHOT, {"kind": kind}, limit=limit)
@@ -298,39 +308,52 @@ class CoreClient:
                                recer_sys_code=_RECEIVER, opter="hub", opter_name="集成平台",
                                inf_time=format_inf_time(now), input=input)
 
-    async def _pages(self, infno: str, input: dict[str, Any], *, key: str = "records",
-                     limit: int | None = None) -> Any:
-        """``output.<key>`` of a list query, asked ``page_size`` rows at a time (``page_num``
-        from 1) until a short page, core's ``total`` or ``limit``: a city's extract in one
-        answer would be hundreds of megabytes and outlast any timeout.
+    async def _iter_pages(self, infno: str, input: dict[str, Any], key: str = "records"
+                          ) -> AsyncGenerator[Any, None]:
+        """Each page's ``output.<key>`` of a list query, asked ``page_size`` rows at a time
+        (``page_num`` from 1) until a short page or core's ``total``: a city's extract in
+        one answer would be hundreds of megabytes and outlast any timeout.
 
         A core that does not page answers everything at once (more rows than asked on the
-        first page): that answer is taken whole. Whatever is not a list is handed back
-        as it came, for the caller's translation to refuse with its own field name."""
-        rows: list[Any] = []
+        first page): that answer is the one page. A first answer that is not a list is
+        yielded as it came, for the caller's translation to refuse with its own field
+        name; a later page that breaks the rules is core misbehaving (transient)."""
+        seen = 0
         for page_num in range(1, MAX_PAGES + 1):
             response = await self._call(infno, {**input, "page_num": page_num,
                                                  "page_size": self._page_size})
             output = response.output or {}
             page = output.get(key)
-            if not isinstance(page, list):
+            if not isinstance(page, list) or len(page) > self._page_size:
                 if page_num == 1:
-                    return page
-                raise PartnerUnavailable(f"core answered page {page_num} of {infno} without "
-                                         f"output.{key}", partner=PARTNER)
-            if len(page) > self._page_size:
-                if page_num > 1:
-                    raise PartnerUnavailable(
-                        f"core answered page {page_num} of {infno} with {len(page)} rows, "
-                        f"more than the {self._page_size} asked", partner=PARTNER)
-                return page[:limit] if limit is not None else page  # core does not page
-            rows.extend(page)
+                    yield page
+                    return
+                raise PartnerUnavailable(
+                    f"core answered page {page_num} of {infno} without output.{key}"
+                    if not isinstance(page, list) else
+                    f"core answered page {page_num} of {infno} with {len(page)} rows, more "
+                    f"than the {self._page_size} asked", partner=PARTNER)
+            yield page
+            seen += len(page)
             total = output.get("total")
-            if (len(page) < self._page_size or (limit is not None and len(rows) >= limit)
-                    or (isinstance(total, int) and len(rows) >= total)):
-                return rows[:limit] if limit is not None else rows
+            if len(page) < self._page_size or (isinstance(total, int) and seen >= total):
+                return
         raise PartnerUnavailable(f"core's {infno} answer did not end within {MAX_PAGES} pages "
                                  f"of {self._page_size}", partner=PARTNER)
+
+    async def _pages(self, infno: str, input: dict[str, Any], *, key: str = "records",
+                     limit: int | None = None) -> Any:
+        """Every row of a list query (``_iter_pages``), or the first ``limit``: no page
+        past them is asked for."""
+        rows: list[Any] = []
+        async with aclosing(self._iter_pages(infno, input, key)) as pages:
+            async for page in pages:
+                if not isinstance(page, list):
+                    return page
+                rows.extend(page)
+                if limit is not None and len(rows) >= limit:
+                    break
+        return rows[:limit] if limit is not None else rows
 
     async def _call(self, infno: str, input: dict[str, Any]) -> NationalResponse:
         request = self._request(infno, input)

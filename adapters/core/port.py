@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any, Protocol
 
@@ -51,6 +51,11 @@ class CorePort(Protocol):
     async def deliver_arrivals(self, batch_id: str, kind: str,
                                records: Sequence[ReturnRecord]) -> None:
         """F5: a 到账 batch from a tax return file (H3101); core deduplicates on ``batch_id``."""
+        ...
+
+    def snapshot_pages(self, kind: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """比对: the same records as ``snapshot``, a page at a time, for a caller that
+        streams them (a city's extract need not be held in memory)."""
         ...
 
     async def snapshot(self, kind: str, *, limit: int | None = None) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ They satisfy the protocols of ``kernel.deps``, ``routes.ports`` and the ports un
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -236,6 +236,7 @@ class FakeCore:
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.answers: dict[str, list[dict[str, Any]]] = {}
         self.snapshots: dict[str, list[dict[str, Any]]] = {}
+        self.page_size = 2  # snapshot_pages hands the snapshot out in pages this long
         self.asked: list[tuple[str, dict[str, Any]]] = []
         self.destinations: dict[str, TransferDestination] = {}
         """id number -> the 转入地's answer (H1106); default insured, nothing pending."""
@@ -264,6 +265,11 @@ class FakeCore:
     async def query(self, infno: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         self.asked.append((infno, params))
         return [dict(r) for r in self.answers.get(infno, [])]
+
+    async def snapshot_pages(self, kind: str) -> AsyncIterator[list[dict[str, Any]]]:
+        rows = [dict(r) for r in self.snapshots.get(kind, [])]
+        for i in range(0, len(rows), self.page_size):
+            yield rows[i:i + self.page_size]
 
     async def snapshot(self, kind: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         return [dict(r) for r in self.snapshots.get(kind, [])][:limit]

@@ -102,6 +102,9 @@ async def test_a_compare_batch_pushed_by_tax_becomes_a_difference_report(
             kinds = [row[2] for row in csv.reader(
                 (REPORTS_DIR / f"{batch_id}.csv").open(encoding="utf-8-sig"))][1:]
             assert sorted(kinds) == sorted(["字段不一致", "税务有、核心无", "核心有、税务无"])
+            # tax's file stays in the spool; core's extract (the city's personal data) does not
+            assert (tmp_path / "spool" / "compare" / f"{batch_id}.csv").exists()
+            assert not list((tmp_path / "spool").rglob("*.core.jsonl"))
             auth = {"Authorization": "Bearer dev-caseworker"}  # full IDs: caseworker/admin
             r = await http.get(f"{st.hub_url}/admin/reports/compare/{batch_id}.csv",
                                headers=auth)
