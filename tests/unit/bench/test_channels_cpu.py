@@ -32,7 +32,9 @@ def test_a_busy_grandchild_of_the_hub_is_counted_as_the_hub() -> None:
             time.sleep(0.05)
         assert 0.3 <= used["hub"] <= 0.6
         assert used["bench"] < 0.2  # this process only polled
-        assert used["machine"] >= used["hub"]
+        # /proc/stat is read a moment after the processes' stats, in ticks of 10 ms: a tick
+        # or two either way
+        assert used["machine"] >= used["hub"] - 0.03
     finally:
         os.killpg(hub.pid, signal.SIGKILL)
         hub.wait()
