@@ -49,11 +49,30 @@ if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):
                 allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402  (after the skip: selenium is a dev extra)
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+def _left(element: Any) -> Callable[[WebDriver], bool]:
+    """Whether ``element``'s page has been replaced. Selenium's ``staleness_of``, plus what
+    chromedriver sometimes answers while the next page is half loaded ("Node with given
+    id does not belong to the document"), which means the same."""
+    def check(_: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+    return check
 
 
 class StackThread:
@@ -125,7 +144,7 @@ class Env:
         """Click and wait for the next page (a form's submit returns before it loads)."""
         html = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, 20).until(staleness_of(html))
+        WebDriverWait(self.driver, 20).until(_left(html))
 
     def until(self, check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
         deadline = time.monotonic() + timeout
@@ -135,6 +154,9 @@ class Env:
                     return got
             except StaleElementReferenceException:
                 pass  # the page reloaded itself (the job page refreshes) between two reads
+            except WebDriverException as exc:  # the same, seen by chromedriver mid-load
+                if "does not belong to the document" not in str(exc):
+                    raise
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}")
 
