@@ -55,6 +55,7 @@ from adapters.core.translate import (
     INFNO_TRANSFER_CHECK,
     INFNO_TRANSFER_RESULT,
     NOT_FOUND,
+    PAGE_SIZE_MAX,
     PARTNER,
     RECORD_OPS,
     enrollment_to_event,
@@ -384,9 +385,6 @@ def _early_fault(fault: Fault | None, refmsgid: str) -> JSONResponse | None:
     if fault.kind in ("reject", "bad_signature"):
         return _json(NationalResponse.failure(fault.text, code=fault.code, refmsgid=refmsgid))
     return None
-
-
-PAGE_SIZE_MAX = 10_000
 
 
 def paged(rows: list[Any], input: Any, key: str = "records") -> dict[str, Any] | str:

@@ -39,6 +39,7 @@ from adapters.core.translate import (
     INFNO_TRANSFER_CHECK,
     INFNO_TRANSFER_RESULT,
     NOT_FOUND,
+    PAGE_SIZE_MAX,
     RECORD_OPS,
     difficulty_to_input,
     drug_catalogue_from_output,
@@ -87,7 +88,6 @@ _RECEIVER = "NJYBCORE"
 
 PAGE_SIZE: Final = 2_000
 """Rows per page of core's list queries (H1105, H1107, H4004, H6102)."""
-PAGE_SIZE_MAX: Final = 10_000
 MAX_PAGES: Final = 100_000
 """A core that keeps answering full pages past this is misbehaving (200 million rows)."""
 

@@ -58,17 +58,21 @@ from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
+def _replaced(exc: WebDriverException) -> bool:
+    """Whether ``exc`` says the element's page has been replaced: Selenium's stale element,
+    or what chromedriver sometimes answers instead while the next page is half loaded
+    ("Node with given id does not belong to the document")."""
+    return (isinstance(exc, StaleElementReferenceException)
+            or "does not belong to the document" in str(exc))
+
+
 def _left(element: Any) -> Callable[[WebDriver], bool]:
-    """Whether ``element``'s page has been replaced. Selenium's ``staleness_of``, plus what
-    chromedriver sometimes answers while the next page is half loaded ("Node with given
-    id does not belong to the document"), which means the same."""
+    """Selenium's ``staleness_of``, taking chromedriver's half-loaded answer as stale too."""
     def check(_: WebDriver) -> bool:
         try:
             element.is_enabled()
-        except StaleElementReferenceException:
-            return True
         except WebDriverException as exc:
-            if "does not belong to the document" in str(exc):
+            if _replaced(exc):
                 return True
             raise
         return False
@@ -152,10 +156,8 @@ class Env:
             try:
                 if got := check():
                     return got
-            except StaleElementReferenceException:
-                pass  # the page reloaded itself (the job page refreshes) between two reads
-            except WebDriverException as exc:  # the same, seen by chromedriver mid-load
-                if "does not belong to the document" not in str(exc):
+            except WebDriverException as exc:
+                if not _replaced(exc):  # the page reloaded itself (the job page refreshes)
                     raise
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}")
